@@ -1,0 +1,53 @@
+"""spikard: a pure-Python, stream-first WebSocket and HTTP server framework.
+
+A WebSocket handler is a stream transformer: messages come in as an async iterator and go
+out as whatever the handler yields. See the README for a tour.
+"""
+
+from ._version import __version__
+from .app.application import Spikard
+from .app.shim import WebSocketResponse
+from .config import HTTPConfig, WebSocketConfig
+from .datastructures import Address, Headers, QueryParams
+from .errors import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandshakeRejected,
+    HTTPException,
+    ProtocolError,
+    RoutingError,
+    SpikardError,
+)
+from .messages import CloseCode, MessageType, WebSocketMessage
+from .requests import Request
+from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from .streams.socket import WebSocket
+
+__all__ = [
+    "Address",
+    "CloseCode",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "HTMLResponse",
+    "HTTPConfig",
+    "HTTPException",
+    "HandshakeRejected",
+    "Headers",
+    "JSONResponse",
+    "MessageType",
+    "PlainTextResponse",
+    "ProtocolError",
+    "QueryParams",
+    "Request",
+    "Response",
+    "RoutingError",
+    "Spikard",
+    "SpikardError",
+    "WebSocket",
+    "WebSocketConfig",
+    "WebSocketMessage",
+    "WebSocketResponse",
+    "__version__",
+]

@@ -1,0 +1,5 @@
+"""Allow ``python -m spikard module:app``."""
+
+from .server.cli import main
+
+main()

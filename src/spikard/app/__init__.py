@@ -1,0 +1,1 @@
+"""Application layer: routing, handler adaptation, the callback shim."""

@@ -1,0 +1,117 @@
+"""Turn user functions into what the server calls, deciding everything once, at registration.
+
+WebSocket handlers come in these shapes (all receive the :class:`~spikard.WebSocket`, or the
+:class:`~spikard.Request` when their first parameter is annotated ``Request``):
+
+- an async generator function: its items are sent (stream style);
+- a function or coroutine function returning an async iterable, such as an aiostream pipe
+  ``socket | pipe.map(f)``: its items are sent;
+- a coroutine function that talks to the socket itself and returns None;
+- a function returning :class:`~spikard.WebSocketResponse` (callback style).
+
+HTTP handlers receive the request when they take a parameter, and path parameters as keyword
+arguments when they name them; they may be sync or async.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any
+
+from ..connection.callbacks import Callbacks
+from ..errors import RoutingError
+from ..requests import Request
+from ..responses import Response, to_response
+from ..streams.runner import HandlerResult, SessionStart
+from ..streams.socket import WebSocket
+
+__all__ = ["HTTPEndpoint", "adapt_http_handler", "adapt_websocket_handler"]
+
+HTTPEndpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _wants_request(function: Callable[..., Any]) -> bool:
+    """True when the first parameter is annotated as Request (strings included)."""
+    parameters = list(inspect.signature(function).parameters.values())
+    if not parameters:
+        raise RoutingError(f"WebSocket handler {function.__qualname__} must take one argument")
+    annotation = parameters[0].annotation
+    if annotation is inspect.Parameter.empty:
+        return False
+    if isinstance(annotation, str):
+        try:
+            hints = typing.get_type_hints(function)
+        except Exception:
+            return annotation.rsplit(".", 1)[-1] == "Request"
+        annotation = hints.get(parameters[0].name, annotation)
+    return isinstance(annotation, type) and issubclass(annotation, Request)
+
+
+def _check_result(result: object, function: Callable[..., Any]) -> HandlerResult:
+    if result is None or isinstance(result, (Callbacks, AsyncIterable)):
+        return result
+    raise TypeError(
+        f"WebSocket handler {function.__qualname__} returned {type(result).__name__!r}; "
+        "return an async iterable, a WebSocketResponse or None"
+    )
+
+
+def adapt_websocket_handler(function: Callable[..., Any]) -> SessionStart:
+    """Return the session start for a WebSocket handler, picking its shape now."""
+    if not callable(function):
+        raise RoutingError(f"{function!r} is not callable")
+    wants_request = _wants_request(function)
+    if inspect.isasyncgenfunction(function):
+        if wants_request:
+
+            async def start_generator_with_request(socket: WebSocket) -> HandlerResult:
+                return function(socket.request)  # type: ignore[no-any-return]
+
+            return start_generator_with_request
+
+        async def start_generator(socket: WebSocket) -> HandlerResult:
+            return function(socket)  # type: ignore[no-any-return]
+
+        return start_generator
+
+    is_coroutine = inspect.iscoroutinefunction(function)
+
+    async def start_call(socket: WebSocket) -> HandlerResult:
+        result = function(socket.request if wants_request else socket)
+        # An aiostream Stream is awaitable too (it yields its last item): keep iterables as is.
+        if is_coroutine or (
+            inspect.isawaitable(result) and not isinstance(result, AsyncIterable)
+        ):
+            result = await result
+        return _check_result(result, function)
+
+    return start_call
+
+
+def adapt_http_handler(function: Callable[..., Any], param_names: tuple[str, ...]) -> HTTPEndpoint:
+    """Return a coroutine that calls an HTTP route function and converts its result."""
+    if not callable(function):
+        raise RoutingError(f"{function!r} is not callable")
+    signature = inspect.signature(function)
+    accepts_any_keyword = any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
+    )
+    keywords = [n for n in param_names if n in signature.parameters or accepts_any_keyword]
+    positional = [
+        p for p in signature.parameters.values()
+        if p.name not in keywords
+        and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    pass_request = bool(positional)
+    is_coroutine = inspect.iscoroutinefunction(function)
+
+    async def endpoint(request: Request) -> Response:
+        kwargs = {name: request.path_params[name] for name in keywords}
+        result = function(request, **kwargs) if pass_request else function(**kwargs)
+        if is_coroutine or inspect.isawaitable(result):
+            result = await result
+        return to_response(result)
+
+    return endpoint

@@ -1,0 +1,223 @@
+"""The :class:`Spikard` application: routes, decorators, running and testing."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from ..config import HTTPConfig, WebSocketConfig
+from ..connection.http import WebSocketUpgrade
+from ..errors import HTTPException, RoutingError
+from ..requests import Request
+from ..responses import PlainTextResponse, Response
+from ..streams.runner import SessionStart, run_session
+from ..streams.socket import WebSocket
+from ..testing.server import TestServerInfo, running_test_server
+from .adapters import HTTPEndpoint, adapt_http_handler, adapt_websocket_handler
+from .routing import PathPattern, Route
+
+__all__ = ["Spikard"]
+
+logger = logging.getLogger("spikard.http")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class Spikard:
+    """A WebSocket and HTTP application.
+
+    ::
+
+        app = Spikard()
+
+        @app.websocket("/echo")
+        async def echo(socket: WebSocket):
+            async for message in socket:
+                yield message
+
+        @app.get("/")
+        async def index(request: Request) -> str:
+            return "hello"
+
+    Args:
+        websocket: WebSocket limits and timers (max message size, keepalive, ...).
+        http: HTTP limits and timers (header and body sizes, timeouts, shutdown deadline).
+    """
+
+    def __init__(
+        self,
+        *,
+        websocket: WebSocketConfig | None = None,
+        http: HTTPConfig | None = None,
+    ) -> None:
+        self.websocket_config = websocket or WebSocketConfig()
+        self.http_config = http or HTTPConfig()
+        self._http_routes: list[Route[HTTPEndpoint]] = []
+        self._websocket_routes: list[Route[SessionStart]] = []
+
+    # ---- registration ----------------------------------------------------------------------
+
+    def websocket(self, path: str) -> Callable[[_F], _F]:
+        """Register a WebSocket handler for ``path`` (see :mod:`spikard.app.adapters`)."""
+
+        def register(function: _F) -> _F:
+            self.add_websocket_route(path, function)
+            return function
+
+        return register
+
+    def add_websocket_route(self, path: str, handler: Callable[..., Any]) -> None:
+        """Register ``handler`` for WebSocket connections to ``path``.
+
+        Raises:
+            RoutingError: ``path`` is malformed or already has a WebSocket handler.
+        """
+        pattern = PathPattern(path)
+        if any(route.pattern.template == path for route in self._websocket_routes):
+            raise RoutingError(f"a WebSocket handler for {path!r} already exists")
+        start = adapt_websocket_handler(handler)
+        self._websocket_routes.append(Route(pattern, frozenset({"GET"}), start))
+
+    def route(self, path: str, methods: Iterable[str] = ("GET",)) -> Callable[[_F], _F]:
+        """Register an HTTP handler for ``path`` and ``methods``."""
+
+        def register(function: _F) -> _F:
+            self.add_route(path, function, methods)
+            return function
+
+        return register
+
+    def add_route(
+        self, path: str, handler: Callable[..., Any], methods: Iterable[str] = ("GET",)
+    ) -> None:
+        """Register ``handler`` for HTTP requests to ``path`` with one of ``methods``.
+
+        A GET route answers HEAD too. Raises RoutingError for a malformed path or a method
+        that already has a handler on the same path.
+        """
+        pattern = PathPattern(path)
+        wanted = frozenset(method.upper() for method in methods)
+        for route in self._http_routes:
+            if route.pattern.template == path and route.methods & wanted:
+                raise RoutingError(
+                    f"{sorted(route.methods & wanted)} {path!r} already has a handler"
+                )
+        endpoint = adapt_http_handler(handler, pattern.param_names)
+        self._http_routes.append(Route(pattern, wanted, endpoint))
+
+    def get(self, path: str) -> Callable[[_F], _F]:
+        """Register a GET (and HEAD) handler."""
+        return self.route(path, ("GET",))
+
+    def post(self, path: str) -> Callable[[_F], _F]:
+        """Register a POST handler."""
+        return self.route(path, ("POST",))
+
+    def put(self, path: str) -> Callable[[_F], _F]:
+        """Register a PUT handler."""
+        return self.route(path, ("PUT",))
+
+    def patch(self, path: str) -> Callable[[_F], _F]:
+        """Register a PATCH handler."""
+        return self.route(path, ("PATCH",))
+
+    def delete(self, path: str) -> Callable[[_F], _F]:
+        """Register a DELETE handler."""
+        return self.route(path, ("DELETE",))
+
+    # ---- request handling ------------------------------------------------------------------
+
+    async def __call__(self, request: Request, upgrade: WebSocketUpgrade | None) -> Response | None:
+        """Answer ``request``, or run the WebSocket session when ``upgrade`` is given."""
+        if upgrade is not None:
+            for ws_route in self._websocket_routes:
+                params = ws_route.pattern.match(request.path)
+                if params is not None:
+                    request.path_params = params
+                    await run_session(WebSocket(request, upgrade), ws_route.handler)
+                    return None
+            if not self._match_http(request)[0]:
+                return PlainTextResponse("Not Found", 404)
+        return await self._handle_http(request)
+
+    def _match_http(self, request: Request) -> tuple[Route[HTTPEndpoint] | None, set[str]]:
+        allowed: set[str] = set()
+        method = "GET" if request.method == "HEAD" else request.method
+        for route in self._http_routes:
+            params = route.pattern.match(request.path)
+            if params is None:
+                continue
+            if method in route.methods:
+                request.path_params = params
+                return route, allowed
+            allowed |= route.methods
+        return None, allowed
+
+    async def _handle_http(self, request: Request) -> Response:
+        route, allowed = self._match_http(request)
+        if route is None:
+            if allowed:
+                if "GET" in allowed:
+                    allowed.add("HEAD")
+                return PlainTextResponse(
+                    "Method Not Allowed", 405, {"allow": ", ".join(sorted(allowed))}
+                )
+            if any(r.pattern.match(request.path) is not None for r in self._websocket_routes):
+                return PlainTextResponse(
+                    "Upgrade Required: this path speaks WebSocket",
+                    426,
+                    {"upgrade": "websocket", "connection": "Upgrade",
+                     "sec-websocket-version": "13"},
+                )
+            return PlainTextResponse("Not Found", 404)
+        try:
+            return await route.handler(request)
+        except HTTPException as exc:
+            return PlainTextResponse(exc.detail, exc.status_code, exc.headers)
+        except Exception:
+            logger.exception("HTTP handler for %s %s raised", request.method, request.path)
+            return PlainTextResponse("Internal Server Error", 500)
+
+    # ---- running ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        backend: str = "asyncio",
+        ssl_context: ssl.SSLContext | None = None,
+        log_level: str | None = "info",
+    ) -> None:
+        """Serve until SIGINT or SIGTERM (a second signal cuts the drain short).
+
+        Args:
+            host: interface to listen on.
+            port: TCP port (0 picks a free one).
+            backend: ``"asyncio"`` (uvloop when installed) or ``"trio"``.
+            ssl_context: serve ``https``/``wss``.
+            log_level: configure logging at this level; None leaves logging alone.
+        """
+        from ..server.run import run
+
+        run(self, host, port, backend=backend, ssl_context=ssl_context, log_level=log_level)
+
+    @asynccontextmanager
+    async def test_server(
+        self, *, ssl_context: ssl.SSLContext | None = None
+    ) -> AsyncIterator[TestServerInfo]:
+        """Serve the app on an ephemeral 127.0.0.1 port in the running event loop.
+
+        ::
+
+            async with app.test_server() as server:
+                async with websockets.connect(server.ws_url("/echo")) as ws:
+                    ...
+
+        Leaving the block shuts the server down gracefully (open sockets get 1001).
+        """
+        async with running_test_server(self, ssl_context=ssl_context) as server:
+            yield server

@@ -1,0 +1,77 @@
+"""Every limit and timeout spikard applies, with its default, in one place.
+
+Pass instances to :class:`~spikard.Spikard`::
+
+    app = Spikard(websocket=WebSocketConfig(max_message_size=16 * 2**20, ping_interval=5))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["HTTPConfig", "WebSocketConfig"]
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketConfig:
+    """Limits and timers of every WebSocket connection."""
+
+    max_message_size: int = 1 * MiB
+    """Largest incoming message, in bytes (text is counted in characters); larger closes 1009."""
+    max_queue: int = 16
+    """Incoming messages buffered for a stream handler before the server stops reading."""
+    ping_interval: float | None = 20.0
+    """Seconds between keepalive pings; None disables keepalive."""
+    ping_timeout: float = 20.0
+    """Seconds to wait for the pong before closing with 1011."""
+    close_timeout: float = 10.0
+    """Seconds to wait for the peer's close frame once ours is sent, before dropping TCP."""
+    read_size: int = 64 * KiB
+    """Bytes asked of the socket per read."""
+    handler_grace: float = 1.0
+    """Seconds a handler may keep running after the peer left, once it saw the end of input."""
+
+    def __post_init__(self) -> None:
+        _positive("max_message_size", self.max_message_size)
+        _positive("max_queue", self.max_queue)
+        _positive("ping_timeout", self.ping_timeout)
+        _positive("close_timeout", self.close_timeout)
+        _positive("read_size", self.read_size)
+        if self.ping_interval is not None:
+            _positive("ping_interval", self.ping_interval)
+        if self.handler_grace < 0:
+            raise ValueError("handler_grace must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPConfig:
+    """Limits and timers of the HTTP/1.1 layer, the WebSocket handshake included."""
+
+    max_header_bytes: int = 16 * KiB
+    """Largest request head (request line and headers); larger answers 431."""
+    max_header_count: int = 100
+    """Most header fields in one request; more answers 431."""
+    max_body_size: int = 1 * MiB
+    """Largest request body; larger answers 413."""
+    request_timeout: float = 10.0
+    """Seconds to receive a whole request head (and body) once it starts; the handshake too."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection waits for its next request."""
+    shutdown_timeout: float = 10.0
+    """Seconds open connections get to finish after a shutdown starts, before they are cut."""
+
+    def __post_init__(self) -> None:
+        _positive("max_header_bytes", self.max_header_bytes)
+        _positive("max_header_count", self.max_header_count)
+        _positive("max_body_size", self.max_body_size)
+        _positive("request_timeout", self.request_timeout)
+        _positive("keep_alive_timeout", self.keep_alive_timeout)
+        _positive("shutdown_timeout", self.shutdown_timeout)
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")

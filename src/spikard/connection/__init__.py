@@ -1,0 +1,1 @@
+"""Connection layer: drives the sans-I/O protocols over anyio byte streams."""

@@ -1,0 +1,221 @@
+"""The WebSocket connection driver: a sans-I/O protocol object run over an anyio byte stream.
+
+Theory of operation
+-------------------
+One :class:`WebSocketConnection` owns one accepted socket. :meth:`~WebSocketConnection.run`
+is its life: a reader loop that feeds the protocol and hands every complete message to a
+``deliver`` coroutine, next to a keepalive task and a close-deadline task, in one task group.
+
+- **Backpressure.** The reader awaits ``deliver`` before it reads again. The stream layer's
+  ``deliver`` puts the message in a bounded channel, the callback shim's runs ``on_message``;
+  either way a slow consumer stops the reads, and TCP flow control slows the peer.
+- **Writes** from any task go through :meth:`_flush`, under one lock. The protocol buffers the
+  bytes of every event, so whoever holds the lock writes everything queued, in order, and
+  the reader sends pong and close replies once per read.
+- **Closing.** :attr:`closed` is set the moment the protocol reaches ``CLOSED`` (close
+  handshake done, connection failed, or TCP lost), even while messages of the same read are
+  still being delivered, so the layers above can react at once. Once we have sent a close
+  frame the peer gets ``close_timeout`` seconds to answer before the connection is aborted.
+- Transport errors (reset, broken pipe) never escape: they end the connection with 1006.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.abc
+
+from ..config import WebSocketConfig
+from ..errors import ConnectionClosed
+from ..messages import CloseCode, WebSocketMessage
+from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
+
+__all__ = ["Deliver", "WebSocketConnection"]
+
+logger = logging.getLogger("spikard.websocket")
+
+Deliver = Callable[[WebSocketMessage], Awaitable[None]]
+
+_TRANSPORT_ERRORS = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
+
+
+class WebSocketConnection:
+    """An open WebSocket on a byte stream: reads, writes, keepalive and the close handshake.
+
+    Args:
+        stream: the accepted byte stream, positioned after the handshake.
+        protocol: the protocol object, already fed with any trailing handshake bytes.
+        config: limits and timers.
+        peer: a label for log lines (``"127.0.0.1:53211 /echo"``).
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        protocol: WebSocketProtocol,
+        config: WebSocketConfig,
+        peer: str = "",
+    ) -> None:
+        self.protocol = protocol
+        self.closed = anyio.Event()
+        """Set when the connection reached its end (handshake done, failure or TCP lost)."""
+        self._stream = stream
+        self._config = config
+        self._peer = peer
+        self._write_lock = anyio.Lock()
+        self._closing = anyio.Event()
+        self._pings: dict[bytes, anyio.Event] = {}
+        self._scope: anyio.CancelScope | None = None
+
+    # ---- public API ------------------------------------------------------------------------
+
+    async def send(self, message: WebSocketMessage) -> None:
+        """Send one message (a close message starts the close handshake).
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        self.protocol.send(message)
+        if message.code is not None:
+            self._closing.set()
+        await self._flush()
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the close handshake; the peer has ``close_timeout`` to answer. Idempotent."""
+        if self.protocol.state is ProtocolState.OPEN:
+            self.protocol.close(code, reason)
+            self._closing.set()
+            try:
+                await self._flush()
+            except ConnectionClosed:
+                pass
+
+    async def fail(self, code: int, reason: str) -> None:
+        """Fail the connection: send a close frame if possible, then stop without waiting."""
+        logger.info("closing %s with %d: %s", self._peer, code, reason)
+        self.protocol.fail(code, reason)
+        with anyio.move_on_after(self._config.close_timeout):
+            try:
+                await self._flush()
+            except ConnectionClosed:
+                pass
+        self._abort()
+
+    async def ping(self, payload: bytes | None = None) -> anyio.Event:
+        """Send a ping; return an event that is set when its pong (or a later one) arrives."""
+        if payload is None:
+            payload = os.urandom(4)
+        waiter = anyio.Event()
+        self._pings[payload] = waiter
+        self.protocol.ping(payload)
+        try:
+            await self._flush()
+        except ConnectionClosed:
+            pass
+        return waiter
+
+    async def run(self, deliver: Deliver) -> None:
+        """Drive the connection until it has ended; call ``deliver`` for every message."""
+        async with anyio.create_task_group() as tg:
+            self._scope = tg.cancel_scope
+            if self._config.ping_interval is not None:
+                tg.start_soon(self._keepalive, self._config.ping_interval)
+            tg.start_soon(self._close_deadline)
+            try:
+                await self._read_loop(deliver)
+            finally:
+                self._mark_closed()
+                tg.cancel_scope.cancel()
+
+    # ---- internals -------------------------------------------------------------------------
+
+    async def _read_loop(self, deliver: Deliver) -> None:
+        protocol = self.protocol
+        events = protocol.take_pending()
+        read_size = self._config.read_size
+        receive = self._stream.receive
+        while True:
+            if protocol.state is ProtocolState.CLOSED:
+                self._mark_closed()
+            try:
+                await self._flush()
+            except ConnectionClosed:
+                pass
+            for event in events:
+                if isinstance(event, PongReceived):
+                    self._on_pong(event.payload)
+                else:
+                    await deliver(event)
+            if protocol.state is ProtocolState.CLOSED:
+                return
+            try:
+                data = await receive(read_size)
+            except _TRANSPORT_ERRORS:
+                protocol.receive_eof()
+                events = []
+                continue
+            events = protocol.receive_data(data)
+
+    async def _flush(self) -> None:
+        if not self.protocol.has_data_to_send:
+            return
+        async with self._write_lock:
+            data = self.protocol.data_to_send()
+            if not data:
+                return
+            try:
+                await self._stream.send(data)
+            except _TRANSPORT_ERRORS:
+                self.protocol.receive_eof()
+                self._mark_closed()
+                raise self.protocol.closed_error() from None
+
+    def _mark_closed(self) -> None:
+        if not self.closed.is_set():
+            self.closed.set()
+            failure = self.protocol.failure
+            if failure is not None:
+                logger.info("failed %s with %d: %s", self._peer, failure[0], failure[1])
+
+    def _abort(self) -> None:
+        self.protocol.receive_eof()
+        self._mark_closed()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _on_pong(self, payload: bytes) -> None:
+        if payload not in self._pings:
+            return
+        # A pong acknowledges its ping and every ping sent before it.
+        for key in list(self._pings):
+            self._pings.pop(key).set()
+            if key == payload:
+                break
+
+    async def _keepalive(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            if self.protocol.state is not ProtocolState.OPEN:
+                return
+            pong = await self.ping()
+            with anyio.move_on_after(self._config.ping_timeout):
+                await pong.wait()
+            if not pong.is_set() and self.protocol.state is ProtocolState.OPEN:
+                await self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                return
+
+    async def _close_deadline(self) -> None:
+        await self._closing.wait()
+        with anyio.move_on_after(self._config.close_timeout):
+            await self.closed.wait()
+        if not self.closed.is_set():
+            logger.info("%s did not answer our close frame in time", self._peer)
+            self._abort()

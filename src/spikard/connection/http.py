@@ -1,0 +1,320 @@
+"""The HTTP/1.1 side of a connection: requests in, responses out, keep-alive, the upgrade.
+
+One :class:`HTTPConnection` serves one accepted socket. It reads requests with h11 (bounded
+head size and count, bounded body, timeouts), hands each to the application's
+:data:`RequestHandler`, and writes the response. A WebSocket upgrade request comes with a
+:class:`WebSocketUpgrade`: the application accepts it (the 101 is written, and the bytes that
+arrived after the request go to the WebSocket protocol, none lost) or rejects it with an HTTP
+response. Malformed requests get 400, oversized heads 431, oversized bodies 413; none of them
+ever raises out of :meth:`HTTPConnection.serve`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import anyio
+import anyio.abc
+import h11
+
+from ..config import HTTPConfig, WebSocketConfig
+from ..datastructures import Address, Headers
+from ..errors import HandshakeRejected
+from ..protocol.handshake import HandshakeOffer, accept_response, is_websocket_upgrade, read_offer
+from ..protocol.websocket import WebSocketProtocol
+from ..requests import Request
+from ..responses import PlainTextResponse, Response
+from .driver import WebSocketConnection
+
+__all__ = ["HTTPConnection", "RequestHandler", "WebSocketUpgrade"]
+
+logger = logging.getLogger("spikard.http")
+access_logger = logging.getLogger("spikard.access")
+
+_READ_SIZE = 65536
+_TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class _ConnectionGone(Exception):
+    """The peer went away or timed out; stop serving this connection quietly."""
+
+
+class WebSocketUpgrade:
+    """A pending WebSocket handshake: accept it once, or reject it with HTTP.
+
+    Attributes:
+        offer: what the client's handshake offered (key, subprotocols, extensions).
+        accepted: True once the 101 went out.
+    """
+
+    def __init__(self, owner: HTTPConnection, request: Request, offer: HandshakeOffer) -> None:
+        self.offer = offer
+        self.accepted = False
+        self.rejected = False
+        self.connection: WebSocketConnection | None = None
+        self._owner = owner
+        self._request = request
+        self._going_away: Callable[[], Awaitable[None]] | None = None
+
+    @property
+    def websocket_config(self) -> WebSocketConfig:
+        """The limits that apply to the WebSocket once accepted."""
+        return self._owner.websocket_config
+
+    async def accept(
+        self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> WebSocketConnection:
+        """Send ``101 Switching Protocols`` and return the open connection.
+
+        Raises:
+            RuntimeError: the handshake was already answered.
+            ValueError: ``subprotocol`` was not offered by the client.
+        """
+        if self.accepted or self.rejected:
+            raise RuntimeError("the WebSocket handshake was already answered")
+        response = accept_response(self.offer, subprotocol=subprotocol, headers=headers)
+        owner = self._owner
+        trailing, _ = owner.h11.trailing_data
+        config = owner.websocket_config
+        protocol = WebSocketProtocol(
+            max_message_size=config.max_message_size, trailing_data=bytes(trailing)
+        )
+        self.accepted = True
+        label = f"{owner.peer_label} {self._request.raw_path}"
+        self.connection = WebSocketConnection(owner.stream, protocol, config, label)
+        owner.log_access(self._request, 101)
+        try:
+            await owner.stream.send(response)
+        except _TRANSPORT_ERRORS:
+            protocol.receive_eof()
+        return self.connection
+
+    async def reject(self, rejection: HandshakeRejected) -> None:
+        """Answer the handshake with an HTTP error response instead of a WebSocket."""
+        if self.accepted or self.rejected:
+            raise RuntimeError("the WebSocket handshake was already answered")
+        self.rejected = True
+        response = PlainTextResponse(rejection.body, rejection.status_code, rejection.headers)
+        await self._owner.send_response(self._request, response)
+
+    def on_going_away(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Register what to run when the server shuts down while this socket is open."""
+        self._going_away = callback
+
+    async def going_away(self) -> None:
+        """Ask the socket to close with 1001 (server shutdown)."""
+        if self._going_away is not None:
+            await self._going_away()
+
+
+RequestHandler = Callable[[Request, WebSocketUpgrade | None], Awaitable[Response | None]]
+"""The application: answer a request, or run the WebSocket and return None."""
+
+
+class HTTPConnection:
+    """Serve HTTP/1.1 requests on one byte stream until it closes.
+
+    Args:
+        stream: the accepted byte stream (closed by :meth:`serve` when done).
+        handler: the application.
+        config: HTTP limits and timers.
+        websocket_config: WebSocket limits, for upgrades.
+        client: the peer's address, if known.
+        scheme: ``"http"`` or ``"https"``; WebSocket requests report ``ws``/``wss``.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        handler: RequestHandler,
+        config: HTTPConfig,
+        websocket_config: WebSocketConfig,
+        *,
+        client: Address | None = None,
+        scheme: str = "http",
+    ) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_header_bytes)
+        self.websocket_config = websocket_config
+        self.peer_label = f"{client.host}:{client.port}" if client else "-"
+        self._handler = handler
+        self._config = config
+        self._client = client
+        self._scheme = scheme
+        self._upgrade: WebSocketUpgrade | None = None
+        self._idle_scope: anyio.CancelScope | None = None
+        self._shutting_down = False
+
+    async def serve(self) -> None:
+        """Serve requests until the peer leaves, an error ends the connection, or shutdown."""
+        try:
+            await self._serve()
+        except _ConnectionGone:
+            pass
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def shutdown(self) -> None:
+        """Stop after the current request; an open WebSocket is asked to close with 1001."""
+        self._shutting_down = True
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
+        if self._upgrade is not None:
+            await self._upgrade.going_away()
+
+    async def _serve(self) -> None:
+        first = True
+        while not self._shutting_down:
+            request = await self._read_request(first)
+            if request is None:
+                return
+            first = False
+            upgrade = None
+            if is_websocket_upgrade(request.headers):
+                request.scheme = "wss" if self._scheme == "https" else "ws"
+                try:
+                    offer = read_offer(request.method, request.http_version, request.headers)
+                except HandshakeRejected as rejection:
+                    logger.info("bad WebSocket handshake from %s: %s", self.peer_label,
+                                rejection.body)
+                    response = PlainTextResponse(
+                        rejection.body, rejection.status_code, rejection.headers
+                    )
+                    await self.send_response(request, response, close=True)
+                    return
+                upgrade = self._upgrade = WebSocketUpgrade(self, request, offer)
+            response = await self._handler(request, upgrade)
+            if upgrade is not None and (upgrade.accepted or upgrade.rejected):
+                return
+            if response is None:
+                response = Response(status_code=500)
+            await self.send_response(request, response)
+            if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+                return
+            self.h11.start_next_cycle()
+
+    async def _read_request(self, first: bool) -> Request | None:
+        """Read one whole request (head and body); None when the connection should end."""
+        config = self._config
+        try:
+            with anyio.CancelScope() as self._idle_scope:
+                wait = config.request_timeout if first else config.keep_alive_timeout
+                with anyio.move_on_after(wait) as idle:
+                    await self._fill()
+            self._idle_scope = None
+            if idle.cancelled_caught or self._shutting_down:
+                return None
+            with anyio.move_on_after(config.request_timeout) as slow:
+                return await self._read_request_events()
+            if slow.cancelled_caught:
+                logger.info("request from %s timed out", self.peer_label)
+                await self._send_error(408, "Request Timeout")
+            return None
+        except h11.RemoteProtocolError as exc:
+            status = exc.error_status_hint
+            logger.info("bad request from %s: %s", self.peer_label, exc)
+            text = "Request Header Fields Too Large" if status == 431 else "Bad Request"
+            await self._send_error(status, f"{text}: {exc}")
+            return None
+
+    async def _fill(self) -> None:
+        """Wait until h11 has bytes of the next request (or the peer closed)."""
+        if self.h11.trailing_data[0] or self.h11.their_state is not h11.IDLE:
+            return
+        await self._receive_into_h11()
+
+    async def _receive_into_h11(self) -> None:
+        try:
+            data = await self.stream.receive(_READ_SIZE)
+        except anyio.EndOfStream:
+            data = b""
+        except _TRANSPORT_ERRORS:
+            raise _ConnectionGone from None
+        self.h11.receive_data(data)
+
+    async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                await self._receive_into_h11()
+                continue
+            return event  # type: ignore[return-value]
+
+    async def _read_request_events(self) -> Request | None:
+        event = await self._next_event()
+        if not isinstance(event, h11.Request):
+            return None  # ConnectionClosed or PAUSED: the peer is done
+        config = self._config
+        if len(event.headers) > config.max_header_count:
+            await self._send_error(431, "Request Header Fields Too Large: too many fields")
+            return None
+        headers = Headers.from_raw(event.headers)
+        body = bytearray()
+        while True:
+            if self.h11.they_are_waiting_for_100_continue:
+                await self._send_raw(h11.InformationalResponse(status_code=100, headers=[]))
+            part = await self._next_event()
+            if isinstance(part, h11.Data):
+                body += part.data
+                if len(body) > config.max_body_size:
+                    await self._send_error(413, "Content Too Large")
+                    return None
+            elif isinstance(part, h11.EndOfMessage) or part is h11.PAUSED:
+                break
+            else:
+                return None
+        return Request(
+            event.method.decode("ascii").upper(),
+            event.target.decode("latin-1"),
+            headers,
+            client=self._client,
+            http_version=event.http_version.decode("ascii"),
+            scheme=self._scheme,
+            body=bytes(body),
+        )
+
+    async def send_response(self, request: Request, response: Response, *,
+                            close: bool = False) -> None:
+        """Write a whole response to ``request`` (no body for HEAD)."""
+        headers = response.raw_headers()
+        if close or self._shutting_down or self.h11.their_state is h11.MIGHT_SWITCH_PROTOCOL:
+            headers.append((b"connection", b"close"))
+        self.log_access(request, response.status_code)
+        await self._send_raw(h11.Response(status_code=response.status_code, headers=headers))
+        if request.method != "HEAD" and response.body:
+            await self._send_raw(h11.Data(data=response.body))
+        await self._send_raw(h11.EndOfMessage())
+
+    async def _send_error(self, status: int, text: str) -> None:
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = text.encode("utf-8", "replace")
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        try:
+            await self._send_raw(h11.Response(status_code=status, headers=headers))
+            await self._send_raw(h11.Data(data=body))
+            await self._send_raw(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            pass
+
+    async def _send_raw(self, event: h11.Event) -> None:
+        data = self.h11.send(event)
+        if data:
+            try:
+                await self.stream.send(data)
+            except _TRANSPORT_ERRORS:
+                raise _ConnectionGone from None
+
+    def log_access(self, request: Request, status: int) -> None:
+        """Write one access-log line for ``request``."""
+        if access_logger.isEnabledFor(logging.INFO):
+            method = "WEBSOCKET" if status == 101 else request.method
+            query = f"?{request.query_string}" if request.query_string else ""
+            access_logger.info('%s - "%s %s%s HTTP/%s" %d', self.peer_label, method,
+                               request.raw_path, query, request.http_version, status)

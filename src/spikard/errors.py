@@ -1,0 +1,111 @@
+"""The spikard error tree; each error knows the HTTP status or close code it answers with.
+
+::
+
+    SpikardError
+    ├── HTTPException(status_code, detail)          an HTTP route answers with an error status
+    ├── HandshakeRejected(status_code, body)         a WebSocket handshake answered with HTTP
+    ├── ConnectionClosed(code, reason)               the WebSocket is closed
+    │   ├── ConnectionClosedOK                       ... after a close handshake
+    │   └── ConnectionClosedError                    ... after a failure (1006, 1002, 1009, ...)
+    ├── ProtocolError                                the peer broke HTTP or WebSocket rules
+    └── RoutingError                                 a route table mistake, raised at startup
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http import HTTPStatus
+
+__all__ = [
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "HTTPException",
+    "HandshakeRejected",
+    "ProtocolError",
+    "RoutingError",
+    "SpikardError",
+]
+
+
+class SpikardError(Exception):
+    """Base class of every error spikard raises on purpose."""
+
+
+def _phrase(status_code: int) -> str:
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return ""
+
+
+class HTTPException(SpikardError):
+    """Raise from an HTTP route to answer with ``status_code`` and ``detail`` as the body."""
+
+    def __init__(
+        self,
+        status_code: int,
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.detail = _phrase(status_code) if detail is None else detail
+        self.headers = dict(headers or {})
+        super().__init__(f"{status_code}: {self.detail}")
+
+
+class HandshakeRejected(SpikardError):
+    """Raise before a WebSocket is accepted to answer the handshake with an HTTP response.
+
+    Raised from ``on_connect`` of a callback handler, or from a stream handler before it first
+    reads, sends or yields. The client sees ``status_code`` with ``body`` and ``headers``.
+    """
+
+    def __init__(
+        self,
+        status_code: int = 403,
+        body: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if not 400 <= status_code <= 599:
+            raise ValueError("a rejected handshake needs a 4xx or 5xx status")
+        self.status_code = status_code
+        self.body = (_phrase(status_code) if body is None else body)
+        self.headers = dict(headers or {})
+        super().__init__(f"handshake rejected with HTTP {status_code}")
+
+
+class ConnectionClosed(SpikardError):
+    """The WebSocket is closed; ``code`` and ``reason`` say how it ended."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """The WebSocket was closed by a completed close handshake."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """The WebSocket failed: no close frame (1006), a protocol error, a timeout, ..."""
+
+
+class ProtocolError(SpikardError):
+    """The peer broke the rules of HTTP/1.1 or RFC 6455.
+
+    Attributes:
+        status_hint: the HTTP status to answer with before the handshake.
+        close_code: the WebSocket close code to answer with after it.
+    """
+
+    def __init__(self, message: str, *, status_hint: int = 400, close_code: int = 1002) -> None:
+        self.status_hint = status_hint
+        self.close_code = close_code
+        super().__init__(message)
+
+
+class RoutingError(SpikardError):
+    """A route was declared wrongly (bad path template, duplicate parameter, ...)."""

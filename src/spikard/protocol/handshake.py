@@ -1,0 +1,114 @@
+"""The server side of the RFC 6455 opening handshake, as pure functions over headers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from wsproto.utilities import generate_accept_token
+
+from ..datastructures import Headers
+from ..errors import HandshakeRejected
+
+__all__ = ["HandshakeOffer", "accept_response", "is_websocket_upgrade", "read_offer"]
+
+SUPPORTED_VERSION = "13"
+
+
+def _tokens(value: str) -> list[str]:
+    return [token.strip().lower() for token in value.split(",") if token.strip()]
+
+
+def _header_tokens(headers: Headers, name: str) -> list[str]:
+    return [token for value in headers.getlist(name) for token in _tokens(value)]
+
+
+def is_websocket_upgrade(headers: Headers) -> bool:
+    """Return True when the request asks to upgrade to WebSocket (``Upgrade: websocket``)."""
+    return "websocket" in _header_tokens(headers, "upgrade")
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeOffer:
+    """What a valid upgrade request offers."""
+
+    key: bytes
+    """The ``Sec-WebSocket-Key``, as sent."""
+    subprotocols: tuple[str, ...]
+    """Subprotocols the client offers, in its order of preference."""
+    extensions: tuple[str, ...]
+    """Extension offers, raw (``permessage-deflate; client_max_window_bits``)."""
+
+
+def read_offer(method: str, http_version: str, headers: Headers) -> HandshakeOffer:
+    """Validate an upgrade request (RFC 6455, section 4.2.1) and return its offer.
+
+    Raises:
+        HandshakeRejected: 400 for a malformed request, 426 with ``Sec-WebSocket-Version: 13``
+            when the client speaks another protocol version.
+    """
+    if method != "GET":
+        raise HandshakeRejected(400, "WebSocket handshake must use GET")
+    if http_version != "1.1":
+        raise HandshakeRejected(400, "WebSocket handshake needs HTTP/1.1")
+    if "upgrade" not in _header_tokens(headers, "connection"):
+        raise HandshakeRejected(400, "WebSocket handshake needs 'Connection: Upgrade'")
+    versions = headers.getlist("sec-websocket-version")
+    if [v.strip() for v in versions] != [SUPPORTED_VERSION]:
+        raise HandshakeRejected(
+            426,
+            "Unsupported Sec-WebSocket-Version; this server speaks version 13",
+            {"sec-websocket-version": SUPPORTED_VERSION, "upgrade": "websocket"},
+        )
+    keys = headers.getlist("sec-websocket-key")
+    if len(keys) != 1 or not _valid_key(keys[0]):
+        raise HandshakeRejected(400, "Missing or invalid Sec-WebSocket-Key")
+    return HandshakeOffer(
+        key=keys[0].strip().encode("ascii"),
+        subprotocols=tuple(_raw_tokens(headers.getlist("sec-websocket-protocol"))),
+        extensions=tuple(_raw_tokens(headers.getlist("sec-websocket-extensions"))),
+    )
+
+
+def _raw_tokens(values: Sequence[str]) -> list[str]:
+    return [token.strip() for value in values for token in value.split(",") if token.strip()]
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key.strip().encode("ascii"), validate=True)) == 16
+    except (binascii.Error, UnicodeEncodeError):
+        return False
+
+
+def accept_response(
+    offer: HandshakeOffer,
+    *,
+    subprotocol: str | None = None,
+    extensions: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """Serialize the ``101 Switching Protocols`` response that accepts ``offer``.
+
+    Raises:
+        ValueError: ``subprotocol`` was not offered by the client.
+    """
+    if subprotocol is not None and subprotocol not in offer.subprotocols:
+        raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+    lines = [
+        b"HTTP/1.1 101 Switching Protocols",
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Accept: " + generate_accept_token(offer.key),
+    ]
+    if subprotocol is not None:
+        lines.append(b"Sec-WebSocket-Protocol: " + subprotocol.encode("ascii"))
+    if extensions:
+        lines.append(b"Sec-WebSocket-Extensions: " + extensions.encode("ascii"))
+    for name, value in (headers or {}).items():
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+            raise ValueError("header names and values must not contain CR or LF")
+        lines.append(f"{name}: {value}".encode("latin-1"))
+    return b"\r\n".join(lines) + b"\r\n\r\n"

@@ -1,0 +1,243 @@
+"""The server side of an open WebSocket, sans-I/O, on top of wsproto.
+
+Theory of operation
+-------------------
+The driver feeds received bytes to :meth:`WebSocketProtocol.receive_data` (and EOF to
+:meth:`~WebSocketProtocol.receive_eof`) and gets back the events the peer caused: complete
+:class:`~spikard.messages.WebSocketMessage` objects and :class:`PongReceived`. Whatever must go
+back on the wire (pong replies, close replies, failure closes, and the frames of messages the
+application sends) accumulates in one outgoing buffer that the driver drains with
+:meth:`~WebSocketProtocol.data_to_send`, once per read, so a burst of pings costs one write.
+
+wsproto parses frames, checks masking, control-frame rules, close codes and UTF-8 (text is
+decoded incrementally, so invalid UTF-8 fails at the chunk where it occurs). On top of it this
+module reassembles fragmented messages, enforces ``max_message_size`` while the message is still
+arriving (never buffering more than the limit plus one read), and tracks the close handshake:
+
+``OPEN`` --(we send close)--> ``CLOSING`` --(peer's close arrives)--> ``CLOSED``
+``OPEN`` --(peer's close arrives; we reply at once)--> ``CLOSED``
+any state --(protocol violation: we send a close with the error code)--> ``CLOSED``
+any state --(EOF)--> ``CLOSED`` with 1006 unless already closed
+
+Once ``CLOSED`` the driver closes TCP: per RFC 6455, section 7.1.1, the server closes first.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from wsproto.extensions import Extension
+
+from ..errors import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from ..messages import CloseCode, MessageType, WebSocketMessage
+
+__all__ = ["PongReceived", "ProtocolState", "WebSocketProtocol"]
+
+
+class ProtocolState(enum.Enum):
+    """Where the close handshake stands."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    """We sent a close frame and wait for the peer's."""
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class PongReceived:
+    """The peer answered a ping."""
+
+    payload: bytes
+
+
+Event = WebSocketMessage | PongReceived
+
+
+class WebSocketProtocol:
+    """One server-side WebSocket connection after the handshake, as a byte-in/byte-out machine.
+
+    Args:
+        max_message_size: the largest message accepted; a larger one fails the connection
+            with 1009. Text is counted in decoded characters, binary in bytes.
+        extensions: negotiated wsproto extensions (permessage-deflate).
+        trailing_data: bytes that arrived after the handshake request.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int,
+        extensions: list[Extension] | None = None,
+        trailing_data: bytes = b"",
+    ) -> None:
+        self._conn = Connection(ConnectionType.SERVER, extensions)
+        self._max_message_size = max_message_size
+        self._outgoing = bytearray()
+        self._parts: list[str | bytes] = []
+        self._size = 0
+        self.state = ProtocolState.OPEN
+        self.close_code: int | None = None
+        """How the connection ended; None while it is open or closing."""
+        self.close_reason = ""
+        self.peer_close: tuple[int, str] | None = None
+        """The code and reason of the peer's close frame, None if none arrived (yet)."""
+        self.failure: tuple[int, str] | None = None
+        """Set when this side failed the connection for a protocol violation."""
+        self._initiated_close: tuple[int, str] | None = None
+        self._pending: list[Event] = []
+        if trailing_data:
+            self._pending = self.receive_data(trailing_data)
+
+    def take_pending(self) -> list[Event]:
+        """Return the events caused by ``trailing_data`` (once)."""
+        events, self._pending = self._pending, []
+        return events
+
+    # ---- receiving -------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer; return the complete messages and pongs they finish."""
+        if self.state is ProtocolState.CLOSED:
+            return []
+        self._conn.receive_data(data)
+        events: list[Event] = []
+        for event in self._conn.events():
+            if isinstance(event, Message):
+                message = self._assemble(event)
+                if message is not None:
+                    events.append(message)
+                elif self.state is ProtocolState.CLOSED:
+                    break
+            elif isinstance(event, Ping):
+                if self.state is ProtocolState.OPEN:
+                    self._outgoing += self._conn.send(event.response())
+            elif isinstance(event, Pong):
+                events.append(PongReceived(bytes(event.payload)))
+            elif isinstance(event, CloseConnection):
+                self._on_close_event(event)
+                break
+        return events
+
+    def receive_eof(self) -> None:
+        """Record that the peer closed TCP; without a close frame first, the code is 1006."""
+        if self.state is not ProtocolState.CLOSED:
+            self._finish(CloseCode.ABNORMAL_CLOSURE, "")
+
+    def _assemble(self, event: Message) -> WebSocketMessage | None:  # type: ignore[type-arg]
+        data = event.data
+        self._size += len(data)
+        if self._size > self._max_message_size:
+            self.fail(
+                CloseCode.MESSAGE_TOO_BIG,
+                f"message larger than {self._max_message_size} bytes",
+            )
+            return None
+        if not event.message_finished:
+            self._parts.append(data)
+            return None
+        if self._parts:
+            self._parts.append(data)
+            data = "".join(self._parts) if isinstance(data, str) else b"".join(self._parts)  # type: ignore[arg-type]
+            self._parts = []
+        self._size = 0
+        if isinstance(event, TextMessage):
+            return WebSocketMessage(MessageType.TEXT, data)
+        assert isinstance(event, BytesMessage)
+        return WebSocketMessage(MessageType.BINARY, bytes(data))
+
+    def _on_close_event(self, event: CloseConnection) -> None:
+        ws_state = self._conn.state
+        if ws_state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING):
+            # wsproto reports a frame it cannot parse as a CloseConnection without leaving
+            # OPEN: that is our failure to send, not the peer's close.
+            self.fail(event.code, event.reason or "protocol error")
+            return
+        self.peer_close = (int(event.code), event.reason or "")
+        if ws_state is ConnectionState.REMOTE_CLOSING:
+            # The peer started the handshake: echo its code, as RFC 6455 section 5.5.1 suggests.
+            self._outgoing += self._conn.send(event.response())
+            self._finish(int(event.code), event.reason or "")
+        else:
+            code, reason = self._initiated_close or (int(event.code), event.reason or "")
+            self._finish(code, reason)
+
+    def _finish(self, code: int, reason: str) -> None:
+        self.state = ProtocolState.CLOSED
+        self.close_code = code
+        self.close_reason = reason
+        self._parts = []
+        self._size = 0
+
+    # ---- sending ---------------------------------------------------------------------------
+
+    def send(self, message: WebSocketMessage) -> None:
+        """Queue the frames of ``message``; a close message starts the close handshake.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        if message.type is MessageType.CLOSE:
+            self.close(message.code or CloseCode.NORMAL_CLOSURE, message.reason or "")
+            return
+        if self.state is not ProtocolState.OPEN:
+            raise self.closed_error()
+        self._outgoing += self._conn.send(Message(data=message.data))
+
+    def ping(self, payload: bytes) -> None:
+        """Queue a ping frame (no-op once closing)."""
+        if self.state is ProtocolState.OPEN:
+            self._outgoing += self._conn.send(Ping(payload=payload))
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the close handshake (no-op once closing)."""
+        if self.state is ProtocolState.OPEN:
+            self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
+            self._initiated_close = (code, reason)
+            self.state = ProtocolState.CLOSING
+
+    def fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455, section 7.1.7): send a close if we still may, then end."""
+        if self.state is ProtocolState.CLOSED:
+            return
+        if self.state is ProtocolState.OPEN:
+            self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
+        self.failure = (code, reason)
+        self._finish(code, reason)
+
+    @property
+    def has_data_to_send(self) -> bool:
+        """True when bytes are queued for the peer."""
+        return bool(self._outgoing)
+
+    def data_to_send(self) -> bytes:
+        """Return and forget every byte queued for the peer."""
+        if not self._outgoing:
+            return b""
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    # ---- state -----------------------------------------------------------------------------
+
+    @property
+    def closed_cleanly(self) -> bool:
+        """True when the connection ended with a close frame from the peer and no failure."""
+        return self.peer_close is not None and self.failure is None
+
+    def closed_error(self) -> ConnectionClosed:
+        """Return the exception that describes why the connection is (being) closed."""
+        if self.state is ProtocolState.CLOSING and self._initiated_close is not None:
+            return ConnectionClosedOK(*self._initiated_close)
+        code = self.close_code if self.close_code is not None else CloseCode.ABNORMAL_CLOSURE
+        error = ConnectionClosedOK if self.closed_cleanly else ConnectionClosedError
+        return error(code, self.close_reason)

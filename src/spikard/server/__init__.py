@@ -1,0 +1,1 @@
+"""Server layer: listeners, graceful shutdown, the runner and the command line."""

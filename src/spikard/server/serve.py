@@ -1,0 +1,136 @@
+"""The server: listeners, the accept loop, and graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSListener
+
+from ..config import HTTPConfig, WebSocketConfig
+from ..connection.http import HTTPConnection, RequestHandler
+from ..datastructures import Address
+
+__all__ = ["Server"]
+
+logger = logging.getLogger("spikard.server")
+
+
+class Server:
+    """Serve a request handler on TCP, with graceful shutdown.
+
+    Args:
+        handler: the application (a :data:`~spikard.connection.http.RequestHandler`).
+        http_config: HTTP limits and timers, ``shutdown_timeout`` included.
+        websocket_config: WebSocket limits and timers.
+        ssl_context: serve TLS (``https``/``wss``) with this context.
+    """
+
+    def __init__(
+        self,
+        handler: RequestHandler,
+        http_config: HTTPConfig | None = None,
+        websocket_config: WebSocketConfig | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._handler = handler
+        self._http_config = http_config or HTTPConfig()
+        self._websocket_config = websocket_config or WebSocketConfig()
+        self._ssl_context = ssl_context
+        self._connections: set[HTTPConnection] = set()
+        self._shutdown_requested = anyio.Event()
+        self._drained = anyio.Event()
+        self._force_scope: anyio.CancelScope | None = None
+        self.addresses: list[Address] = []
+        """The addresses the server listens on, once started."""
+
+    @property
+    def connection_count(self) -> int:
+        """Connections being served right now (HTTP and WebSocket)."""
+        return len(self._connections)
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        task_status: anyio.abc.TaskStatus[list[Address]] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host``:``port`` (0 picks a free port) until :meth:`shutdown`.
+
+        ``task_status.started`` reports the bound addresses, for ``task_group.start``.
+        """
+        listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
+            local_host=host, local_port=port
+        )
+        self.addresses = [
+            Address(*sub.extra(SocketAttribute.local_address)[:2])  # type: ignore[misc]
+            for sub in listener.listeners  # type: ignore[attr-defined]
+        ]
+        scheme = "http"
+        if self._ssl_context is not None:
+            listener = TLSListener(listener, self._ssl_context, standard_compatible=False)
+            scheme = "https"
+        async with anyio.create_task_group() as task_group:
+            self._force_scope = task_group.cancel_scope
+            async with anyio.create_task_group() as accept_group:
+                accept_group.start_soon(
+                    listener.serve, lambda stream: self._handle(stream, scheme), task_group
+                )
+                task_status.started(self.addresses)
+                await self._shutdown_requested.wait()
+                accept_group.cancel_scope.cancel()
+            await listener.aclose()
+            await self._drain()
+            task_group.cancel_scope.cancel()
+
+    async def _drain(self) -> None:
+        if not self._connections:
+            return
+        logger.info("shutting down: closing %d connection(s)", len(self._connections))
+        async with anyio.create_task_group() as task_group:
+            for connection in list(self._connections):
+                task_group.start_soon(connection.shutdown)
+        with anyio.move_on_after(self._http_config.shutdown_timeout):
+            await self._drained.wait()
+        if self._connections:
+            logger.warning("shutdown deadline passed: cutting %d connection(s)",
+                           len(self._connections))
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown: stop accepting, close sockets with 1001, drain, return."""
+        self._shutdown_requested.set()
+
+    def force_exit(self) -> None:
+        """Cut every connection now."""
+        self._shutdown_requested.set()
+        if self._force_scope is not None:
+            self._force_scope.cancel()
+
+    async def _handle(self, stream: anyio.abc.ByteStream, scheme: str) -> None:
+        try:
+            remote = stream.extra(SocketAttribute.remote_address)
+            client = Address(str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
+        except (anyio.TypedAttributeLookupError, IndexError, TypeError):
+            client = None
+        connection = HTTPConnection(
+            stream,
+            self._handler,
+            self._http_config,
+            self._websocket_config,
+            client=client,
+            scheme=scheme,
+        )
+        self._connections.add(connection)
+        try:
+            await connection.serve()
+        except Exception:
+            logger.exception("unexpected error while serving %s", connection.peer_label)
+        finally:
+            self._connections.discard(connection)
+            if not self._connections and self._shutdown_requested.is_set():
+                self._drained.set()

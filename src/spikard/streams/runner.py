@@ -1,0 +1,152 @@
+"""Run one stream-handler session: the handler's output pumped to the socket, input fed in.
+
+Theory of operation
+-------------------
+A session is one task group per connection. Before the handshake is answered only the
+handler runs (in the session's own task): it may look at the request and reject. The first
+read, send or yield accepts; accepting starts the connection driver in the task group, which
+reads frames and delivers each message into the socket's bounded channel, and a watcher.
+
+- **Outbound**: the handler's async iterable is pulled one item at a time, and the next item
+  is asked for only after the previous one was written to the socket, so a slow client slows
+  the producer instead of growing a buffer.
+- **Inbound**: the driver awaits the bounded channel; when the handler lags, reads stop.
+- **Peer gone**: when the connection ends, the socket's iterator ends (after the messages
+  already queued). A handler that never read from the socket is cancelled at once; one that
+  reads gets ``handler_grace`` seconds to finish what follows its loop, then is cancelled.
+- **Ending**: a handler that finishes closes with 1000, one that yields
+  ``WebSocketMessage.close(code, reason)`` with that code, one that raises with 1011 (and the
+  error is logged). The session waits for the close handshake (bounded by ``close_timeout``)
+  and returns; the HTTP layer then closes TCP, so cleanup has run before the client sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ..connection.callbacks import Callbacks, run_callbacks
+from ..connection.driver import WebSocketConnection
+from ..errors import ConnectionClosed, HandshakeRejected
+from ..messages import CloseCode, WebSocketMessage, coerce_message
+from .socket import WebSocket
+
+__all__ = ["HandlerResult", "SessionStart", "run_session"]
+
+logger = logging.getLogger("spikard.websocket")
+
+HandlerResult = AsyncIterable[Any] | Callbacks | None
+"""What a handler gives the session: messages to send, callbacks, or nothing."""
+SessionStart = Callable[[WebSocket], Awaitable[HandlerResult]]
+"""Calls the user's handler with the socket; decided once per route (see ``app.adapters``)."""
+
+
+class _Session:
+    def __init__(self, socket: WebSocket, task_group: anyio.abc.TaskGroup) -> None:
+        self.socket = socket
+        self.task_group = task_group
+        self.handler_scope = anyio.CancelScope()
+        self.handler_done = False
+        socket._on_accept = self._on_accept
+
+    def _on_accept(self, connection: WebSocketConnection) -> None:
+        self.task_group.start_soon(connection.run, self._deliver)
+        self.task_group.start_soon(self._watch_peer, connection)
+
+        async def going_away() -> None:
+            await connection.close(CloseCode.GOING_AWAY, "server shutting down")
+
+        self.socket._upgrade.on_going_away(going_away)
+
+    async def _deliver(self, message: WebSocketMessage) -> None:
+        try:
+            await self.socket._inbound_send.send(message)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+
+    async def _watch_peer(self, connection: WebSocketConnection) -> None:
+        await connection.closed.wait()
+        socket = self.socket
+        socket._inbound_send.close()
+        if self.handler_done:
+            return
+        if socket.waiting_readers == 0 and not socket._read_ever:
+            self.handler_scope.cancel()
+            return
+        await anyio.sleep(connection._config.handler_grace)
+        self.handler_scope.cancel()
+
+    async def run(self, start: SessionStart) -> None:
+        socket = self.socket
+        upgrade = socket._upgrade
+        code: int = CloseCode.NORMAL_CLOSURE
+        reason = ""
+        result: HandlerResult = None
+        with self.handler_scope:
+            try:
+                result = await start(socket)
+                if result is not None and not isinstance(result, Callbacks):
+                    code, reason = await self._pump(result)
+            except HandshakeRejected as rejection:
+                if not upgrade.accepted and not upgrade.rejected:
+                    await upgrade.reject(rejection)
+                else:
+                    logger.error("HandshakeRejected raised after the handshake was answered")
+                    code, reason = CloseCode.INTERNAL_ERROR, "internal error"
+            except ConnectionClosed:
+                pass
+            except Exception:
+                logger.exception("WebSocket handler for %s raised", socket.request.path)
+                code, reason = CloseCode.INTERNAL_ERROR, "internal error"
+        self.handler_done = True
+        socket._inbound.close()
+
+        if upgrade.rejected:
+            return
+        if isinstance(result, Callbacks):
+            if upgrade.accepted:
+                raise RuntimeError("a handler that returns callbacks must not accept the socket")
+            await run_callbacks(upgrade, result)
+            return
+        if not upgrade.accepted:
+            await socket.accept()
+        connection = socket._connection
+        assert connection is not None
+        await connection.close(code, reason)
+        await connection.closed.wait()
+
+    async def _pump(self, source: AsyncIterable[Any]) -> tuple[int, str]:
+        socket = self.socket
+        async with AsyncExitStack() as stack:
+            iterator = await _open(source, stack)
+            async for item in iterator:
+                message = coerce_message(item)
+                if message.code is not None:
+                    return message.code, message.data  # type: ignore[return-value]
+                await socket.send(message)
+        return CloseCode.NORMAL_CLOSURE, ""
+
+
+async def _open(source: AsyncIterable[Any], stack: AsyncExitStack) -> AsyncIterator[Any]:
+    """Start iterating ``source`` with a guaranteed close (aiostream streams and generators)."""
+    streamer = getattr(source, "stream", None)
+    if callable(streamer):  # an aiostream Stream: iterate it inside its own context
+        return await stack.enter_async_context(streamer())  # type: ignore[no-any-return]
+    iterator = aiter(source)
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        stack.push_async_callback(aclose)
+    return iterator
+
+
+async def run_session(socket: WebSocket, start: SessionStart) -> None:
+    """Run a WebSocket session for ``socket`` from handshake to the end of the close handshake."""
+    async with anyio.create_task_group() as task_group:
+        session = _Session(socket, task_group)
+        await session.run(start)
+        task_group.cancel_scope.cancel()
