@@ -71,7 +71,7 @@ class HandshakeRejected(SpikardError):
         if not 400 <= status_code <= 599:
             raise ValueError("a rejected handshake needs a 4xx or 5xx status")
         self.status_code = status_code
-        self.body = (_phrase(status_code) if body is None else body)
+        self.body = _phrase(status_code) if body is None else body
         self.headers = dict(headers or {})
         super().__init__(f"handshake rejected with HTTP {status_code}")
 

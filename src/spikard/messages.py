@@ -37,9 +37,7 @@ _REPR_LIMIT: Final = 40
 def validate_close_code(code: int) -> None:
     """Raise ValueError unless ``code`` may be sent in a close frame."""
     if code in _LOCAL_ONLY_CODES or not (1000 <= code <= 1014 or 3000 <= code <= 4999):
-        raise ValueError(
-            f"close code {code} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"
-        )
+        raise ValueError(f"close code {code} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999")
 
 
 class MessageType(enum.Enum):
@@ -52,7 +50,7 @@ class MessageType(enum.Enum):
 
 @dataclass(frozen=True, slots=True, repr=False)
 class WebSocketMessage:
-    """One complete WebSocket message: text, binary, or a close request.
+    r"""One complete WebSocket message: text, binary, or a close request.
 
     Build messages with the constructors, not the class itself::
 
@@ -149,6 +147,5 @@ def coerce_message(item: object) -> WebSocketMessage:
     if isinstance(item, (bytes, bytearray, memoryview)):
         return WebSocketMessage(MessageType.BINARY, bytes(item))
     raise TypeError(
-        f"a WebSocket handler produced {type(item).__name__!r}; "
-        "send WebSocketMessage, str or bytes"
+        f"a WebSocket handler produced {type(item).__name__!r}; send WebSocketMessage, str or bytes"
     )

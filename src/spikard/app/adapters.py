@@ -81,9 +81,7 @@ def adapt_websocket_handler(function: Callable[..., Any]) -> SessionStart:
     async def start_call(socket: WebSocket) -> HandlerResult:
         result = function(socket.request if wants_request else socket)
         # An aiostream Stream is awaitable too (it yields its last item): keep iterables as is.
-        if is_coroutine or (
-            inspect.isawaitable(result) and not isinstance(result, AsyncIterable)
-        ):
+        if is_coroutine or (inspect.isawaitable(result) and not isinstance(result, AsyncIterable)):
             result = await result
         return _check_result(result, function)
 
@@ -100,7 +98,8 @@ def adapt_http_handler(function: Callable[..., Any], param_names: tuple[str, ...
     )
     keywords = [n for n in param_names if n in signature.parameters or accepts_any_keyword]
     positional = [
-        p for p in signature.parameters.values()
+        p
+        for p in signature.parameters.values()
         if p.name not in keywords
         and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]

@@ -169,8 +169,11 @@ class Spikard:
                 return PlainTextResponse(
                     "Upgrade Required: this path speaks WebSocket",
                     426,
-                    {"upgrade": "websocket", "connection": "Upgrade",
-                     "sec-websocket-version": "13"},
+                    {
+                        "upgrade": "websocket",
+                        "connection": "Upgrade",
+                        "sec-websocket-version": "13",
+                    },
                 )
             return PlainTextResponse("Not Found", 404)
         try:

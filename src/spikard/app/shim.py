@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..connection.callbacks import Callbacks
-from ..messages import WebSocketMessage
+from ..messages import WebSocketMessage, coerce_message
 
 __all__ = ["WebSocketResponse"]
 
 _R = TypeVar("_R")
 
-OnMessage = Callable[[WebSocketMessage], "Awaitable[WebSocketMessage | None] | WebSocketMessage | None"]
+OnMessage = Callable[
+    [WebSocketMessage], "Awaitable[WebSocketMessage | None] | WebSocketMessage | None"
+]
 OnConnect = Callable[[], "Awaitable[None] | None"]
 OnClose = Callable[["tuple[int, str] | None"], "Awaitable[None] | None"]
 OnError = Callable[[str], "Awaitable[None] | None"]
@@ -86,7 +88,7 @@ class WebSocketResponse(Callbacks):
             raise TypeError(
                 f"on_message returned {type(reply).__name__!r}; return WebSocketMessage or None"
             )
-        return reply  # type: ignore[no-any-return]
+        return coerce_message(reply) if reply is not None else None
 
     async def on_close(self, frame: tuple[int, str] | None) -> None:  # noqa: D102
         if self._close is not None:
@@ -97,6 +99,9 @@ class WebSocketResponse(Callbacks):
             await self._error(error)
 
     def __repr__(self) -> str:
-        set_ = [n for n in ("on_message", "on_connect", "on_close", "on_error")
-                if getattr(self, f"{n}_callback") is not None]
+        set_ = [
+            n
+            for n in ("on_message", "on_connect", "on_close", "on_error")
+            if getattr(self, f"{n}_callback") is not None
+        ]
         return f"WebSocketResponse({', '.join(set_)})"

@@ -24,7 +24,7 @@ class Callbacks:
     """Base class of callback handlers; every method is a no-op until overridden."""
 
     async def on_connect(self) -> None:
-        """Run before the 101; raise to refuse the connection (HandshakeRejected picks the status)."""
+        """Run before the 101; raise to refuse (HandshakeRejected chooses the status)."""
 
     async def on_message(self, message: WebSocketMessage) -> WebSocketMessage | None:
         """Handle one message; return a message to send back, or None."""

@@ -177,12 +177,13 @@ class HTTPConnection:
                 try:
                     offer = read_offer(request.method, request.http_version, request.headers)
                 except HandshakeRejected as rejection:
-                    logger.info("bad WebSocket handshake from %s: %s", self.peer_label,
-                                rejection.body)
-                    response = PlainTextResponse(
+                    logger.info(
+                        "bad WebSocket handshake from %s: %s", self.peer_label, rejection.body
+                    )
+                    refusal = PlainTextResponse(
                         rejection.body, rejection.status_code, rejection.headers
                     )
-                    await self.send_response(request, response, close=True)
+                    await self.send_response(request, refusal, close=True)
                     return
                 upgrade = self._upgrade = WebSocketUpgrade(self, request, offer)
             response = await self._handler(request, upgrade)
@@ -275,11 +276,12 @@ class HTTPConnection:
             body=bytes(body),
         )
 
-    async def send_response(self, request: Request, response: Response, *,
-                            close: bool = False) -> None:
+    async def send_response(
+        self, request: Request, response: Response, *, close: bool = False
+    ) -> None:
         """Write a whole response to ``request`` (no body for HEAD)."""
         headers = response.raw_headers()
-        if close or self._shutting_down or self.h11.their_state is h11.MIGHT_SWITCH_PROTOCOL:
+        if close or self._shutting_down or is_websocket_upgrade(request.headers):
             headers.append((b"connection", b"close"))
         self.log_access(request, response.status_code)
         await self._send_raw(h11.Response(status_code=response.status_code, headers=headers))
@@ -316,5 +318,12 @@ class HTTPConnection:
         if access_logger.isEnabledFor(logging.INFO):
             method = "WEBSOCKET" if status == 101 else request.method
             query = f"?{request.query_string}" if request.query_string else ""
-            access_logger.info('%s - "%s %s%s HTTP/%s" %d', self.peer_label, method,
-                               request.raw_path, query, request.http_version, status)
+            access_logger.info(
+                '%s - "%s %s%s HTTP/%s" %d',
+                self.peer_label,
+                method,
+                request.raw_path,
+                query,
+                request.http_version,
+                status,
+            )

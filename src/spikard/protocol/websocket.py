@@ -116,7 +116,7 @@ class WebSocketProtocol:
                 message = self._assemble(event)
                 if message is not None:
                     events.append(message)
-                elif self.state is ProtocolState.CLOSED:
+                elif self.failure is not None:
                     break
             elif isinstance(event, Ping):
                 if self.state is ProtocolState.OPEN:
@@ -191,7 +191,9 @@ class WebSocketProtocol:
             return
         if self.state is not ProtocolState.OPEN:
             raise self.closed_error()
-        self._outgoing += self._conn.send(Message(data=message.data))
+        data = message.data
+        event = TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
+        self._outgoing += self._conn.send(event)
 
     def ping(self, payload: bytes) -> None:
         """Queue a ping frame (no-op once closing)."""

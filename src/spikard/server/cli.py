@@ -22,8 +22,9 @@ def load_app(target: str) -> object:
     """
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
-        raise SystemExit(f"error: expected 'module:attribute' (like 'examples.chat:app'), "
-                         f"got {target!r}")
+        raise SystemExit(
+            f"error: expected 'module:attribute' (like 'examples.chat:app'), got {target!r}"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -51,10 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("app", help="the application, as module:attribute (examples.chat:app)")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
-                        help="event loop; asyncio uses uvloop when installed")
-    parser.add_argument("--log-level", default="info",
-                        choices=("critical", "error", "warning", "info", "debug"))
+    parser.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="event loop; asyncio uses uvloop when installed",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+    )
     parser.add_argument("--ssl-certfile", help="serve TLS with this certificate (PEM)")
     parser.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
     return parser
@@ -72,5 +78,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
-    run(app, args.host, args.port, backend=args.backend,  # type: ignore[arg-type]
-        ssl_context=ssl_context, log_level=args.log_level)
+    run(
+        app,
+        args.host,
+        args.port,
+        backend=args.backend,
+        ssl_context=ssl_context,
+        log_level=args.log_level,
+    )

@@ -12,6 +12,7 @@ import anyio
 import anyio.abc
 
 from ..connection.http import RequestHandler
+from ..datastructures import Address
 from .serve import Server
 
 __all__ = ["configure_logging", "run", "serve_until_signalled"]
@@ -40,11 +41,12 @@ async def serve_until_signalled(server: Server, host: str, port: int) -> None:
                         server.force_exit()
                         continue
                     stopping = True
-                    logger.info("%s received: shutting down gracefully",
-                                signal.Signals(signum).name)
+                    logger.info(
+                        "%s received: shutting down gracefully", signal.Signals(signum).name
+                    )
                     server.shutdown()
 
-        async def serve(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async def serve(*, task_status: anyio.abc.TaskStatus[list[Address]]) -> None:
             await server.serve(host, port, task_status=task_status)
             task_group.cancel_scope.cancel()
 
@@ -78,5 +80,4 @@ def run(
     elif backend not in ("asyncio", "trio"):
         raise ValueError(f"unknown backend {backend!r}: use 'asyncio' or 'trio'")
     logger.info("starting on %s%s", backend, " (uvloop)" if options else "")
-    anyio.run(serve_until_signalled, server, host, port, backend=backend,
-              backend_options=options)
+    anyio.run(serve_until_signalled, server, host, port, backend=backend, backend_options=options)

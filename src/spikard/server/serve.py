@@ -68,7 +68,7 @@ class Server:
             local_host=host, local_port=port
         )
         self.addresses = [
-            Address(*sub.extra(SocketAttribute.local_address)[:2])  # type: ignore[misc]
+            Address(*sub.extra(SocketAttribute.local_address)[:2])
             for sub in listener.listeners  # type: ignore[attr-defined]
         ]
         scheme = "http"
@@ -98,8 +98,9 @@ class Server:
         with anyio.move_on_after(self._http_config.shutdown_timeout):
             await self._drained.wait()
         if self._connections:
-            logger.warning("shutdown deadline passed: cutting %d connection(s)",
-                           len(self._connections))
+            logger.warning(
+                "shutdown deadline passed: cutting %d connection(s)", len(self._connections)
+            )
 
     def shutdown(self) -> None:
         """Begin a graceful shutdown: stop accepting, close sockets with 1001, drain, return."""

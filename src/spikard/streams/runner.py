@@ -127,7 +127,7 @@ class _Session:
             async for item in iterator:
                 message = coerce_message(item)
                 if message.code is not None:
-                    return message.code, message.data  # type: ignore[return-value]
+                    return message.code, message.reason or ""
                 await socket.send(message)
         return CloseCode.NORMAL_CLOSURE, ""
 
@@ -136,7 +136,7 @@ async def _open(source: AsyncIterable[Any], stack: AsyncExitStack) -> AsyncItera
     """Start iterating ``source`` with a guaranteed close (aiostream streams and generators)."""
     streamer = getattr(source, "stream", None)
     if callable(streamer):  # an aiostream Stream: iterate it inside its own context
-        return await stack.enter_async_context(streamer())  # type: ignore[no-any-return]
+        return await stack.enter_async_context(streamer())
     iterator = aiter(source)
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:

@@ -211,6 +211,7 @@ class WebSocket:
         return error
 
     def __repr__(self) -> str:
-        state = "closed" if self.close_code is not None else (
-            "open" if self.accepted else "connecting")
+        state = (
+            "closed" if self.close_code is not None else ("open" if self.accepted else "connecting")
+        )
         return f"<WebSocket {self.request.path!r} {state}>"

@@ -44,8 +44,6 @@ class TestServerInfo:
         return self.url + path
 
 
-
-
 @asynccontextmanager
 async def running_test_server(
     app: RequestHandler, *, ssl_context: ssl.SSLContext | None = None
