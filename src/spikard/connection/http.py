@@ -56,6 +56,36 @@ class WebSocketUpgrade:
         self._owner = owner
         self._request = request
         self._going_away: Callable[[], Awaitable[None]] | None = None
+        self.peer_gone = False
+        """True when the client left before the handshake was answered."""
+        self._early_data = bytearray()
+        self._watch_scope = anyio.CancelScope()
+        self._watching = False
+        self._watch_done = anyio.Event()
+
+    async def watch_for_departure(self, on_gone: Callable[[], None]) -> None:
+        """Until the handshake is answered, notice a client that leaves and call ``on_gone``.
+
+        Bytes that arrive meanwhile are kept for the WebSocket protocol.
+        """
+        limit = self._owner.websocket_config.max_message_size + _READ_SIZE
+        if self._watch_scope.cancel_called:
+            return  # the handshake was answered before this task started
+        self._watching = True
+        with self._watch_scope:
+            try:
+                while len(self._early_data) < limit:
+                    self._early_data += await self._owner.stream.receive(_READ_SIZE)
+                await anyio.sleep_forever()
+            except (anyio.EndOfStream, *_TRANSPORT_ERRORS):
+                self.peer_gone = True
+                on_gone()
+        self._watch_done.set()
+
+    async def _stop_watching(self) -> None:
+        self._watch_scope.cancel()  # a watcher that has not started yet will never read
+        if self._watching:
+            await self._watch_done.wait()
 
     @property
     def websocket_config(self) -> WebSocketConfig:
@@ -73,17 +103,22 @@ class WebSocketUpgrade:
         """
         if self.accepted or self.rejected:
             raise RuntimeError("the WebSocket handshake was already answered")
+        await self._stop_watching()
         response = accept_response(self.offer, subprotocol=subprotocol, headers=headers)
         owner = self._owner
         trailing, _ = owner.h11.trailing_data
         config = owner.websocket_config
         protocol = WebSocketProtocol(
-            max_message_size=config.max_message_size, trailing_data=bytes(trailing)
+            max_message_size=config.max_message_size,
+            trailing_data=bytes(trailing) + bytes(self._early_data),
         )
         self.accepted = True
         label = f"{owner.peer_label} {self._request.raw_path}"
         self.connection = WebSocketConnection(owner.stream, protocol, config, label)
         owner.log_access(self._request, 101)
+        if self.peer_gone:
+            protocol.receive_eof()
+            return self.connection
         try:
             await owner.stream.send(response)
         except _TRANSPORT_ERRORS:
@@ -95,6 +130,7 @@ class WebSocketUpgrade:
         if self.accepted or self.rejected:
             raise RuntimeError("the WebSocket handshake was already answered")
         self.rejected = True
+        await self._stop_watching()
         response = PlainTextResponse(rejection.body, rejection.status_code, rejection.headers)
         await self._owner.send_response(self._request, response)
 

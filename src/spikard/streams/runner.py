@@ -84,6 +84,7 @@ class _Session:
     async def run(self, start: SessionStart) -> None:
         socket = self.socket
         upgrade = socket._upgrade
+        self.task_group.start_soon(upgrade.watch_for_departure, self.handler_scope.cancel)
         code: int = CloseCode.NORMAL_CLOSURE
         reason = ""
         result: HandlerResult = None
@@ -106,7 +107,7 @@ class _Session:
         self.handler_done = True
         socket._inbound.close()
 
-        if upgrade.rejected:
+        if upgrade.rejected or (upgrade.peer_gone and not upgrade.accepted):
             return
         if isinstance(result, Callbacks):
             if upgrade.accepted:
@@ -146,7 +147,11 @@ async def _open(source: AsyncIterable[Any], stack: AsyncExitStack) -> AsyncItera
 
 async def run_session(socket: WebSocket, start: SessionStart) -> None:
     """Run a WebSocket session for ``socket`` from handshake to the end of the close handshake."""
-    async with anyio.create_task_group() as task_group:
-        session = _Session(socket, task_group)
-        await session.run(start)
-        task_group.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as task_group:
+            session = _Session(socket, task_group)
+            await session.run(start)
+            task_group.cancel_scope.cancel()
+    finally:
+        socket._inbound_send.close()
+        socket._inbound.close()
