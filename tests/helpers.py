@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import pytest
 import sniffio
 
 
@@ -17,7 +18,9 @@ import sniffio
 async def ws_connect(url: str, **kwargs: Any) -> AsyncIterator[Any]:
     """Connect with websockets' asyncio client on asyncio and its trio client on trio."""
     if sniffio.current_async_library() == "trio":
-        from websockets.trio.client import connect as trio_connect
+        # websockets grew a trio client in version 17 (Python >= 3.11).
+        trio_client = pytest.importorskip("websockets.trio.client")
+        trio_connect = trio_client.connect
 
         async with trio_connect(url, **kwargs) as websocket:
             yield websocket

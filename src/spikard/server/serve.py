@@ -75,18 +75,22 @@ class Server:
         if self._ssl_context is not None:
             listener = TLSListener(listener, self._ssl_context, standard_compatible=False)
             scheme = "https"
-        async with anyio.create_task_group() as task_group:
-            self._force_scope = task_group.cancel_scope
-            async with anyio.create_task_group() as accept_group:
-                accept_group.start_soon(
-                    listener.serve, lambda stream: self._handle(stream, scheme), task_group
-                )
-                task_status.started(self.addresses)
-                await self._shutdown_requested.wait()
-                accept_group.cancel_scope.cancel()
-            await listener.aclose()
-            await self._drain()
-            task_group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._force_scope = task_group.cancel_scope
+                async with anyio.create_task_group() as accept_group:
+                    accept_group.start_soon(
+                        listener.serve, lambda stream: self._handle(stream, scheme), task_group
+                    )
+                    task_status.started(self.addresses)
+                    await self._shutdown_requested.wait()
+                    accept_group.cancel_scope.cancel()
+                await listener.aclose()
+                await self._drain()
+                task_group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
 
     async def _drain(self) -> None:
         if not self._connections:
