@@ -17,12 +17,13 @@ item (``str`` as text, ``bytes`` as binary), and pulls the next one only when th
 was written to the socket.
 
 Which aiostream operators run on which event loop (aiostream 0.8; checked on trio 0.35):
-aiostream's concurrent machinery is written against asyncio directly. On trio, ``filter``,
-``map`` with a *sync* function, ``enumerate``, ``accumulate`` with a sync function,
-``takewhile``, ``skip``, ``chunks``, ``take`` and ``starmap`` work; ``merge``, ``zip``,
-``flatmap``, ``timeout``, ``map`` with an *async* function, ``count(interval=...)`` and
-``iterate``/``from_iterable`` over a plain (non-async) iterable need asyncio. Serve the
-asyncio-only routes with ``--backend asyncio`` (the default).
+aiostream's concurrent machinery and its sources are written against asyncio directly. On trio,
+``filter``, ``map`` with a *sync* function, ``enumerate``, ``accumulate`` with a sync function,
+``takewhile``, ``skip``, ``chunks``, ``take`` and ``starmap`` work over the socket. These need
+asyncio: ``merge``, ``zip``, ``flatmap``, ``timeout``, ``map`` with an *async* function, and the
+sources built on plain iterables (``iterate``/``from_iterable`` over a list, ``count``,
+``range``, ``repeat``: they yield to the loop with ``asyncio.sleep``). Serve the asyncio-only
+routes with ``--backend asyncio`` (the default).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def _tick(number: int, *_: int) -> str:
 
 @app.websocket("/ticker")
 def ticker(socket: WebSocket) -> Any:
-    # asyncio only: merge and count(interval=...) schedule asyncio tasks and sleeps.
+    # asyncio only: merge runs its sources as asyncio tasks, and count sleeps with asyncio.
     ticks = stream.count(interval=0.2) | pipe.take(3) | pipe.map(_tick)
     return stream.merge(socket | pipe.map(_echo_text), ticks)
 

@@ -285,7 +285,16 @@ class HTTPConnection:
             return None  # ConnectionClosed or PAUSED: the peer is done
         config = self._config
         if len(event.headers) > config.max_header_count:
+            logger.info("too many header fields from %s", self.peer_label)
             await self._send_error(431, "Request Header Fields Too Large: too many fields")
+            return None
+        # h11 bounds only a head still arriving; one that came whole in a read is measured here.
+        head_size = len(event.method) + len(event.target) + 12 + sum(
+            len(name) + len(value) + 4 for name, value in event.headers.raw_items()
+        )
+        if head_size > config.max_header_bytes:
+            logger.info("request head of %d bytes from %s", head_size, self.peer_label)
+            await self._send_error(431, "Request Header Fields Too Large")
             return None
         headers = Headers.from_raw(event.headers)
         body = bytearray()
