@@ -41,7 +41,8 @@ class Response:
         """Return the header fields as h11 wants them, with an exact ``content-length``."""
         fields = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
         fields = [(k, v) for k, v in fields if k != b"content-length"]
-        fields.append((b"content-length", str(len(self.body)).encode()))
+        if self.status_code >= 200 and self.status_code not in (204, 304):
+            fields.append((b"content-length", str(len(self.body)).encode()))
         return fields
 
     def __repr__(self) -> str:

@@ -38,7 +38,9 @@ def handshake_headers(**overrides: str | None) -> Headers:
     return Headers(fields.items())
 
 
-def rejection(method: str = "GET", version: str = "1.1", **overrides: str | None) -> HandshakeRejected:
+def rejection(
+    method: str = "GET", version: str = "1.1", **overrides: str | None
+) -> HandshakeRejected:
     with pytest.raises(HandshakeRejected) as caught:
         read_offer(method, version, handshake_headers(**overrides))
     return caught.value
@@ -59,7 +61,7 @@ def parse_101(response: bytes) -> h11.InformationalResponse:
 
 
 def header_map(event: h11.InformationalResponse) -> dict[bytes, bytes]:
-    return {name: value for name, value in event.headers}
+    return dict(event.headers)
 
 
 # ---- is_websocket_upgrade ----------------------------------------------------------------------
@@ -97,7 +99,8 @@ def test_read_offer_collects_subprotocols_and_extensions_in_order() -> None:
 
 @pytest.mark.parametrize("connection", ["Upgrade", "upgrade", "keep-alive, Upgrade", "UPGRADE "])
 def test_read_offer_connection_token_is_case_insensitive(connection: str) -> None:
-    assert read_offer("GET", "1.1", handshake_headers(connection=connection)).key == RFC_KEY.encode()
+    offer = read_offer("GET", "1.1", handshake_headers(connection=connection))
+    assert offer.key == RFC_KEY.encode()
 
 
 def test_read_offer_strips_key_whitespace() -> None:
@@ -216,5 +219,5 @@ def test_accept_response_rejects_malformed_header_fields(
     headers: dict[str, str] | None, extensions: str | None
 ) -> None:
     offer = HandshakeOffer(key=RFC_KEY.encode(), subprotocols=(), extensions=())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # noqa: PT011 - any message will do
         accept_response(offer, headers=headers, extensions=extensions)

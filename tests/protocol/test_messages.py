@@ -115,11 +115,14 @@ def test_equality() -> None:
     assert WebSocketMessage.close(1000) != WebSocketMessage.close(1001)
     assert WebSocketMessage.close(1000, "a") != WebSocketMessage.close(1000, "b")
     assert WebSocketMessage.text("") != WebSocketMessage.close(1000, "")
-    assert WebSocketMessage.text("a") != "a"
+    not_a_message: object = "a"
+    assert WebSocketMessage.text("a") != not_a_message
 
 
 def test_hashable_and_consistent_with_equality() -> None:
-    messages = {WebSocketMessage.text("a"), WebSocketMessage.text("a"), WebSocketMessage.binary(b"a")}
+    messages = {
+        WebSocketMessage.text("a"), WebSocketMessage.text("a"), WebSocketMessage.binary(b"a")
+    }
     assert len(messages) == 2
 
 
@@ -181,14 +184,17 @@ def test_coerce_message() -> None:
 
 
 def test_close_codes_match_rfc_6455() -> None:
-    assert CloseCode.NORMAL_CLOSURE == 1000
-    assert CloseCode.GOING_AWAY == 1001
-    assert CloseCode.PROTOCOL_ERROR == 1002
-    assert CloseCode.UNSUPPORTED_DATA == 1003
-    assert CloseCode.NO_STATUS_RECEIVED == 1005
-    assert CloseCode.ABNORMAL_CLOSURE == 1006
-    assert CloseCode.INVALID_PAYLOAD == 1007
-    assert CloseCode.POLICY_VIOLATION == 1008
-    assert CloseCode.MESSAGE_TOO_BIG == 1009
-    assert CloseCode.MANDATORY_EXTENSION == 1010
-    assert CloseCode.INTERNAL_ERROR == 1011
+    codes = {code.name: int(code) for code in CloseCode}
+    assert codes.items() >= {
+        "NORMAL_CLOSURE": 1000,
+        "GOING_AWAY": 1001,
+        "PROTOCOL_ERROR": 1002,
+        "UNSUPPORTED_DATA": 1003,
+        "NO_STATUS_RECEIVED": 1005,
+        "ABNORMAL_CLOSURE": 1006,
+        "INVALID_PAYLOAD": 1007,
+        "POLICY_VIOLATION": 1008,
+        "MESSAGE_TOO_BIG": 1009,
+        "MANDATORY_EXTENSION": 1010,
+        "INTERNAL_ERROR": 1011,
+    }.items()

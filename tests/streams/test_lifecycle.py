@@ -25,11 +25,20 @@ from spikard import (
 )
 from spikard.testing import TestServerInfo
 
-from ..helpers import close_code, parse_server_frames, read_all, read_until, upgrade_request, ws_connect
+from ..helpers import (
+    close_code,
+    masked_frame,
+    parse_server_frames,
+    read_all,
+    read_until,
+    upgrade_request,
+    ws_connect,
+)
+from . import Log
 
 # handler_grace is long so that "cancelled at once" and "cancelled after the grace" differ.
 app = Spikard(websocket=WebSocketConfig(handler_grace=5.0))
-events: list[str] = []
+events = Log()
 details: dict[str, Any] = {}
 
 
@@ -89,6 +98,17 @@ async def receive(socket: WebSocket) -> None:
     events.append("done")
 
 
+@app.websocket("/slow-accept")
+async def slow_accept(socket: WebSocket) -> AsyncIterator[str]:
+    try:
+        events.append("deciding")
+        await anyio.sleep(float(socket.query_params.get("delay", "30")))  # e.g. an auth lookup
+        async for message in socket:
+            yield message.as_text() or ""
+    finally:
+        events.append("finally")
+
+
 grace_app = Spikard(websocket=WebSocketConfig(handler_grace=0.2))
 
 
@@ -116,6 +136,17 @@ async def keepalive_echo(socket: WebSocket) -> AsyncIterator[str]:
         events.append("finally")
 
 
+FIREHOSE = 5000
+
+
+@keepalive_app.websocket("/firehose")
+async def firehose(socket: WebSocket) -> AsyncIterator[str]:
+    filler = "x" * 1000
+    for i in range(FIREHOSE):
+        yield f"{i:08d}{filler}"
+    await anyio.sleep_forever()  # stay open until the client leaves
+
+
 @pytest.fixture(autouse=True)
 def _clear() -> None:
     events.clear()
@@ -137,10 +168,18 @@ async def raw_upgrade(server: TestServerInfo, path: str) -> anyio.abc.SocketStre
     return stream
 
 
+def text_frame(text: str) -> bytes:
+    return masked_frame(0x1, text.encode())
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    return masked_frame(0x8, code.to_bytes(2, "big") + reason.encode())
+
+
 async def wait_for_no_connections(server: TestServerInfo) -> None:
     assert server.server is not None
     with anyio.fail_after(2):
-        while server.server.connection_count:
+        while server.server.connection_count:  # noqa: ASYNC110 (no event to wait on)
             await anyio.sleep(0.01)
 
 
@@ -167,12 +206,30 @@ async def test_client_close_code_is_echoed() -> None:
         assert events == ["loop ended", "after loop", "finally"]
 
 
-async def test_queued_messages_are_delivered_before_the_loop_ends() -> None:
+async def test_messages_queued_before_close_are_delivered_in_order() -> None:
     async with app.test_server() as server:
-        async with ws_connect(server.ws_url("/slow-reader")) as ws:
-            for i in range(3):
-                await ws.send(str(i))
-        assert events == ["got 0", "got 1", "got 2", "loop ended", "finally"]
+        stream = await raw_upgrade(server, "/slow-reader")
+        await stream.send(text_frame("0") + text_frame("1") + text_frame("2"))
+        # once the first is handled, all three are in the queue
+        await events.wait_for(lambda log: len(log) > 0)
+        await stream.send(close_frame(1000))
+        with anyio.fail_after(3):
+            await read_all(stream)
+        await stream.aclose()
+    assert events == ["got 0", "got 1", "got 2", "loop ended", "finally"]
+
+
+async def test_messages_in_the_same_read_as_the_close_frame_are_delivered() -> None:
+    # Three messages and the close frame arrive in one TCP segment: the driver marks the
+    # connection closed before delivering them, the watcher closes the inbound channel, and
+    # the messages are silently discarded.
+    async with app.test_server() as server:
+        stream = await raw_upgrade(server, "/slow-reader")
+        await stream.send(text_frame("0") + text_frame("1") + text_frame("2") + close_frame(1000))
+        with anyio.fail_after(3):
+            await read_all(stream)
+        await stream.aclose()
+    assert events == ["got 0", "got 1", "got 2", "loop ended", "finally"]
 
 
 async def test_handler_that_never_reads_is_cancelled_at_once() -> None:
@@ -203,11 +260,36 @@ async def test_handler_that_never_reads_is_cancelled_when_tcp_drops() -> None:
         stream = await raw_upgrade(server, "/never-reads")
         started = time.monotonic()
         await stream.aclose()
-        with anyio.fail_after(2):
-            while "finally" not in events:
-                await anyio.sleep(0.01)
+        await events.wait_for_item("finally")
         assert details["cancelled at"] - started < 1.0
         await wait_for_no_connections(server)
+
+
+async def test_client_leaving_before_the_handshake_is_answered_cancels_the_handler() -> None:
+    async with app.test_server() as server:
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)
+        await stream.send(upgrade_request("/slow-accept", port=server.port))
+        await events.wait_for_item("deciding")
+        await stream.aclose()
+        await events.wait_for_item("finally", timeout=1.0)
+        await wait_for_no_connections(server)
+
+
+async def test_frames_sent_before_the_101_are_not_lost() -> None:
+    async with app.test_server() as server:
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)
+        # the client does not wait for the 101 before its first frames
+        request = upgrade_request("/slow-accept?delay=0.1", port=server.port)
+        await stream.send(request + text_frame("early") + text_frame("bird"))
+        with anyio.fail_after(3):
+            data = await read_until(stream, b"bird")
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        assert parse_server_frames(rest) == [(0x1, b"early"), (0x1, b"bird")]
+        await stream.send(close_frame(1000))
+        with anyio.fail_after(3):
+            await read_all(stream)
+        await stream.aclose()
 
 
 async def test_receive_raises_connection_closed_ok_on_peer_close() -> None:
@@ -227,9 +309,7 @@ async def test_receive_raises_connection_closed_error_when_tcp_drops() -> None:
     async with app.test_server() as server:
         stream = await raw_upgrade(server, "/receive")
         await stream.aclose()
-        with anyio.fail_after(3):
-            while "done" not in events:
-                await anyio.sleep(0.01)
+        await events.wait_for_item("done")
     error = details["error"]
     assert isinstance(error, ConnectionClosedError)
     assert error.code == 1006
@@ -277,23 +357,23 @@ async def test_silent_peer_is_closed_1011_by_keepalive() -> None:
         assert opcodes[-1] == 0x8
         assert close_code(frames[-1][1]) == 1011
         assert elapsed < 1.0  # ping after 0.1 s, timeout 0.2 s
-        with anyio.fail_after(2):
-            while "finally" not in events:
-                await anyio.sleep(0.01)
+        await events.wait_for_item("finally")
         await wait_for_no_connections(server)
 
 
-async def test_keepalive_while_handler_is_busy_producing() -> None:
-    # The websockets client with a short ping_timeout closes if our pongs are late; the
-    # server must answer while the handler produces without pause between slow reads.
-    async with keepalive_app.test_server() as server:
-        async with ws_connect(
-            server.ws_url("/echo"), ping_interval=0.05, ping_timeout=0.5
-        ) as ws:
-            with anyio.fail_after(5):
-                for i in range(20):
-                    await ws.send(str(i))
-                    assert await ws.recv() == str(i)
-                    await anyio.sleep(0.03)
-            assert ws.close_code is None
-
+async def test_pings_answered_while_the_handler_is_busy_producing() -> None:
+    # The client pings every 50 ms and gives up after 500 ms; the server pings every 100 ms
+    # and gives up after 200 ms. Both must be answered while the handler produces as fast as
+    # the socket drains. (max_queue=None: the client never stops reading, so its own
+    # backpressure cannot delay the pongs it reads.)
+    async with (
+        keepalive_app.test_server() as server,
+        ws_connect(
+            server.ws_url("/firehose"), ping_interval=0.05, ping_timeout=0.5, max_queue=None
+        ) as ws,
+    ):
+        with anyio.fail_after(10):
+            for i in range(FIREHOSE):
+                message = await ws.recv()
+                assert message[:8] == f"{i:08d}"
+        assert ws.close_code is None

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from aiostream import pipe, stream
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -29,13 +30,14 @@ app = Spikard()
 records: dict[str, Any] = {}
 
 
-def _upper(message: WebSocketMessage) -> WebSocketMessage:
+# aiostream types map's function as (arg, /, *args): one per source stream.
+def _upper(message: WebSocketMessage, *_: WebSocketMessage) -> WebSocketMessage:
     text = message.as_text()
     return WebSocketMessage.text(text.upper()) if text is not None else message
 
 
-async def _async_upper(message: WebSocketMessage) -> WebSocketMessage:
-    await anyio.sleep(0)
+async def _async_upper(message: WebSocketMessage, *_: WebSocketMessage) -> WebSocketMessage:
+    await anyio.lowlevel.checkpoint()
     return _upper(message)
 
 
@@ -57,7 +59,8 @@ def upper_text_only(socket: WebSocket) -> Any:
 
 @app.websocket("/async-upper")
 def async_upper(socket: WebSocket) -> Any:
-    return socket | pipe.map(_async_upper)
+    # aiostream's MapCallable cannot infer Y from a coroutine function (mypy sees Never)
+    return socket | pipe.map(_async_upper)  # type: ignore[arg-type]
 
 
 @app.websocket("/merge")
@@ -112,6 +115,18 @@ async def raises(socket: WebSocket) -> AsyncIterator[str]:
     async for message in socket:
         yield "about to fail"
         raise RuntimeError(f"boom on {message.as_text()}")
+
+
+@app.websocket("/bad-item")
+async def bad_item(socket: WebSocket) -> AsyncIterator[object]:
+    yield "fine"
+    yield 42
+
+
+@app.websocket("/rejected-too-late")
+async def rejected_too_late(socket: WebSocket) -> AsyncIterator[str]:
+    yield "accepted"
+    raise HandshakeRejected(401)
 
 
 @app.websocket("/raises-early")
@@ -324,6 +339,20 @@ async def test_handler_exception_closes_1011() -> None:
     assert code == 1011
 
 
+async def test_yielding_an_unsupported_type_closes_1011() -> None:
+    async with app.test_server() as server, ws_connect(server.ws_url("/bad-item")) as ws:
+        received, code, _ = await drain(ws)
+    assert received == ["fine"]
+    assert code == 1011
+
+
+async def test_handshake_rejected_after_accept_closes_1011() -> None:
+    async with app.test_server() as server, ws_connect(server.ws_url("/rejected-too-late")) as ws:
+        received, code, _ = await drain(ws)
+    assert received == ["accepted"]
+    assert code == 1011
+
+
 async def test_generator_raising_before_first_yield_accepts_then_closes_1011() -> None:
     async with app.test_server() as server, ws_connect(server.ws_url("/raises-early")) as ws:
         received, code, _ = await drain(ws)
@@ -332,12 +361,11 @@ async def test_generator_raising_before_first_yield_accepts_then_closes_1011() -
 
 
 async def test_close_code_and_reason_from_peer_close() -> None:
-    async with app.test_server() as server:
-        async with ws_connect(server.ws_url("/peer-close")) as ws:
-            await ws.send("a")
-            with anyio.fail_after(5):
-                assert await ws.recv() == "a"
-            await client_close(ws, 4000, "client done")
+    async with app.test_server() as server, ws_connect(server.ws_url("/peer-close")) as ws:
+        await ws.send("a")
+        with anyio.fail_after(5):
+            assert await ws.recv() == "a"
+        await client_close(ws, 4000, "client done")
     assert records["peer-close-open"] == (None, None)
     assert records["peer-close"] == (4000, "client done")
 
@@ -423,10 +451,12 @@ async def test_accept_with_subprotocol() -> None:
 async def test_accept_with_subprotocol_not_offered_is_a_handler_error() -> None:
     # accept() raises ValueError in the handler: like any handler error, the socket is
     # accepted (without a subprotocol) and closed with 1011.
-    async with app.test_server() as server:
-        async with ws_connect(server.ws_url("/subprotocol"), subprotocols=["other"]) as ws:
-            assert ws.subprotocol is None
-            received, code, _ = await drain(ws)
+    async with (
+        app.test_server() as server,
+        ws_connect(server.ws_url("/subprotocol"), subprotocols=["other"]) as ws,
+    ):
+        assert ws.subprotocol is None
+        received, code, _ = await drain(ws)
     assert received == []
     assert code == 1011
 

@@ -31,6 +31,12 @@ CONVERTORS: dict[str, _Convertor] = {
 """Placeholder types: ``{name}`` is ``str`` (one segment), ``{rest:path}`` spans segments."""
 
 
+def _literal(text: str, template: str) -> str:
+    if "{" in text or "}" in text:
+        raise RoutingError(f"malformed placeholder in {template!r}")
+    return re.escape(text)
+
+
 class PathPattern:
     """A compiled path template.
 
@@ -54,14 +60,11 @@ class PathPattern:
                 raise RoutingError(f"unknown parameter type {kind!r} in {template!r}")
             if name in self._convert:
                 raise RoutingError(f"parameter {name!r} appears twice in {template!r}")
-            parts.append(re.escape(template[position : match.start()]))
+            parts.append(_literal(template[position : match.start()], template))
             parts.append(f"(?P<{name}>{CONVERTORS[kind].regex})")
             self._convert[name] = CONVERTORS[kind].convert
             position = match.end()
-        rest = template[position:]
-        if "{" in rest or "}" in rest:
-            raise RoutingError(f"malformed placeholder in {template!r}")
-        parts.append(re.escape(rest))
+        parts.append(_literal(template[position:], template))
         self._regex = re.compile("".join(parts) + r"\Z")
 
     @property

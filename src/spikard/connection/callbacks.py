@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 
+import anyio
+
 from ..errors import ConnectionClosed, HandshakeRejected
 from ..messages import CloseCode, WebSocketMessage, coerce_message
-from ..protocol.websocket import ProtocolState
 from .http import WebSocketUpgrade
 
 __all__ = ["Callbacks", "run_callbacks"]
@@ -59,8 +60,8 @@ async def run_callbacks(upgrade: WebSocketUpgrade, callbacks: Callbacks) -> None
             logger.exception("on_error raised")
 
     async def deliver(message: WebSocketMessage) -> None:
-        if protocol.state is not ProtocolState.OPEN:
-            return
+        if protocol.local_close_started:
+            return  # we are closing: messages that arrive now are discarded
         try:
             reply = await callbacks.on_message(message)
             if reply is not None:
@@ -75,8 +76,9 @@ async def run_callbacks(upgrade: WebSocketUpgrade, callbacks: Callbacks) -> None
     async def going_away() -> None:
         await connection.close(CloseCode.GOING_AWAY, "server shutting down")
 
-    upgrade.on_going_away(going_away)
-    await connection.run(deliver)
+    async with anyio.create_task_group() as task_group:
+        upgrade.on_going_away(going_away, task_group)
+        await connection.run(deliver)
     if protocol.failure is not None:
         code, reason = protocol.failure
         await report(f"connection failed with {code}: {reason}")

@@ -74,6 +74,7 @@ class WebSocketConnection:
         self._closing = anyio.Event()
         self._pings: dict[bytes, anyio.Event] = {}
         self._scope: anyio.CancelScope | None = None
+        self._delivering = False
 
     # ---- public API ------------------------------------------------------------------------
 
@@ -153,7 +154,9 @@ class WebSocketConnection:
                 if isinstance(event, PongReceived):
                     self._on_pong(event.payload)
                 else:
+                    self._delivering = True
                     await deliver(event)
+                    self._delivering = False
             if protocol.state is ProtocolState.CLOSED:
                 return
             try:
@@ -208,9 +211,14 @@ class WebSocketConnection:
             pong = await self.ping()
             with anyio.move_on_after(self._config.ping_timeout):
                 await pong.wait()
-            if not pong.is_set() and self.protocol.state is ProtocolState.OPEN:
-                await self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-                return
+            if pong.is_set() or self.protocol.state is not ProtocolState.OPEN:
+                continue
+            if self._delivering:
+                # Reads are paused because the application is behind: the pong is probably
+                # waiting unread behind the peer's data, which proves the peer is alive.
+                continue
+            await self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            return
 
     async def _close_deadline(self) -> None:
         await self._closing.wait()

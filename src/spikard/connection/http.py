@@ -12,7 +12,8 @@ ever raises out of :meth:`HTTPConnection.serve`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -55,8 +56,9 @@ class WebSocketUpgrade:
         self.connection: WebSocketConnection | None = None
         self._owner = owner
         self._request = request
-        self._going_away: Callable[[], Awaitable[None]] | None = None
+        self._going_away: Callable[[], Coroutine[Any, Any, None]] | None = None
         self.peer_gone = False
+        self._going_away_requested = False
         """True when the client left before the handshake was answered."""
         self._early_data = bytearray()
         self._watch_scope = anyio.CancelScope()
@@ -134,12 +136,20 @@ class WebSocketUpgrade:
         response = PlainTextResponse(rejection.body, rejection.status_code, rejection.headers)
         await self._owner.send_response(self._request, response)
 
-    def on_going_away(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Register what to run when the server shuts down while this socket is open."""
+    def on_going_away(
+        self, callback: Callable[[], Coroutine[Any, Any, None]], task_group: anyio.abc.TaskGroup
+    ) -> None:
+        """Register what to run when the server shuts down while this socket is open.
+
+        If the shutdown already began, ``callback`` is started at once in ``task_group``.
+        """
         self._going_away = callback
+        if self._going_away_requested:
+            task_group.start_soon(callback)
 
     async def going_away(self) -> None:
         """Ask the socket to close with 1001 (server shutdown)."""
+        self._going_away_requested = True
         if self._going_away is not None:
             await self._going_away()
 

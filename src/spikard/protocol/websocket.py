@@ -232,6 +232,11 @@ class WebSocketProtocol:
     # ---- state -----------------------------------------------------------------------------
 
     @property
+    def local_close_started(self) -> bool:
+        """True once this side sent a close frame of its own (not a reply, not a failure)."""
+        return self._initiated_close is not None
+
+    @property
     def closed_cleanly(self) -> bool:
         """True when the connection ended with a close frame from the peer and no failure."""
         return self.peer_close is not None and self.failure is None

@@ -30,7 +30,7 @@ def load_app(target: str) -> object:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+        if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
             raise SystemExit(f"error: could not import module {module_name!r}") from exc
         raise
     app: object = module

@@ -55,13 +55,20 @@ class _Session:
         socket._on_accept = self._on_accept
 
     def _on_accept(self, connection: WebSocketConnection) -> None:
-        self.task_group.start_soon(connection.run, self._deliver)
+        self.task_group.start_soon(self._drive, connection)
         self.task_group.start_soon(self._watch_peer, connection)
 
         async def going_away() -> None:
             await connection.close(CloseCode.GOING_AWAY, "server shutting down")
 
-        self.socket._upgrade.on_going_away(going_away)
+        self.socket._upgrade.on_going_away(going_away, self.task_group)
+
+    async def _drive(self, connection: WebSocketConnection) -> None:
+        try:
+            await connection.run(self._deliver)
+        finally:
+            # Every message that arrived was delivered: now the handler's loop may end.
+            self.socket._inbound_send.close()
 
     async def _deliver(self, message: WebSocketMessage) -> None:
         try:
@@ -72,7 +79,6 @@ class _Session:
     async def _watch_peer(self, connection: WebSocketConnection) -> None:
         await connection.closed.wait()
         socket = self.socket
-        socket._inbound_send.close()
         if self.handler_done:
             return
         if socket.waiting_readers == 0 and not socket._read_ever:
@@ -110,10 +116,11 @@ class _Session:
         if upgrade.rejected or (upgrade.peer_gone and not upgrade.accepted):
             return
         if isinstance(result, Callbacks):
-            if upgrade.accepted:
-                raise RuntimeError("a handler that returns callbacks must not accept the socket")
-            await run_callbacks(upgrade, result)
-            return
+            if not upgrade.accepted:
+                await run_callbacks(upgrade, result)
+                return
+            logger.error("a handler that returns a WebSocketResponse must not accept the socket")
+            code, reason = CloseCode.INTERNAL_ERROR, "internal error"
         if not upgrade.accepted:
             await socket.accept()
         connection = socket._connection
