@@ -63,8 +63,14 @@ async def read_all(stream: anyio.abc.ByteStream) -> bytes:
             return data
 
 
-def masked_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bytes = b"\x01\x02\x03\x04",
-                 rsv: int = 0) -> bytes:
+def masked_frame(
+    opcode: int,
+    payload: bytes,
+    *,
+    fin: bool = True,
+    mask: bytes = b"\x01\x02\x03\x04",
+    rsv: int = 0,
+) -> bytes:
     """A client frame (masked), as raw bytes."""
     first = (0x80 if fin else 0) | rsv << 4 | opcode
     length = len(payload)
