@@ -570,6 +570,7 @@ async def test_peer_vanishing_without_close_frame(
         await wait_for_no_connections(server)
     if path == "/shim":
         assert shim_events == [("close", None)]
+    assert_logged_at_most_once(caplog)
 
 
 async def test_many_bad_peers_at_once(caplog: pytest.LogCaptureFixture) -> None:
