@@ -657,8 +657,6 @@ async def test_flood_before_a_slow_accept_is_bounded_and_1009(
     assert_logged_once(caplog, "with 1009")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a client that half-closes before a slow accept gets "
-                                       "HTTP 500 (stream) or a close frame without a 101 (shim)")
 @pytest.mark.parametrize("path", ["/slow", "/slowshim"])
 async def test_half_close_before_a_slow_accept(
     path: str, caplog: pytest.LogCaptureFixture
@@ -699,8 +697,6 @@ async def test_peer_that_ignores_pings_is_closed_with_1011(
     assert 0.4 <= elapsed < 2.0  # ping after 0.2 s, pong overdue 0.3 s later
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a keepalive timeout is logged twice "
-                                       "(driver.fail() and _mark_closed() both log it)")
 async def test_keepalive_timeout_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     async with serving(caplog, keepalive_app) as server:
         await ignore_pings(server)

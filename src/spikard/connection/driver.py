@@ -101,7 +101,6 @@ class WebSocketConnection:
 
     async def fail(self, code: int, reason: str) -> None:
         """Fail the connection: send a close frame if possible, then stop without waiting."""
-        logger.info("closing %s with %d: %s", self._peer, code, reason)
         self.protocol.fail(code, reason)
         with anyio.move_on_after(self._config.close_timeout):
             try:

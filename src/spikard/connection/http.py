@@ -110,17 +110,16 @@ class WebSocketUpgrade:
         owner = self._owner
         trailing, _ = owner.h11.trailing_data
         config = owner.websocket_config
-        protocol = WebSocketProtocol(
-            max_message_size=config.max_message_size,
-            trailing_data=bytes(trailing) + bytes(self._early_data),
-        )
+        # A client that left before the 101 gets nothing more: not even replies to its frames.
+        early = b"" if self.peer_gone else bytes(trailing) + bytes(self._early_data)
+        protocol = WebSocketProtocol(max_message_size=config.max_message_size, trailing_data=early)
         self.accepted = True
         label = f"{owner.peer_label} {self._request.raw_path}"
         self.connection = WebSocketConnection(owner.stream, protocol, config, label)
-        owner.log_access(self._request, 101)
         if self.peer_gone:
             protocol.receive_eof()
             return self.connection
+        owner.log_access(self._request, 101)
         try:
             await owner.stream.send(response)
         except _TRANSPORT_ERRORS:
@@ -233,7 +232,7 @@ class HTTPConnection:
                     return
                 upgrade = self._upgrade = WebSocketUpgrade(self, request, offer)
             response = await self._handler(request, upgrade)
-            if upgrade is not None and (upgrade.accepted or upgrade.rejected):
+            if upgrade is not None and (upgrade.accepted or upgrade.rejected or upgrade.peer_gone):
                 return
             if response is None:
                 response = Response(status_code=500)
@@ -299,8 +298,11 @@ class HTTPConnection:
             await self._send_error(431, "Request Header Fields Too Large: too many fields")
             return None
         # h11 bounds only a head still arriving; one that came whole in a read is measured here.
-        head_size = len(event.method) + len(event.target) + 12 + sum(
-            len(name) + len(value) + 4 for name, value in event.headers.raw_items()
+        head_size = (
+            len(event.method)
+            + len(event.target)
+            + 12
+            + sum(len(name) + len(value) + 4 for name, value in event.headers.raw_items())
         )
         if head_size > config.max_header_bytes:
             logger.info("request head of %d bytes from %s", head_size, self.peer_label)

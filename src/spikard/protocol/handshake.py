@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -83,6 +84,16 @@ def _valid_key(key: str) -> bool:
         return False
 
 
+# RFC 9110, section 5.6.2: a token is one or more "tchar".
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _field_value(value: str) -> bytes:
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise ValueError("header values must not contain CR or LF (or NUL)")
+    return value.encode("latin-1")
+
+
 def accept_response(
     offer: HandshakeOffer,
     *,
@@ -106,9 +117,9 @@ def accept_response(
     if subprotocol is not None:
         lines.append(b"Sec-WebSocket-Protocol: " + subprotocol.encode("ascii"))
     if extensions:
-        lines.append(b"Sec-WebSocket-Extensions: " + extensions.encode("ascii"))
+        lines.append(b"Sec-WebSocket-Extensions: " + _field_value(extensions))
     for name, value in (headers or {}).items():
-        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
-            raise ValueError("header names and values must not contain CR or LF")
-        lines.append(f"{name}: {value}".encode("latin-1"))
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"{name!r} is not a valid header name (a token: no CR or LF)")
+        lines.append(name.encode("ascii") + b": " + _field_value(value))
     return b"\r\n".join(lines) + b"\r\n\r\n"
