@@ -51,12 +51,19 @@ def state_of(protocol: WebSocketProtocol) -> ProtocolState:
 
 
 def assert_failed_with(protocol: WebSocketProtocol, code: int) -> None:
-    """The protocol failed the connection with ``code`` and sent exactly one close frame."""
-    assert protocol.state is ProtocolState.CLOSED
+    """The peer's error stops the input (FAILING) without overtaking our replies; close() then
+    sends exactly one close frame with the error's code, whatever code it is given."""
+    assert protocol.state is ProtocolState.FAILING
+    assert protocol.input_ended
     assert protocol.close_code == code
     assert protocol.failure is not None
     assert protocol.failure[0] == code
     assert not protocol.closed_cleanly
+    before = sent_frames(protocol)
+    assert CLOSE not in [opcode for opcode, _ in before], "the error close waits for close()"
+    protocol.close(1000)
+    assert state_of(protocol) is ProtocolState.CLOSED
+    assert protocol.close_code == code
     frames = sent_frames(protocol)
     assert [opcode for opcode, _ in frames][-1:] == [CLOSE]
     assert [opcode for opcode, _ in frames].count(CLOSE) == 1
@@ -325,6 +332,7 @@ def test_sending_after_close_raises(
             protocol.receive_data(masked_frame(CLOSE, close_payload(1000)))
     elif how == "failure":
         protocol.receive_data(b"\x81\x00")  # unmasked
+        protocol.close()  # what the driver does once the application has replied
     else:
         protocol.receive_eof()
     protocol.data_to_send()
@@ -454,10 +462,14 @@ def test_protocol_violation_after_good_messages_keeps_them() -> None:
     protocol = new()
     data = masked_frame(TEXT, b"one") + masked_frame(PING, b"p") + b"\x82\x00"
     assert protocol.receive_data(data) == [WebSocketMessage.text("one")]
+    # The reply to "one" may still go out before the error close (Autobahn's strict order).
+    protocol.send(WebSocketMessage.text("one"))
+    protocol.close()
     frames = sent_frames(protocol)
     assert frames[0] == (PONG, b"p")
-    assert frames[1][0] == CLOSE
-    assert close_code(frames[1][1]) == 1002
+    assert frames[1] == (TEXT, b"one")
+    assert frames[2][0] == CLOSE
+    assert close_code(frames[2][1]) == 1002
 
 
 def test_protocol_violation_while_closing_sends_no_second_close() -> None:
@@ -535,6 +547,8 @@ def test_any_chunking_gives_the_same_messages(
 
 
 def _check_end_state(protocol: WebSocketProtocol) -> None:
+    if protocol.state is ProtocolState.FAILING:
+        protocol.close()  # the driver sends the error close once the application is done
     frames = sent_frames(protocol)
     opcodes = [opcode for opcode, _ in frames]
     assert set(opcodes) <= {PONG, CLOSE}

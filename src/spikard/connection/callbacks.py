@@ -79,6 +79,7 @@ async def run_callbacks(upgrade: WebSocketUpgrade, callbacks: Callbacks) -> None
     async with anyio.create_task_group() as task_group:
         upgrade.on_going_away(going_away, task_group)
         await connection.run(deliver)
+    await connection.close()  # after a protocol error: the error close, after the replies
     if protocol.failure is not None:
         code, reason = protocol.failure
         await report(f"connection failed with {code}: {reason}")

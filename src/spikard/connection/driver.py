@@ -12,10 +12,12 @@ is its life: a reader loop that feeds the protocol and hands every complete mess
 - **Writes** from any task go through :meth:`_flush`, under one lock. The protocol buffers the
   bytes of every event, so whoever holds the lock writes everything queued, in order, and
   the reader sends pong and close replies once per read.
-- **Closing.** :attr:`closed` is set the moment the protocol reaches ``CLOSED`` (close
-  handshake done, connection failed, or TCP lost), even while messages of the same read are
-  still being delivered, so the layers above can react at once. Once we have sent a close
-  frame the peer gets ``close_timeout`` seconds to answer before the connection is aborted.
+- **Closing.** :attr:`closed` is set the moment the input ends (close handshake done, peer
+  broke the protocol, or TCP lost), even while messages of the same read are still being
+  delivered, so the layers above can react at once. After a peer's protocol error the error
+  close frame goes out when the application calls :meth:`close`, after its last replies. Once
+  we have sent a close frame the peer gets ``close_timeout`` seconds to answer before the
+  connection is aborted.
 - Transport errors (reset, broken pipe) never escape: they end the connection with 1006.
 """
 
@@ -66,7 +68,7 @@ class WebSocketConnection:
     ) -> None:
         self.protocol = protocol
         self.closed = anyio.Event()
-        """Set when the connection reached its end (handshake done, failure or TCP lost)."""
+        """Set when the input ended (close handshake done, protocol error, or TCP lost)."""
         self._stream = stream
         self._config = config
         self._peer = peer
@@ -90,10 +92,15 @@ class WebSocketConnection:
         await self._flush()
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Start the close handshake; the peer has ``close_timeout`` to answer. Idempotent."""
-        if self.protocol.state is ProtocolState.OPEN:
+        """Start the close handshake; the peer has ``close_timeout`` to answer. Idempotent.
+
+        After a peer's protocol error this sends the error's close frame instead.
+        """
+        state = self.protocol.state
+        if state is ProtocolState.OPEN or state is ProtocolState.FAILING:
             self.protocol.close(code, reason)
-            self._closing.set()
+            if state is ProtocolState.OPEN:
+                self._closing.set()
             try:
                 await self._flush()
             except ConnectionClosed:
@@ -143,7 +150,7 @@ class WebSocketConnection:
         read_size = self._config.read_size
         receive = self._stream.receive
         while True:
-            if protocol.state is ProtocolState.CLOSED:
+            if protocol.input_ended:
                 self._mark_closed()
             try:
                 await self._flush()
@@ -156,7 +163,7 @@ class WebSocketConnection:
                     self._delivering = True
                     await deliver(event)
                     self._delivering = False
-            if protocol.state is ProtocolState.CLOSED:
+            if protocol.input_ended:
                 return
             try:
                 data = await receive(read_size)

@@ -16,10 +16,15 @@ arriving (never buffering more than the limit plus one read), and tracks the clo
 
 ``OPEN`` --(we send close)--> ``CLOSING`` --(peer's close arrives)--> ``CLOSED``
 ``OPEN`` --(peer's close arrives; we reply at once)--> ``CLOSED``
-any state --(protocol violation: we send a close with the error code)--> ``CLOSED``
+``OPEN`` --(peer breaks the protocol)--> ``FAILING`` --(:meth:`close`: error close)--> ``CLOSED``
+any state --(:meth:`fail`: we give up, e.g. keepalive timeout)--> ``CLOSED``
 any state --(EOF)--> ``CLOSED`` with 1006 unless already closed
 
-Once ``CLOSED`` the driver closes TCP: per RFC 6455, section 7.1.1, the server closes first.
+``FAILING`` exists so that a peer's error never overtakes the replies to the messages it sent
+before the bad frame: nothing more is read, but the application may still send until it calls
+:meth:`close`, which sends the close frame with the error code (1002, 1007, 1009). Both
+``FAILING`` and ``CLOSED`` end the input (:attr:`input_ended`). Once ``CLOSED`` the driver
+closes TCP: per RFC 6455, section 7.1.1, the server closes first.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class ProtocolState(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     """We sent a close frame and wait for the peer's."""
+    FAILING = "failing"
+    """The peer broke the protocol: no more input; our error close goes out on close()."""
     CLOSED = "closed"
 
 
@@ -107,7 +114,7 @@ class WebSocketProtocol:
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the peer; return the complete messages and pongs they finish."""
-        if self.state is ProtocolState.CLOSED:
+        if self.state is ProtocolState.CLOSED or self.state is ProtocolState.FAILING:
             return []
         self._conn.receive_data(data)
         events: list[Event] = []
@@ -130,14 +137,16 @@ class WebSocketProtocol:
 
     def receive_eof(self) -> None:
         """Record that the peer closed TCP; without a close frame first, the code is 1006."""
-        if self.state is not ProtocolState.CLOSED:
+        if self.state is ProtocolState.FAILING and self.failure is not None:
+            self._finish(*self.failure)
+        elif self.state is not ProtocolState.CLOSED:
             self._finish(CloseCode.ABNORMAL_CLOSURE, "")
 
     def _assemble(self, event: Message) -> WebSocketMessage | None:  # type: ignore[type-arg]
         data = event.data
         self._size += len(data)
         if self._size > self._max_message_size:
-            self.fail(
+            self._peer_error(
                 CloseCode.MESSAGE_TOO_BIG,
                 f"message larger than {self._max_message_size} bytes",
             )
@@ -160,7 +169,7 @@ class WebSocketProtocol:
         if ws_state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING):
             # wsproto reports a frame it cannot parse as a CloseConnection without leaving
             # OPEN: that is our failure to send, not the peer's close.
-            self.fail(event.code, event.reason or "protocol error")
+            self._peer_error(event.code, event.reason or "protocol error")
             return
         self.peer_close = (int(event.code), event.reason or "")
         if ws_state is ConnectionState.REMOTE_CLOSING:
@@ -169,6 +178,17 @@ class WebSocketProtocol:
             self._finish(int(event.code), event.reason or "")
         else:
             code, reason = self._initiated_close or (int(event.code), event.reason or "")
+            self._finish(code, reason)
+
+    def _peer_error(self, code: int, reason: str) -> None:
+        self.failure = (code, reason)
+        self._parts = []
+        self._size = 0
+        if self.state is ProtocolState.OPEN:
+            self.state = ProtocolState.FAILING
+            self.close_code = code
+            self.close_reason = reason
+        else:  # we were closing already: no second close frame
             self._finish(code, reason)
 
     def _finish(self, code: int, reason: str) -> None:
@@ -189,7 +209,7 @@ class WebSocketProtocol:
         if message.type is MessageType.CLOSE:
             self.close(message.code or CloseCode.NORMAL_CLOSURE, message.reason or "")
             return
-        if self.state is not ProtocolState.OPEN:
+        if self.state is not ProtocolState.OPEN and self.state is not ProtocolState.FAILING:
             raise self.closed_error()
         data = message.data
         event = TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
@@ -201,8 +221,16 @@ class WebSocketProtocol:
             self._outgoing += self._conn.send(Ping(payload=payload))
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Start the close handshake (no-op once closing)."""
-        if self.state is ProtocolState.OPEN:
+        """Start the close handshake (no-op once closing).
+
+        After a peer's protocol error (``FAILING``) the close frame carries the error's code,
+        whatever ``code`` says, and the connection is ``CLOSED`` at once.
+        """
+        if self.state is ProtocolState.FAILING and self.failure is not None:
+            code, reason = self.failure
+            self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
+            self._finish(code, reason)
+        elif self.state is ProtocolState.OPEN:
             self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
             self._initiated_close = (code, reason)
             self.state = ProtocolState.CLOSING
@@ -211,7 +239,7 @@ class WebSocketProtocol:
         """Fail the connection (RFC 6455, section 7.1.7): send a close if we still may, then end."""
         if self.state is ProtocolState.CLOSED:
             return
-        if self.state is ProtocolState.OPEN:
+        if self.state is ProtocolState.OPEN or self.state is ProtocolState.FAILING:
             self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
         self.failure = (code, reason)
         self._finish(code, reason)
@@ -230,6 +258,11 @@ class WebSocketProtocol:
         return data
 
     # ---- state -----------------------------------------------------------------------------
+
+    @property
+    def input_ended(self) -> bool:
+        """True once nothing more will be read: ``FAILING`` or ``CLOSED``."""
+        return self.state is ProtocolState.CLOSED or self.state is ProtocolState.FAILING
 
     @property
     def local_close_started(self) -> bool:
