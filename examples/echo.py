@@ -2,7 +2,7 @@
 
 Serves ``/echo`` and ``/`` (so conformance suites that connect to the root work too)::
 
-    python examples/echo.py --port 9001 --max-message-size 16777216
+    python examples/echo.py --port 9001 --max-message-size 16777216 --permessage-deflate
     python -m spikard examples.echo:app
 
 The handler is the smallest stream handler there is: the socket is an async iterator of
@@ -23,13 +23,12 @@ async def echo(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
         yield message
 
 
-def create_app(max_message_size: int | None = None) -> Spikard:
-    """Build the echo app; ``max_message_size`` (bytes) replaces the 1 MiB default."""
-    config = (
-        WebSocketConfig()
-        if max_message_size is None
-        else WebSocketConfig(max_message_size=max_message_size)
-    )
+def create_app(max_message_size: int | None = None, *, deflate: bool = False) -> Spikard:
+    """Build the echo app; ``max_message_size`` (bytes) replaces the 1 MiB default, and
+    ``deflate`` accepts permessage-deflate when the client offers it."""
+    config = WebSocketConfig(permessage_deflate=deflate)
+    if max_message_size is not None:
+        config = WebSocketConfig(max_message_size=max_message_size, permessage_deflate=deflate)
     application = Spikard(websocket=config)
     application.add_websocket_route("/echo", echo)
     application.add_websocket_route("/", echo)
@@ -51,8 +50,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="BYTES",
         help="largest incoming message (default 1 MiB); larger ones close with 1009",
     )
+    parser.add_argument(
+        "--permessage-deflate",
+        action="store_true",
+        help="accept permessage-deflate (compression) when the client offers it",
+    )
     args = parser.parse_args(argv)
-    create_app(args.max_message_size).run(args.host, args.port, backend=args.backend)
+    application = create_app(args.max_message_size, deflate=args.permessage_deflate)
+    application.run(args.host, args.port, backend=args.backend)
 
 
 if __name__ == "__main__":

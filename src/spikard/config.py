@@ -21,6 +21,8 @@ class WebSocketConfig:
 
     max_message_size: int = 1 * MiB
     """Largest incoming message, in bytes (text is counted in characters); larger closes 1009."""
+    max_frame_size: int | None = None
+    """Largest single frame (after decompression); None means ``max_message_size``."""
     max_queue: int = 16
     """Incoming messages buffered for a stream handler before the server stops reading."""
     ping_interval: float | None = 20.0
@@ -33,6 +35,18 @@ class WebSocketConfig:
     """Bytes asked of the socket per read."""
     handler_grace: float = 1.0
     """Seconds a handler may keep running after the peer left, once it saw the end of input."""
+    permessage_deflate: bool = False
+    """Accept a client's permessage-deflate offer (RFC 7692); costs CPU and memory per socket."""
+    max_connections: int = 10_000
+    """Most WebSockets open at once (per process); more handshakes get 503 + Retry-After."""
+    retry_after: int = 5
+    """Seconds announced in ``Retry-After`` when ``max_connections`` turns a handshake away."""
+    allowed_origins: tuple[str, ...] | None = None
+    """Browser origins allowed to connect (``"https://app.example.com"``; ``"*"`` for any);
+    a handshake with another ``Origin`` gets 403. None allows every origin. Clients that send
+    no ``Origin`` (non-browsers) are always allowed."""
+    idle_timeout: float | None = None
+    """Close with 1000 after this many seconds without a message either way; None: never."""
 
     def __post_init__(self) -> None:
         _positive("max_message_size", self.max_message_size)
@@ -44,6 +58,15 @@ class WebSocketConfig:
             _positive("ping_interval", self.ping_interval)
         if self.handler_grace < 0:
             raise ValueError("handler_grace must not be negative")
+        if self.max_frame_size is not None:
+            _positive("max_frame_size", self.max_frame_size)
+        _positive("max_connections", self.max_connections)
+        if self.retry_after < 0:
+            raise ValueError("retry_after must not be negative")
+        if self.idle_timeout is not None:
+            _positive("idle_timeout", self.idle_timeout)
+        if isinstance(self.allowed_origins, str):
+            raise TypeError("allowed_origins must be a tuple of origins, not a string")
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,10 @@ class WebSocketConnection:
         self._pings: dict[bytes, anyio.Event] = {}
         self._scope: anyio.CancelScope | None = None
         self._delivering = False
+        self.messages_received = 0
+        """Messages delivered to the application so far."""
+        self.messages_sent = 0
+        """Messages the application sent so far."""
 
     # ---- public API ------------------------------------------------------------------------
 
@@ -87,6 +91,7 @@ class WebSocketConnection:
             ConnectionClosed: the connection is closing or closed.
         """
         self.protocol.send(message)
+        self.messages_sent += 1
         if message.code is not None:
             self._closing.set()
         await self._flush()
@@ -136,6 +141,8 @@ class WebSocketConnection:
             if self._config.ping_interval is not None:
                 tg.start_soon(self._keepalive, self._config.ping_interval)
             tg.start_soon(self._close_deadline)
+            if self._config.idle_timeout is not None:
+                tg.start_soon(self._idle_watch, self._config.idle_timeout)
             try:
                 await self._read_loop(deliver)
             finally:
@@ -161,6 +168,7 @@ class WebSocketConnection:
                     self._on_pong(event.payload)
                 else:
                     self._delivering = True
+                    self.messages_received += 1
                     await deliver(event)
                     self._delivering = False
             if protocol.input_ended:
@@ -225,6 +233,17 @@ class WebSocketConnection:
                 continue
             await self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
             return
+
+    async def _idle_watch(self, timeout: float) -> None:
+        seen = -1
+        while self.protocol.state is ProtocolState.OPEN:
+            activity = self.messages_received + self.messages_sent
+            if activity == seen and not self._delivering:
+                logger.info("closing idle %s after %.1f s", self._peer, timeout)
+                await self.close(CloseCode.NORMAL_CLOSURE, "idle timeout")
+                return
+            seen = activity
+            await anyio.sleep(timeout)
 
     async def _close_deadline(self) -> None:
         await self._closing.wait()

@@ -18,11 +18,20 @@ from typing import Any
 import anyio
 import anyio.abc
 import h11
+from wsproto.extensions import Extension
 
 from ..config import HTTPConfig, WebSocketConfig
 from ..datastructures import Address, Headers
 from ..errors import HandshakeRejected
-from ..protocol.handshake import HandshakeOffer, accept_response, is_websocket_upgrade, read_offer
+from ..protocol.deflate import negotiate_deflate
+from ..protocol.handshake import (
+    HandshakeOffer,
+    accept_response,
+    check_origin,
+    is_websocket_upgrade,
+    normalize_origin,
+    read_offer,
+)
 from ..protocol.websocket import WebSocketProtocol
 from ..requests import Request
 from ..responses import PlainTextResponse, Response
@@ -106,13 +115,27 @@ class WebSocketUpgrade:
         if self.accepted or self.rejected:
             raise RuntimeError("the WebSocket handshake was already answered")
         await self._stop_watching()
-        response = accept_response(self.offer, subprotocol=subprotocol, headers=headers)
         owner = self._owner
-        trailing, _ = owner.h11.trailing_data
         config = owner.websocket_config
+        extensions_header = None
+        extensions: list[Extension] = []
+        if config.permessage_deflate:
+            negotiated = negotiate_deflate(self.offer.extensions, config.max_message_size)
+            if negotiated is not None:
+                extensions_header, deflate = negotiated
+                extensions.append(deflate)
+        response = accept_response(
+            self.offer, subprotocol=subprotocol, extensions=extensions_header, headers=headers
+        )
+        trailing, _ = owner.h11.trailing_data
         # A client that left before the 101 gets nothing more: not even replies to its frames.
         early = b"" if self.peer_gone else bytes(trailing) + bytes(self._early_data)
-        protocol = WebSocketProtocol(max_message_size=config.max_message_size, trailing_data=early)
+        protocol = WebSocketProtocol(
+            max_message_size=config.max_message_size,
+            max_frame_size=config.max_frame_size,
+            extensions=extensions,
+            trailing_data=early,
+        )
         self.accepted = True
         label = f"{owner.peer_label} {self._request.raw_path}"
         self.connection = WebSocketConnection(owner.stream, protocol, config, label)
@@ -157,6 +180,15 @@ RequestHandler = Callable[[Request, WebSocketUpgrade | None], Awaitable[Response
 """The application: answer a request, or run the WebSocket and return None."""
 
 
+class WebSocketCounter:
+    """Counts the WebSockets open on a server, across its connections."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = 0
+
+
 class HTTPConnection:
     """Serve HTTP/1.1 requests on one byte stream until it closes.
 
@@ -167,6 +199,7 @@ class HTTPConnection:
         websocket_config: WebSocket limits, for upgrades.
         client: the peer's address, if known.
         scheme: ``"http"`` or ``"https"``; WebSocket requests report ``ws``/``wss``.
+        websockets: the server-wide count of open WebSockets, for ``max_connections``.
     """
 
     def __init__(
@@ -178,8 +211,14 @@ class HTTPConnection:
         *,
         client: Address | None = None,
         scheme: str = "http",
+        websockets: WebSocketCounter | None = None,
     ) -> None:
         self.stream = stream
+        self._websockets = websockets or WebSocketCounter()
+        origins = websocket_config.allowed_origins
+        self._allowed_origins = (
+            None if origins is None else frozenset(normalize_origin(o) for o in origins)
+        )
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_header_bytes)
         self.websocket_config = websocket_config
         self.peer_label = f"{client.host}:{client.port}" if client else "-"
@@ -220,18 +259,21 @@ class HTTPConnection:
             if is_websocket_upgrade(request.headers):
                 request.scheme = "wss" if self._scheme == "https" else "ws"
                 try:
-                    offer = read_offer(request.method, request.http_version, request.headers)
+                    offer = self._check_handshake(request)
                 except HandshakeRejected as rejection:
-                    logger.info(
-                        "bad WebSocket handshake from %s: %s", self.peer_label, rejection.body
-                    )
                     refusal = PlainTextResponse(
                         rejection.body, rejection.status_code, rejection.headers
                     )
                     await self.send_response(request, refusal, close=True)
                     return
                 upgrade = self._upgrade = WebSocketUpgrade(self, request, offer)
-            response = await self._handler(request, upgrade)
+                self._websockets.open += 1
+                try:
+                    response = await self._handler(request, upgrade)
+                finally:
+                    self._websockets.open -= 1
+            else:
+                response = await self._handler(request, None)
             if upgrade is not None and (upgrade.accepted or upgrade.rejected or upgrade.peer_gone):
                 return
             if response is None:
@@ -240,6 +282,36 @@ class HTTPConnection:
             if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                 return
             self.h11.start_next_cycle()
+
+    def _check_handshake(self, request: Request) -> HandshakeOffer:
+        """Validate an upgrade request, its origin and the server's capacity (logged once)."""
+        try:
+            offer = read_offer(request.method, request.http_version, request.headers)
+        except HandshakeRejected as rejection:
+            logger.info("bad WebSocket handshake from %s: %s", self.peer_label, rejection.body)
+            raise
+        try:
+            check_origin(request.headers, self._allowed_origins)
+        except HandshakeRejected:
+            logger.info(
+                "refused WebSocket from %s: origin %r is not allowed",
+                self.peer_label,
+                request.headers.get("origin"),
+            )
+            raise
+        config = self.websocket_config
+        if self._websockets.open >= config.max_connections:
+            logger.warning(
+                "refused WebSocket from %s: %d open (max_connections)",
+                self.peer_label,
+                self._websockets.open,
+            )
+            raise HandshakeRejected(
+                503,
+                "Too many WebSocket connections; try again later",
+                {"retry-after": str(config.retry_after)},
+            )
+        return offer
 
     async def _read_request(self, first: bool) -> Request | None:
         """Read one whole request (head and body); None when the connection should end."""

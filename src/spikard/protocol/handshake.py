@@ -94,6 +94,27 @@ def _field_value(value: str) -> bytes:
     return value.encode("latin-1")
 
 
+def check_origin(headers: Headers, allowed: frozenset[str] | None) -> None:
+    """Refuse a browser whose ``Origin`` is not in ``allowed``.
+
+    ``allowed`` holds origins normalized with :func:`normalize_origin`; ``"*"`` allows any.
+    Requests without ``Origin`` (non-browser clients) pass.
+
+    Raises:
+        HandshakeRejected: 403 for an origin that is not allowed.
+    """
+    if allowed is None or "*" in allowed:
+        return
+    origin = headers.get("origin")
+    if origin is not None and normalize_origin(origin) not in allowed:
+        raise HandshakeRejected(403, "Origin not allowed")
+
+
+def normalize_origin(origin: str) -> str:
+    """Lower-case an origin and drop a trailing slash, for comparison."""
+    return origin.strip().lower().rstrip("/")
+
+
 def accept_response(
     offer: HandshakeOffer,
     *,

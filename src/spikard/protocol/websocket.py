@@ -76,6 +76,8 @@ class WebSocketProtocol:
     Args:
         max_message_size: the largest message accepted; a larger one fails the connection
             with 1009. Text is counted in decoded characters, binary in bytes.
+        max_frame_size: the largest single frame accepted (1009 too); None means
+            ``max_message_size``.
         extensions: negotiated wsproto extensions (permessage-deflate).
         trailing_data: bytes that arrived after the handshake request.
     """
@@ -84,11 +86,14 @@ class WebSocketProtocol:
         self,
         *,
         max_message_size: int,
+        max_frame_size: int | None = None,
         extensions: list[Extension] | None = None,
         trailing_data: bytes = b"",
     ) -> None:
         self._conn = Connection(ConnectionType.SERVER, extensions)
         self._max_message_size = max_message_size
+        self._max_frame_size = max_frame_size or max_message_size
+        self._frame_size = 0
         self._outgoing = bytearray()
         self._parts: list[str | bytes] = []
         self._size = 0
@@ -145,12 +150,20 @@ class WebSocketProtocol:
     def _assemble(self, event: Message) -> WebSocketMessage | None:  # type: ignore[type-arg]
         data = event.data
         self._size += len(data)
+        self._frame_size += len(data)
         if self._size > self._max_message_size:
             self._peer_error(
                 CloseCode.MESSAGE_TOO_BIG,
                 f"message larger than {self._max_message_size} bytes",
             )
             return None
+        if self._frame_size > self._max_frame_size:
+            self._peer_error(
+                CloseCode.MESSAGE_TOO_BIG, f"frame larger than {self._max_frame_size} bytes"
+            )
+            return None
+        if event.frame_finished:
+            self._frame_size = 0
         if not event.message_finished:
             self._parts.append(data)
             return None

@@ -12,7 +12,7 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSListener
 
 from ..config import HTTPConfig, WebSocketConfig
-from ..connection.http import HTTPConnection, RequestHandler
+from ..connection.http import HTTPConnection, RequestHandler, WebSocketCounter
 from ..datastructures import Address
 
 __all__ = ["Server"]
@@ -42,11 +42,17 @@ class Server:
         self._websocket_config = websocket_config or WebSocketConfig()
         self._ssl_context = ssl_context
         self._connections: set[HTTPConnection] = set()
+        self._websockets = WebSocketCounter()
         self._shutdown_requested = anyio.Event()
         self._drained = anyio.Event()
         self._force_scope: anyio.CancelScope | None = None
         self.addresses: list[Address] = []
         """The addresses the server listens on, once started."""
+
+    @property
+    def websocket_count(self) -> int:
+        """WebSockets open (or in their handshake) right now."""
+        return self._websockets.open
 
     @property
     def connection_count(self) -> int:
@@ -129,6 +135,7 @@ class Server:
             self._websocket_config,
             client=client,
             scheme=scheme,
+            websockets=self._websockets,
         )
         self._connections.add(connection)
         try:
