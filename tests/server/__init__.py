@@ -44,8 +44,14 @@ def spikard_command(*args: str) -> list[str]:
 
 
 @asynccontextmanager
-async def serve_subprocess(extra: Sequence[str] = (), app: str = APP) -> AsyncIterator[Served]:
-    """Start ``python -m spikard APP --port 0`` and wait until it listens; kill it at the end."""
+async def serve_subprocess(
+    extra: Sequence[str] = (), app: str = APP, *, drain: bool = False
+) -> AsyncIterator[Served]:
+    """Start ``python -m spikard APP --port 0`` and wait until it listens; kill it at the end.
+
+    With ``drain``, stderr keeps being read in the background (into ``Served.output``) so a
+    chatty server never blocks on a full pipe; ``Served.wait`` is then unavailable.
+    """
     process = await anyio.open_process(
         spikard_command(app, "--port", "0", *extra),
         cwd=ROOT,
@@ -61,7 +67,20 @@ async def serve_subprocess(extra: Sequence[str] = (), app: str = APP) -> AsyncIt
                     output += await process.stderr.receive()
                 except anyio.EndOfStream:
                     raise AssertionError(f"server exited early:\n{output.decode()}") from None
-        yield Served(process, int(found.group(1)), output)
+        served = Served(process, int(found.group(1)), output)
+        if not drain:
+            yield served
+            return
+        async with anyio.create_task_group() as task_group:
+
+            async def keep_reading() -> None:
+                assert process.stderr is not None
+                async for chunk in process.stderr:
+                    output.extend(chunk[-65536:])
+
+            task_group.start_soon(keep_reading)
+            yield served
+            task_group.cancel_scope.cancel()
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGKILL)

@@ -13,6 +13,7 @@ from anyio.streams.tls import TLSListener
 
 from ..config import HTTPConfig, WebSocketConfig
 from ..connection.http import HTTPConnection, RequestHandler, WebSocketCounter
+from ..connection.transport import pause_unrequested_reads
 from ..datastructures import Address
 
 __all__ = ["Server"]
@@ -123,6 +124,7 @@ class Server:
             self._force_scope.cancel()
 
     async def _handle(self, stream: anyio.abc.ByteStream, scheme: str) -> None:
+        pause_unrequested_reads(stream)
         try:
             remote = stream.extra(SocketAttribute.remote_address)
             client = Address(str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None

@@ -1,0 +1,1 @@
+"""Robustness under load and faults, measured on a server in its own process."""
