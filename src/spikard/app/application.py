@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
+
+import anyio
 
 from ..config import HTTPConfig, WebSocketConfig
 from ..connection.http import WebSocketUpgrade
@@ -45,6 +48,8 @@ class Spikard:
     Args:
         websocket: WebSocket limits and timers (max message size, keepalive, ...).
         http: HTTP limits and timers (header and body sizes, timeouts, shutdown deadline).
+        lifespan: ``lifespan(app)`` returns an async context manager entered before the server
+            listens and exited after it drained; see also :meth:`on_startup`.
     """
 
     def __init__(
@@ -52,9 +57,13 @@ class Spikard:
         *,
         websocket: WebSocketConfig | None = None,
         http: HTTPConfig | None = None,
+        lifespan: Callable[[Spikard], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self.websocket_config = websocket or WebSocketConfig()
         self.http_config = http or HTTPConfig()
+        self._lifespan = lifespan
+        self._startup: list[Callable[[], Any]] = []
+        self._shutdown: list[Callable[[], Any]] = []
         self._http_routes: list[Route[HTTPEndpoint]] = []
         self._websocket_routes: list[Route[SessionStart]] = []
 
@@ -127,6 +136,30 @@ class Spikard:
     def delete(self, path: str) -> Callable[[_F], _F]:
         """Register a DELETE handler."""
         return self.route(path, ("DELETE",))
+
+    # ---- lifespan --------------------------------------------------------------------------
+
+    def on_startup(self, function: _F) -> _F:
+        """Run ``function`` (sync or async) before the server accepts connections."""
+        self._startup.append(function)
+        return function
+
+    def on_shutdown(self, function: _F) -> _F:
+        """Run ``function`` (sync or async) after the server drained, in reverse order."""
+        self._shutdown.append(function)
+        return function
+
+    @asynccontextmanager
+    async def lifespan_context(self) -> AsyncIterator[None]:
+        """Startup hooks, then the ``lifespan`` context; on exit the reverse, shielded."""
+        async with AsyncExitStack() as stack:
+            for hook in self._startup:
+                await _call(hook)
+            for hook in self._shutdown:
+                stack.push_async_callback(_shielded, hook)
+            if self._lifespan is not None:
+                await stack.enter_async_context(self._lifespan(self))
+            yield
 
     # ---- request handling ------------------------------------------------------------------
 
@@ -224,3 +257,14 @@ class Spikard:
         """
         async with running_test_server(self, ssl_context=ssl_context) as server:
             yield server
+
+
+async def _call(hook: Callable[[], Any]) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result
+
+
+async def _shielded(hook: Callable[[], Any]) -> None:
+    with anyio.CancelScope(shield=True):
+        await _call(hook)

@@ -31,7 +31,7 @@ from .subscription import (
 )
 
 if TYPE_CHECKING:
-    from .redis import RedisBroker
+    from .redis import RedisBroker as RedisBroker
 
 __all__ = [
     "MAX_CHANNEL_LENGTH",
@@ -42,7 +42,6 @@ __all__ = [
     "JSONValue",
     "MemoryBroker",
     "Merged",
-    "RedisBroker",
     "SlowConsumerPolicy",
     "SubscriberTooSlow",
     "Subscription",
@@ -85,7 +84,8 @@ def create_broker(url: str | None = None, **options: Any) -> Broker:
 
 
 def __getattr__(name: str) -> Any:
-    # RedisBroker is imported on first use, so spikard works without redis-py installed.
+    # RedisBroker is imported on first use (and left out of __all__), so that spikard and
+    # `from spikard.pubsub import *` work without redis-py installed.
     if name == "RedisBroker":
         from .redis import RedisBroker
 

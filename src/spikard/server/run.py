@@ -29,7 +29,24 @@ def configure_logging(level: str) -> None:
 
 
 async def serve_until_signalled(server: Server, host: str, port: int) -> None:
-    """Serve until SIGINT/SIGTERM; the first starts a graceful shutdown, a second cuts it."""
+    """Serve until SIGINT/SIGTERM; the first starts a graceful shutdown, a second cuts it.
+
+    The application's startup hooks run first; one that fails is logged and exits with 1.
+    """
+    try:
+        lifespan = server.lifespan()
+        await lifespan.__aenter__()
+    except Exception as exc:
+        logger.critical("application startup failed: %s: %s", type(exc).__name__, exc)
+        raise SystemExit(1) from None
+    try:
+        await _serve_until_signalled(server, host, port)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await lifespan.__aexit__(None, None, None)
+
+
+async def _serve_until_signalled(server: Server, host: str, port: int) -> None:
     async with anyio.create_task_group() as task_group:
 
         async def watch_signals() -> None:
@@ -47,7 +64,7 @@ async def serve_until_signalled(server: Server, host: str, port: int) -> None:
                     server.shutdown()
 
         async def serve(*, task_status: anyio.abc.TaskStatus[list[Address]]) -> None:
-            await server.serve(host, port, task_status=task_status)
+            await server.serve(host, port, lifespan=False, task_status=task_status)
             task_group.cancel_scope.cancel()
 
         task_group.start_soon(watch_signals)

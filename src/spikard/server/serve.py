@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import anyio
@@ -29,6 +31,8 @@ class Server:
         http_config: HTTP limits and timers, ``shutdown_timeout`` included.
         websocket_config: WebSocket limits and timers.
         ssl_context: serve TLS (``https``/``wss``) with this context.
+        lifespan: an async context manager factory entered around serving (startup and
+            shutdown hooks); by default the handler's ``lifespan_context`` if it has one.
     """
 
     def __init__(
@@ -37,8 +41,13 @@ class Server:
         http_config: HTTPConfig | None = None,
         websocket_config: WebSocketConfig | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self._handler = handler
+        self.lifespan: Callable[[], AbstractAsyncContextManager[None]] = (
+            lifespan or getattr(handler, "lifespan_context", None) or nullcontext
+        )
+        """The application's startup/shutdown context manager factory."""
         self._http_config = http_config or HTTPConfig()
         self._websocket_config = websocket_config or WebSocketConfig()
         self._ssl_context = ssl_context
@@ -65,12 +74,25 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 8000,
         *,
+        lifespan: bool = True,
         task_status: anyio.abc.TaskStatus[list[Address]] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on ``host``:``port`` (0 picks a free port) until :meth:`shutdown`.
 
-        ``task_status.started`` reports the bound addresses, for ``task_group.start``.
+        ``task_status.started`` reports the bound addresses, for ``task_group.start``. The
+        application's lifespan (startup hooks) runs before the port opens and its shutdown
+        hooks after the last connection is gone; a failing startup raises from here. With
+        ``lifespan=False`` the caller runs :attr:`lifespan` itself.
         """
+        if not lifespan:
+            await self._serve(host, port, task_status)
+            return
+        async with self.lifespan():
+            await self._serve(host, port, task_status)
+
+    async def _serve(
+        self, host: str, port: int, task_status: anyio.abc.TaskStatus[list[Address]]
+    ) -> None:
         listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
             local_host=host, local_port=port
         )

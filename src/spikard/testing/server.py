@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,8 +56,10 @@ async def running_test_server(
         getattr(app, "websocket_config", None),
         ssl_context,
     )
-    async with anyio.create_task_group() as task_group:
-        addresses = await task_group.start(server.serve, "127.0.0.1", 0)
+    async with server.lifespan(), anyio.create_task_group() as task_group:
+        addresses = await task_group.start(
+            functools.partial(server.serve, "127.0.0.1", 0, lifespan=False)
+        )
         try:
             yield TestServerInfo("127.0.0.1", addresses[0].port, ssl_context is not None, server)
         finally:
