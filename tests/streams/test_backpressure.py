@@ -45,9 +45,9 @@ def frame(opcode: int, payload: bytes) -> bytes:
 class FrameReader:
     """Incremental parser of unmasked server frames from a byte stream."""
 
-    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream, already_read: bytes = b"") -> None:
         self.stream = stream
-        self.buffer = bytearray()
+        self.buffer = bytearray(already_read)
 
     async def _need(self, count: int) -> None:
         while len(self.buffer) < count:
@@ -101,13 +101,13 @@ def _clear() -> None:
     produced[0] = 0
 
 
-async def handshake(port: int, path: str) -> anyio.abc.SocketStream:
+async def handshake(port: int, path: str) -> tuple[anyio.abc.SocketStream, bytes]:
+    """Upgrade; return the stream and any frame bytes that came in the same read as the 101."""
     stream = await anyio.connect_tcp("127.0.0.1", port)
     await stream.send(upgrade_request(path, port=port))
     head = await read_until(stream, b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101"), head
-    assert head.endswith(b"\r\n\r\n")  # nothing sent yet after the head
-    return stream
+    return stream, head.partition(b"\r\n\r\n")[2]
 
 
 async def wait_until_stalled(counter: list[int]) -> int:
@@ -123,7 +123,7 @@ async def wait_until_stalled(counter: list[int]) -> int:
 async def test_inbound_queue_is_bounded_and_sender_blocks() -> None:
     state["release"] = anyio.Event()
     async with app.test_server() as server:
-        stream = await handshake(server.port, "/lazy-reader")
+        stream, _ = await handshake(server.port, "/lazy-reader")
         sent = [0]
 
         async def sender() -> None:
@@ -156,14 +156,14 @@ async def test_inbound_queue_is_bounded_and_sender_blocks() -> None:
 
 async def test_fast_producer_is_paced_by_a_slow_client() -> None:
     async with app.test_server() as server:
-        stream = await handshake(server.port, "/fast-producer")
+        stream, early = await handshake(server.port, "/fast-producer")
         started = time.monotonic()
         stalled_at = await wait_until_stalled(produced)
         assert time.monotonic() - started < 15
         # the generator is not pulled past what the socket buffers hold
         assert 0 < stalled_at * CHUNK < BUFFER_BOUND
         # reading resumes production, and messages come in order, none skipped
-        reader = FrameReader(stream)
+        reader = FrameReader(stream, early)
         with anyio.fail_after(20):
             for expected in range(stalled_at + 10):
                 opcode, payload = await reader.next()

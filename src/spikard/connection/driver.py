@@ -34,6 +34,7 @@ from ..config import WebSocketConfig
 from ..errors import ConnectionClosed
 from ..messages import CloseCode, WebSocketMessage
 from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
+from .transport import direct_writer
 
 __all__ = ["Deliver", "WebSocketConnection"]
 
@@ -73,6 +74,7 @@ class WebSocketConnection:
         self._config = config
         self._peer = peer
         self._write_lock = anyio.Lock()
+        self._direct_writer = direct_writer(stream)
         self._closing = anyio.Event()
         self._pings: dict[bytes, anyio.Event] = {}
         self._scope: anyio.CancelScope | None = None
@@ -183,6 +185,16 @@ class WebSocketConnection:
 
     async def _flush(self) -> None:
         if not self.protocol.has_data_to_send:
+            return
+        writer = self._direct_writer
+        if writer is not None:
+            try:
+                if writer.write(self.protocol.data_to_send()):
+                    await writer.drain()
+            except _TRANSPORT_ERRORS:
+                self.protocol.receive_eof()
+                self._mark_closed()
+                raise self.protocol.closed_error() from None
             return
         async with self._write_lock:
             data = self.protocol.data_to_send()
