@@ -77,3 +77,24 @@ async def test_accepting_with_a_subprotocol_and_headers() -> None:
         assert ws.subprotocol == "v1.chat"
         assert ws.response.headers["x-server"] == "spikard"
         assert await ws.recv() == "v1.chat"
+
+
+async def test_a_first_read_and_a_first_send_racing_accept_once() -> None:
+    app = Spikard()
+
+    @app.websocket("/race")
+    async def race(socket: WebSocket) -> None:
+        received: list[WebSocketMessage] = []
+
+        async def read_one() -> None:
+            received.append(await socket.receive())
+
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(read_one)
+            task_group.start_soon(socket.send, "hello")
+        await socket.send(f"got {received[0].as_text()}")
+
+    async with app.test_server() as server, ws_connect(server.ws_url("/race")) as ws:
+        assert await ws.recv() == "hello"
+        await ws.send("ping")
+        assert await ws.recv() == "got ping"

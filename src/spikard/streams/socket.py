@@ -51,6 +51,7 @@ class WebSocket:
         self.waiting_readers = 0
         """How many tasks are blocked reading this socket right now."""
         self._read_ever = False
+        self._accept_lock = anyio.Lock()
 
     # ---- request shortcuts -----------------------------------------------------------------
 
@@ -105,6 +106,10 @@ class WebSocket:
             RuntimeError: the handshake was already answered.
             ValueError: ``subprotocol`` was not offered by the client.
         """
+        async with self._accept_lock:
+            await self._accept(subprotocol, headers)
+
+    async def _accept(self, subprotocol: str | None, headers: Mapping[str, str] | None) -> None:
         connection = await self._upgrade.accept(subprotocol, headers)
         self.subprotocol = subprotocol
         self._connection = connection
@@ -127,9 +132,14 @@ class WebSocket:
 
     async def _ensure_open(self) -> WebSocketConnection:
         if self._connection is None:
-            if self._upgrade.rejected:
-                raise ConnectionClosedError(CloseCode.POLICY_VIOLATION, "handshake rejected")
-            await self.accept()
+            # A first read and a first send may race (merge(socket, ...)): accept once.
+            async with self._accept_lock:
+                if self._connection is None:
+                    if self._upgrade.rejected or self._upgrade.accepted:
+                        raise ConnectionClosedError(
+                            CloseCode.POLICY_VIOLATION, "handshake rejected"
+                        )
+                    await self._accept(None, None)
         assert self._connection is not None
         return self._connection
 
