@@ -1,8 +1,9 @@
-"""Chat rooms over WebSocket, with a browser page, in one file.
+"""Chat rooms over WebSocket, with a browser page, on spikard's pub/sub broker.
 
 ::
 
     python examples/chat.py            # then open http://127.0.0.1:8000 in two browser tabs
+    python examples/chat.py --redis redis://127.0.0.1:6379/0 --workers 2
     python -m spikard examples.chat:app
 
 - ``GET /`` serves a small self-contained HTML page (vanilla JavaScript, no CDN).
@@ -10,108 +11,62 @@
   field; everyone in the room (the sender included) receives
   ``{"type": "message", "room": ..., "name": ..., "text": ...}``. Joins and leaves are
   announced as ``{"type": "join" | "leave", "room": ..., "name": ..., "members": [...]}``.
-- ``GET /rooms`` lists the rooms and their members as JSON.
+- ``GET /rooms`` lists the rooms that have members on this process, with everyone in them.
 
-spikard has no pub/sub API yet, so the :class:`RoomRegistry` below is the whole broadcast
-engine: one bounded anyio memory stream per member. Publishing never waits: a member whose
-buffer is full misses the message (it is counted in ``Member.dropped``) instead of slowing
-the room down. Everything here runs on asyncio and on trio.
+Broadcast and presence go through ``app.broker``: in memory by default, Redis with
+``--redis URL`` (or the ``SPIKARD_CHAT_REDIS`` environment variable, which is how the worker
+processes of ``--workers N`` learn it), so clients connected to different workers or hosts
+share rooms. A member that reads too slowly loses its oldest messages instead of slowing the
+room (``policy="drop_oldest"``). Everything here runs on asyncio; on trio too with the
+in-memory broker.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from spikard import (
-    ConnectionClosed,
+    ChannelMessage,
     HandshakeRejected,
     HTMLResponse,
     Spikard,
     WebSocket,
     WebSocketConfig,
+    WebSocketMessage,
+    merge,
 )
 
 MAX_NAME_LENGTH = 32
-MEMBER_BUFFER = 64
-"""Messages buffered for one member before the room starts dropping messages for it."""
+MEMBER_BACKLOG = 64
+"""Messages buffered for one member before its oldest ones are dropped."""
+
+app = Spikard(
+    websocket=WebSocketConfig(max_message_size=16 * 1024),
+    broker=os.environ.get("SPIKARD_CHAT_REDIS") or None,
+)
+local_rooms: Counter[str] = Counter()
+"""Room -> connections on this process (what ``GET /rooms`` lists)."""
 
 
-@dataclass(eq=False)
-class Member:
-    """One connection in a room; ``outbox`` feeds that connection's forwarder task."""
-
-    name: str
-    outbox: MemoryObjectSendStream[str]
-    dropped: int = 0
+def _channel(room: str) -> str:
+    return f"chat:{room}"
 
 
-@dataclass(eq=False)
-class Room:
-    name: str
-    members: list[Member] = field(default_factory=list)
-
-    def member_names(self) -> list[str]:
-        return [member.name for member in self.members]
-
-    def publish(self, event: dict[str, Any]) -> None:
-        """Queue ``event`` (as JSON) for every member, without ever waiting."""
-        text = json.dumps(event, ensure_ascii=False)
-        for member in list(self.members):
-            try:
-                member.outbox.send_nowait(text)
-            except anyio.WouldBlock:
-                member.dropped += 1  # a slow reader: drop for it, never block the others
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass  # that member is leaving right now
+async def _names(room: str) -> list[str]:
+    members = await app.broker.members(_channel(room))
+    return sorted(str(info.get("name", "?")) for info in members.values())
 
 
-class RoomRegistry:
-    """Rooms by name; a room exists while it has members."""
-
-    def __init__(self, buffer_size: int = MEMBER_BUFFER) -> None:
-        self.rooms: dict[str, Room] = {}
-        self.buffer_size = buffer_size
-
-    @contextmanager
-    def join(
-        self, room_name: str, name: str
-    ) -> Iterator[tuple[Room, MemoryObjectReceiveStream[str]]]:
-        """Be a member of ``room_name`` for the duration of the block.
-
-        Yields the room and the member's inbox. Joining and leaving are announced to the room.
-        """
-        outbox, inbox = anyio.create_memory_object_stream[str](self.buffer_size)
-        room = self.rooms.get(room_name)
-        if room is None:
-            room = self.rooms[room_name] = Room(room_name)
-        member = Member(name, outbox)
-        room.members.append(member)
-        with outbox, inbox:
-            try:
-                room.publish(_presence("join", room, name))
-                yield room, inbox
-            finally:
-                room.members.remove(member)
-                if room.members:
-                    room.publish(_presence("leave", room, name))
-                else:
-                    del self.rooms[room_name]
-
-    def snapshot(self) -> dict[str, list[str]]:
-        """Room name -> member names."""
-        return {name: room.member_names() for name, room in sorted(self.rooms.items())}
-
-
-def _presence(kind: str, room: Room, name: str) -> dict[str, Any]:
-    return {"type": kind, "room": room.name, "name": name, "members": room.member_names()}
+async def _announce(kind: str, room: str, name: str) -> None:
+    event = {"type": kind, "room": room, "name": name, "members": await _names(room)}
+    await app.broker.publish(_channel(room), json.dumps(event, ensure_ascii=False))
 
 
 def _message_text(raw: str) -> str:
@@ -126,46 +81,46 @@ def _message_text(raw: str) -> str:
     return raw
 
 
-rooms = RoomRegistry()
-app = Spikard(websocket=WebSocketConfig(max_message_size=16 * 1024))
-
-
 @app.websocket("/ws/{room}")
-async def chat(socket: WebSocket) -> None:
-    room_name: str = socket.path_params["room"]
+async def chat(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
+    room: str = socket.path_params["room"]
     name = (socket.query_params.get("name") or "").strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         # Nothing was read or sent yet, so the handshake is still open: answer with HTTP 400.
         raise HandshakeRejected(400, f"?name= is required (1 to {MAX_NAME_LENGTH} characters)")
-    await socket.accept()
-    with rooms.join(room_name, name) as (room, inbox):
-        async with anyio.create_task_group() as task_group:
-            # Room -> socket runs in its own task; socket -> room is this loop. When the client
-            # leaves, the loop ends and the forwarder is cancelled, so nothing waits on the room.
-            task_group.start_soon(_forward, socket, inbox)
-            async for message in socket:
-                raw = message.as_text()
-                if raw is None:
-                    await socket.close(1003, "text messages only")
-                    break
-                room.publish(
-                    {"type": "message", "room": room_name, "name": name,
-                     "text": _message_text(raw)}
-                )
-            task_group.cancel_scope.cancel()
-
-
-async def _forward(socket: WebSocket, inbox: MemoryObjectReceiveStream[str]) -> None:
+    await socket.accept()  # before merge() reads the socket from its own task
+    broker = app.broker
+    member = f"{name}#{uuid.uuid4().hex[:8]}"  # one presence entry per connection
+    local_rooms[room] += 1
     try:
-        async for text in inbox:
-            await socket.send(text)
-    except ConnectionClosed:
-        pass  # the client is gone; the receive loop ends on its own
+        async with broker.subscribe(
+            _channel(room), max_backlog=MEMBER_BACKLOG, policy="drop_oldest"
+        ) as subscription, broker.presence(_channel(room), member, {"name": name}):
+            await _announce("join", room, name)
+            # merge() follows the socket: when the client leaves, the loop ends.
+            async with merge(socket, subscription) as events:
+                async for event in events:
+                    if isinstance(event, ChannelMessage):
+                        yield event.message  # room -> this client
+                        continue
+                    raw = event.as_text()
+                    if raw is None:
+                        yield WebSocketMessage.close(1003, "text messages only")
+                        return
+                    said = {"type": "message", "room": room, "name": name,
+                            "text": _message_text(raw)}
+                    await broker.publish(_channel(room), json.dumps(said, ensure_ascii=False))
+    finally:
+        with anyio.CancelScope(shield=True):
+            local_rooms[room] -= 1
+            if not local_rooms[room]:
+                del local_rooms[room]
+            await _announce("leave", room, name)
 
 
 @app.get("/rooms")
-def list_rooms() -> dict[str, list[str]]:
-    return rooms.snapshot()
+async def list_rooms() -> dict[str, list[str]]:
+    return {room: await _names(room) for room in sorted(local_rooms)}
 
 
 @app.get("/")
@@ -278,10 +233,25 @@ $("leave").addEventListener("click", () => {
 """
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="spikard chat rooms")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    args = parser.parse_args()
-    app.run(args.host, args.port, backend=args.backend)
+    parser.add_argument("--redis", metavar="URL", help="share rooms through Redis")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
+    args = parser.parse_args(argv)
+    if args.redis:
+        os.environ["SPIKARD_CHAT_REDIS"] = args.redis
+    if args.workers > 1 or args.redis:
+        # Workers import this module afresh, with the broker URL from the environment.
+        from spikard.server.workers import run_workers
+
+        run_workers("examples.chat:app", args.host, args.port, workers=args.workers,
+                    backend=args.backend)
+    else:
+        app.run(args.host, args.port, backend=args.backend)
+
+
+if __name__ == "__main__":
+    main()

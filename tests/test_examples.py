@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, Inv
 
 from spikard.testing.server import TestServerInfo
 
-from .helpers import read_all, ws_connect
+from .helpers import read_all, read_until, upgrade_request, ws_connect
 
 # conftest.py marks async tests for anyio only after collection, which loses the ids of
 # parametrized tests; marking the module up front lets anyio parametrize them properly.
@@ -150,7 +150,7 @@ async def test_chat_rooms_broadcast_and_presence() -> None:
                     "type": "leave", "room": "red", "name": "bob", "members": ["alice"]
                 }
         # The handlers have finished by the time the clients' close() returned.
-        assert chat.rooms.snapshot() == {}
+        assert chat.local_rooms == {}
         _, _, body = await http_get(server, "/rooms")
         assert json.loads(body) == {}
 
@@ -162,7 +162,7 @@ async def test_chat_requires_a_name() -> None:
                 async with ws_connect(server.ws_url(url)):
                     pass
             assert caught.value.response.status_code == 400
-    assert chat.rooms.snapshot() == {}
+    assert chat.local_rooms == {}
 
 
 async def test_chat_closes_1003_on_binary() -> None:
@@ -172,24 +172,24 @@ async def test_chat_closes_1003_on_binary() -> None:
         await recv_json(ws)  # own join
         await ws.send(b"\x01")
         assert await expect_close(ws) == (1003, "text messages only")
-    assert chat.rooms.snapshot() == {}
+    assert chat.local_rooms == {}
 
 
-async def test_chat_slow_member_drops_instead_of_blocking() -> None:
-    registry = chat.RoomRegistry(buffer_size=2)
-    with registry.join("r", "slow") as (room, slow_inbox), registry.join("r", "fast") as (
-        _,
-        fast_inbox,
-    ):
-        # slow's buffer holds its own join and fast's join; nothing else fits.
-        for number in range(5):
-            room.publish({"type": "message", "n": number})
-            fast_inbox.receive_nowait()
-        assert room.members[0].dropped == 5
-        assert [json.loads(slow_inbox.receive_nowait())["name"] for _ in range(2)] == [
-            "slow", "fast"
-        ]
-    assert registry.snapshot() == {}
+async def test_chat_slow_member_loses_old_messages_instead_of_blocking() -> None:
+    async with chat.app.test_server() as server:
+        # A member that never reads a byte (raw TCP, so no client library reads for it).
+        slow = await anyio.connect_tcp("127.0.0.1", server.port)
+        await slow.send(upgrade_request("/ws/r?name=slow", port=server.port))
+        assert (await read_until(slow, b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        async with ws_connect(server.ws_url("/ws/r?name=fast")) as fast:
+            await recv_json(fast)  # fast's own join
+            total = chat.MEMBER_BACKLOG * 8
+            with anyio.fail_after(20):  # slow never reads, yet fast is never held up
+                for number in range(total):
+                    await fast.send(f"message {number!s:>400}")  # fills slow's TCP buffers
+                    assert (await recv_json(fast))["text"] == f"message {number!s:>400}"
+        await slow.aclose()
+    assert chat.local_rooms == {}
 
 
 async def test_chat_page_is_served() -> None:

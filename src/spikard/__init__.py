@@ -20,12 +20,27 @@ from .errors import (
     SpikardError,
 )
 from .messages import CloseCode, MessageType, WebSocketMessage
+from .pubsub import (
+    Broker,
+    BrokerError,
+    BrokerUnavailable,
+    ChannelMessage,
+    MemoryBroker,
+    SubscriberTooSlow,
+    Subscription,
+    create_broker,
+    merge,
+)
 from .requests import Request
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from .streams.socket import WebSocket
 
 __all__ = [
     "Address",
+    "Broker",
+    "BrokerError",
+    "BrokerUnavailable",
+    "ChannelMessage",
     "CloseCode",
     "ConnectionClosed",
     "ConnectionClosedError",
@@ -36,6 +51,7 @@ __all__ = [
     "HandshakeRejected",
     "Headers",
     "JSONResponse",
+    "MemoryBroker",
     "MessageType",
     "PlainTextResponse",
     "ProtocolError",
@@ -45,9 +61,13 @@ __all__ = [
     "RoutingError",
     "Spikard",
     "SpikardError",
+    "SubscriberTooSlow",
+    "Subscription",
     "WebSocket",
     "WebSocketConfig",
     "WebSocketMessage",
     "WebSocketResponse",
     "__version__",
+    "create_broker",
+    "merge",
 ]

@@ -244,12 +244,22 @@ async def test_a_broker_must_be_started() -> None:
         async with broker.subscribe("c"):
             pass
     await broker.start()
-    with pytest.raises(RuntimeError, match="already started"):
+    with pytest.raises(RuntimeError, match="already running"):
         await broker.start()
     await broker.aclose()
     await broker.aclose()  # idempotent
     with pytest.raises(BrokerUnavailable, match="closed"):
         await broker.publish("c", "x")
+
+
+async def test_a_closed_broker_starts_again_empty() -> None:
+    broker = MemoryBroker()
+    async with broker, broker.subscribe("c") as subscription:
+        await broker.publish("c", "first life")
+        assert (await anext(subscription)).message.as_text() == "first life"
+    async with broker, broker.subscribe("c") as subscription:
+        assert await broker.publish("c", "second life") == 1
+        assert (await anext(subscription)).message.as_text() == "second life"
 
 
 async def test_closing_the_broker_ends_subscriptions_after_their_backlog() -> None:

@@ -14,6 +14,7 @@ import anyio
 from ..config import HTTPConfig, WebSocketConfig
 from ..connection.http import WebSocketUpgrade
 from ..errors import HTTPException, RoutingError
+from ..pubsub import Broker, create_broker
 from ..requests import Request
 from ..responses import PlainTextResponse, Response
 from ..streams.runner import SessionStart, run_session
@@ -50,6 +51,10 @@ class Spikard:
         http: HTTP limits and timers (header and body sizes, timeouts, shutdown deadline).
         lifespan: ``lifespan(app)`` returns an async context manager entered before the server
             listens and exited after it drained; see also :meth:`on_startup`.
+        broker: the pub/sub broker (:attr:`broker`): a :class:`~spikard.pubsub.Broker`, or a
+            URL for :func:`~spikard.pubsub.create_broker` (``"redis://127.0.0.1:6379/0"``);
+            in-memory by default. It is started before the startup hooks and closed after
+            the shutdown hooks, in every worker process.
     """
 
     def __init__(
@@ -58,10 +63,13 @@ class Spikard:
         websocket: WebSocketConfig | None = None,
         http: HTTPConfig | None = None,
         lifespan: Callable[[Spikard], AbstractAsyncContextManager[None]] | None = None,
+        broker: Broker | str | None = None,
     ) -> None:
         self.websocket_config = websocket or WebSocketConfig()
         self.http_config = http or HTTPConfig()
         self._lifespan = lifespan
+        self.broker: Broker = broker if isinstance(broker, Broker) else create_broker(broker)
+        """Publish, subscribe and presence for this app's handlers."""
         self._startup: list[Callable[[], Any]] = []
         self._shutdown: list[Callable[[], Any]] = []
         self._http_routes: list[Route[HTTPEndpoint]] = []
@@ -153,6 +161,8 @@ class Spikard:
     async def lifespan_context(self) -> AsyncIterator[None]:
         """Startup hooks, then the ``lifespan`` context; on exit the reverse, shielded."""
         async with AsyncExitStack() as stack:
+            if not self.broker.running:
+                await stack.enter_async_context(self.broker)
             for hook in self._startup:
                 await _call(hook)
             for hook in self._shutdown:

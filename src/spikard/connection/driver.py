@@ -79,6 +79,7 @@ class WebSocketConnection:
         self._pings: dict[bytes, anyio.Event] = {}
         self._scope: anyio.CancelScope | None = None
         self._delivering = False
+        self._aborted = False
         self.messages_received = 0
         """Messages delivered to the application so far."""
         self.messages_sent = 0
@@ -186,6 +187,9 @@ class WebSocketConnection:
     async def _flush(self) -> None:
         if not self.protocol.has_data_to_send:
             return
+        if self._aborted:
+            self.protocol.data_to_send()  # the connection is being dropped: nothing more goes out
+            raise self.protocol.closed_error()
         writer = self._direct_writer
         if writer is not None:
             try:
@@ -215,6 +219,7 @@ class WebSocketConnection:
                 logger.info("failed %s with %d: %s", self._peer, failure[0], failure[1])
 
     def _abort(self) -> None:
+        self._aborted = True
         self.protocol.receive_eof()
         self._mark_closed()
         if self._scope is not None:

@@ -152,13 +152,18 @@ class Broker(abc.ABC):
 
         ``async with broker:`` calls it, and :meth:`aclose` at the end of the block.
 
+        A closed broker may be started again (an app served twice, as tests do); it starts
+        with no subscriptions.
+
         Raises:
             BrokerUnavailable: the backend cannot be reached (Redis down, wrong URL).
-            RuntimeError: the broker was already started, or the backend cannot run on the
+            RuntimeError: the broker is running or closing, or the backend cannot run on the
                 current event loop.
         """
-        if self._state != "new":
-            raise RuntimeError(f"{self!r} was already started; a broker is started once")
+        if self._state not in ("new", "closed"):
+            raise RuntimeError(f"{self!r} is already running")
+        if self._state == "closed":
+            self._fanout = FanOut()
         await self._open()
         self._state = "running"
 

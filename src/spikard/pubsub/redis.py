@@ -249,6 +249,10 @@ class RedisBroker(Broker):
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def _open(self) -> None:
+        self._confirmed = set()
+        self._waiters = {}
+        self._local = {}
+        self._pending_leaves = set()
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from .run import run
+from .workers import run_workers
 
 __all__ = ["load_app", "main"]
 
@@ -61,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve from N processes sharing the port (SO_REUSEPORT)",
+    )
+    parser.add_argument(
+        "--reuse-port", action="store_true", help="set SO_REUSEPORT (several servers on one port)"
+    )
     parser.add_argument("--ssl-certfile", help="serve TLS with this certificate (PEM)")
     parser.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
     return parser
@@ -69,6 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m spikard`` and the ``spikard`` script."""
     args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        raise SystemExit("error: --workers must be at least 1")
+    if args.workers > 1:
+        extra = []
+        if args.ssl_certfile:
+            extra += ["--ssl-certfile", args.ssl_certfile]
+        if args.ssl_keyfile:
+            extra += ["--ssl-keyfile", args.ssl_keyfile]
+        load_app(args.app)  # fail fast, with a clear message, before starting workers
+        run_workers(
+            args.app,
+            args.host,
+            args.port,
+            workers=args.workers,
+            backend=args.backend,
+            log_level=args.log_level,
+            extra_args=extra,
+        )
+        return
     app = load_app(args.app)
     if not callable(app):
         raise SystemExit(f"error: {args.app!r} is not a spikard application")
@@ -85,4 +115,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         backend=args.backend,
         ssl_context=ssl_context,
         log_level=args.log_level,
+        reuse_port=args.reuse_port,
     )

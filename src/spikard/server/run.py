@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import signal
 import ssl
 from typing import Any
@@ -22,13 +23,17 @@ logger = logging.getLogger("spikard.server")
 
 def configure_logging(level: str) -> None:
     """Send spikard's log lines (access log included) to stderr at ``level``."""
+    worker = os.environ.get("SPIKARD_WORKER")
+    prefix = f"[worker {worker} %(process)d] " if worker else ""
     logging.basicConfig(
         level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)-7s {prefix}%(name)s: %(message)s",
     )
 
 
-async def serve_until_signalled(server: Server, host: str, port: int) -> None:
+async def serve_until_signalled(
+    server: Server, host: str, port: int, reuse_port: bool = False
+) -> None:
     """Serve until SIGINT/SIGTERM; the first starts a graceful shutdown, a second cuts it.
 
     The application's startup hooks run first; one that fails is logged and exits with 1.
@@ -40,13 +45,13 @@ async def serve_until_signalled(server: Server, host: str, port: int) -> None:
         logger.critical("application startup failed: %s: %s", type(exc).__name__, exc)
         raise SystemExit(1) from None
     try:
-        await _serve_until_signalled(server, host, port)
+        await _serve_until_signalled(server, host, port, reuse_port)
     finally:
         with anyio.CancelScope(shield=True):
             await lifespan.__aexit__(None, None, None)
 
 
-async def _serve_until_signalled(server: Server, host: str, port: int) -> None:
+async def _serve_until_signalled(server: Server, host: str, port: int, reuse_port: bool) -> None:
     async with anyio.create_task_group() as task_group:
 
         async def watch_signals() -> None:
@@ -64,7 +69,9 @@ async def _serve_until_signalled(server: Server, host: str, port: int) -> None:
                     server.shutdown()
 
         async def serve(*, task_status: anyio.abc.TaskStatus[list[Address]]) -> None:
-            await server.serve(host, port, lifespan=False, task_status=task_status)
+            await server.serve(
+                host, port, lifespan=False, reuse_port=reuse_port, task_status=task_status
+            )
             task_group.cancel_scope.cancel()
 
         task_group.start_soon(watch_signals)
@@ -81,6 +88,7 @@ def run(
     backend: str = "asyncio",
     ssl_context: ssl.SSLContext | None = None,
     log_level: str | None = "info",
+    reuse_port: bool = False,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM; uvloop is used on asyncio when installed."""
     if log_level is not None:
@@ -97,4 +105,12 @@ def run(
     elif backend not in ("asyncio", "trio"):
         raise ValueError(f"unknown backend {backend!r}: use 'asyncio' or 'trio'")
     logger.info("starting on %s%s", backend, " (uvloop)" if options else "")
-    anyio.run(serve_until_signalled, server, host, port, backend=backend, backend_options=options)
+    anyio.run(
+        serve_until_signalled,
+        server,
+        host,
+        port,
+        reuse_port,
+        backend=backend,
+        backend_options=options,
+    )

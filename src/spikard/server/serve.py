@@ -56,6 +56,7 @@ class Server:
         self._shutdown_requested = anyio.Event()
         self._drained = anyio.Event()
         self._force_scope: anyio.CancelScope | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
         self.addresses: list[Address] = []
         """The addresses the server listens on, once started."""
 
@@ -75,26 +76,32 @@ class Server:
         port: int = 8000,
         *,
         lifespan: bool = True,
+        reuse_port: bool = False,
         task_status: anyio.abc.TaskStatus[list[Address]] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on ``host``:``port`` (0 picks a free port) until :meth:`shutdown`.
 
+        ``reuse_port`` sets SO_REUSEPORT, so that several processes can share the port.
         ``task_status.started`` reports the bound addresses, for ``task_group.start``. The
         application's lifespan (startup hooks) runs before the port opens and its shutdown
         hooks after the last connection is gone; a failing startup raises from here. With
         ``lifespan=False`` the caller runs :attr:`lifespan` itself.
         """
         if not lifespan:
-            await self._serve(host, port, task_status)
+            await self._serve(host, port, reuse_port, task_status)
             return
         async with self.lifespan():
-            await self._serve(host, port, task_status)
+            await self._serve(host, port, reuse_port, task_status)
 
     async def _serve(
-        self, host: str, port: int, task_status: anyio.abc.TaskStatus[list[Address]]
+        self,
+        host: str,
+        port: int,
+        reuse_port: bool,
+        task_status: anyio.abc.TaskStatus[list[Address]],
     ) -> None:
         listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
-            local_host=host, local_port=port
+            local_host=host, local_port=port, reuse_port=reuse_port
         )
         self.addresses = [
             Address(*sub.extra(SocketAttribute.local_address)[:2])
@@ -107,6 +114,7 @@ class Server:
         try:
             async with anyio.create_task_group() as task_group:
                 self._force_scope = task_group.cancel_scope
+                self._task_group = task_group
                 async with anyio.create_task_group() as accept_group:
                     accept_group.start_soon(
                         listener.serve, lambda stream: self._handle(stream, scheme), task_group
@@ -125,10 +133,12 @@ class Server:
         if not self._connections:
             return
         logger.info("shutting down: closing %d connection(s)", len(self._connections))
-        async with anyio.create_task_group() as task_group:
-            for connection in list(self._connections):
-                task_group.start_soon(connection.shutdown)
+        assert self._task_group is not None
         with anyio.move_on_after(self._http_config.shutdown_timeout):
+            # Each goodbye runs in the serving task group: one that blocks (a peer that stopped
+            # reading) delays nobody, and is cancelled with the rest at the deadline.
+            for connection in list(self._connections):
+                self._task_group.start_soon(connection.shutdown)
             await self._drained.wait()
         if self._connections:
             logger.warning(

@@ -33,7 +33,7 @@ import anyio.abc
 from ..connection.callbacks import Callbacks, run_callbacks
 from ..connection.driver import WebSocketConnection
 from ..errors import ConnectionClosed, HandshakeRejected
-from ..messages import CloseCode, WebSocketMessage, coerce_message
+from ..messages import CloseCode, WebSocketMessage, coerce_message, validate_close_code
 from .socket import WebSocket
 
 __all__ = ["HandlerResult", "SessionStart", "run_session"]
@@ -107,9 +107,14 @@ class _Session:
                     code, reason = CloseCode.INTERNAL_ERROR, "internal error"
             except ConnectionClosed:
                 pass
-            except Exception:
-                logger.exception("WebSocket handler for %s raised", socket.request.path)
-                code, reason = CloseCode.INTERNAL_ERROR, "internal error"
+            except Exception as exc:
+                code, reason = _close_for(exc)
+                if code == CloseCode.INTERNAL_ERROR:
+                    logger.exception("WebSocket handler for %s raised", socket.request.path)
+                else:
+                    logger.info(
+                        "WebSocket handler for %s ended with %d: %s", socket.request.path, code, exc
+                    )
         self.handler_done = True
         socket._inbound.close()
 
@@ -138,6 +143,23 @@ class _Session:
                     return message.code, message.reason or ""
                 await socket.send(message)
         return CloseCode.NORMAL_CLOSURE, ""
+
+
+def _close_for(error: Exception) -> tuple[int, str]:
+    """Return the close code for a handler's exception.
+
+    An exception with a valid ``close_code`` of its own (a slow pub/sub subscriber: 1008, a
+    broker outage: 1013) closes with it; anything else with 1011.
+    """
+    code = getattr(error, "close_code", None)
+    if isinstance(code, int) and code != CloseCode.INTERNAL_ERROR:
+        try:
+            validate_close_code(code)
+        except ValueError:
+            pass
+        else:
+            return code, str(error)[:100]
+    return CloseCode.INTERNAL_ERROR, "internal error"
 
 
 async def _open(source: AsyncIterable[Any], stack: AsyncExitStack) -> AsyncIterator[Any]:

@@ -1,0 +1,280 @@
+"""The servers under test, and starting/stopping them (and the load generator) as processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository root: processes run there so ``python -m benchmarks...`` resolves."""
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One echo server: how to start it and what it runs on."""
+
+    name: str
+    module: str
+    args: tuple[str, ...]
+    stack: str
+    package: str
+
+    def label(self) -> str:
+        version = package_version(self.package)
+        return f"{self.name} ({self.package} {version})" if version else self.name
+
+
+SERVERS: dict[str, ServerSpec] = {
+    spec.name: spec
+    for spec in (
+        ServerSpec(
+            "spikard-stream",
+            "benchmarks.peers.spikard_stream",
+            (),
+            "spikard stream handler; asyncio + uvloop (default runner)",
+            "spikard",
+        ),
+        ServerSpec(
+            "spikard-callback",
+            "benchmarks.peers.spikard_callback",
+            (),
+            "spikard WebSocketResponse(on_message=...); asyncio + uvloop",
+            "spikard",
+        ),
+        ServerSpec(
+            "spikard-trio",
+            "benchmarks.peers.spikard_stream",
+            ("--backend", "trio"),
+            "spikard stream handler on trio",
+            "spikard",
+        ),
+        ServerSpec(
+            "websockets",
+            "benchmarks.peers.websockets_echo",
+            (),
+            "python-websockets asyncio server; uvloop",
+            "websockets",
+        ),
+        ServerSpec(
+            "uvicorn",
+            "benchmarks.peers.uvicorn_starlette",
+            (),
+            "uvicorn --ws wsproto --http h11 + Starlette; uvloop",
+            "uvicorn",
+        ),
+        ServerSpec(
+            "aiohttp",
+            "benchmarks.peers.aiohttp_echo",
+            (),
+            "aiohttp web server (C extensions); uvloop",
+            "aiohttp",
+        ),
+        ServerSpec(
+            "picows",
+            "benchmarks.peers.picows_echo",
+            (),
+            "picows (Cython); uvloop",
+            "picows",
+        ),
+        ServerSpec(
+            "bare-wsproto",
+            "benchmarks.peers.bare_wsproto",
+            (),
+            "anyio + wsproto loop, no framework; asyncio + uvloop",
+            "wsproto",
+        ),
+    )
+}
+
+BASELINE = "spikard-stream"
+
+VERSIONED = (
+    "spikard",
+    "websockets",
+    "uvicorn",
+    "starlette",
+    "aiohttp",
+    "picows",
+    "wsproto",
+    "h11",
+    "anyio",
+    "uvloop",
+    "trio",
+)
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count and model, kernel, Python and package versions, date."""
+    model = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as file:
+        for line in file:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": os.uname().release,
+        "python": sys.version.split()[0],
+        "versions": {name: package_version(name) for name in VERSIONED},
+        "spikard_commit": _git("rev-parse", "--short", "HEAD"),
+        "spikard_src_modified": _git("status", "--porcelain", "--", "src").splitlines(),
+    }
+
+
+def _git(*args: str) -> str:
+    """Output of a git command in the repository, or "" without git."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.rstrip()
+
+
+def placement_cpus(placement: str) -> tuple[int | None, int | None]:
+    """(server CPU, load generator CPU) for ``split``, ``same`` or ``none``.
+
+    ``split`` puts the server on the last CPU this process may use and the load generator on
+    the one before; ``same`` puts both on the last. With one CPU, nothing is pinned.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if placement == "none" or len(allowed) < 2:
+        return None, None
+    if placement == "same":
+        return allowed[-1], allowed[-1]
+    if placement == "split":
+        return allowed[-1], allowed[-2]
+    raise ValueError(f"unknown placement {placement!r}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on port {port} within {timeout:g} s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; always reaps the process."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(5.0)
+
+
+@dataclass
+class RunningServer:
+    spec: ServerSpec
+    port: int
+    pid: int
+    log: Path
+
+
+@contextlib.contextmanager
+def running_server(
+    spec: ServerSpec, *, cpu: int | None = None, log_dir: Path | None = None
+) -> Iterator[RunningServer]:
+    """Start ``spec`` on a free loopback port (pinned to ``cpu``) and stop it on exit."""
+    port = free_port()
+    log_dir = log_dir or ROOT / "benchmarks" / "results" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{spec.name}.log"
+    command = [sys.executable, "-m", spec.module, "--port", str(port), *spec.args]
+    with open(log, "ab") as log_file:
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        if cpu is not None:
+            os.sched_setaffinity(proc.pid, {cpu})
+        _wait_listening(proc, port, 30.0)
+        yield RunningServer(spec, port, proc.pid, log)
+    finally:
+        stop_process(proc)
+
+
+class LoadgenError(RuntimeError):
+    """The load generator reported an error (bad echo, timeout) or crashed."""
+
+
+def run_loadgen(
+    server: RunningServer,
+    workloads: Sequence[str],
+    extra: Sequence[str] = (),
+    *,
+    cpu: int | None = None,
+    timeout: float = 300.0,
+) -> list[dict[str, Any]]:
+    """Run ``python -m benchmarks.loadgen`` against ``server``; return its results."""
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.loadgen",
+        "--port",
+        str(server.port),
+        "--server-pid",
+        str(server.pid),
+        "--workload",
+        ",".join(workloads),
+        *extra,
+    ]
+    if cpu is not None:
+        command += ["--cpu", str(cpu)]
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise LoadgenError(f"load generator timed out after {timeout:g} s") from exc
+    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    try:
+        parsed: Any = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and "error" in parsed:
+        raise LoadgenError(str(parsed["error"]))
+    if done.returncode != 0 or not isinstance(parsed, list):
+        tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise LoadgenError(f"load generator exited {done.returncode}: {' | '.join(tail)}")
+    return parsed
