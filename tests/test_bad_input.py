@@ -155,7 +155,7 @@ def assert_logged_at_most_once(caplog: pytest.LogCaptureFixture) -> None:
 async def wait_for_no_connections(server: TestServerInfo) -> None:
     assert server.server is not None
     with anyio.fail_after(5):
-        while server.server.connection_count:  # noqa: ASYNC110 - a count has no event to await
+        while server.server.connection_count:
             await anyio.sleep(0.01)
 
 
@@ -628,7 +628,7 @@ async def test_client_leaving_before_a_slow_accept(
             await stream.send(upgrade_request(path, port=server.port))
             await anyio.sleep(0.05)
         with anyio.fail_after(5):
-            while not shim_events:  # noqa: ASYNC110 - the handler's cleanup has no event
+            while not shim_events:
                 await anyio.sleep(0.01)
         await wait_for_no_connections(server)
     # The stream handler is cancelled and its ``finally`` runs; the shim, whose on_connect ran,

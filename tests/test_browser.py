@@ -96,7 +96,7 @@ class Page:
 
     async def wait_for(self, expression: str) -> Any:
         """Poll until ``expression`` is truthy (bounded by the caller's fail_after)."""
-        while not (value := await self.evaluate(expression)):  # noqa: ASYNC110 (polling the page)
+        while not (value := await self.evaluate(expression)):
             await anyio.sleep(0.05)
         return value
 

@@ -33,7 +33,7 @@ async def test_client_leaving_before_accept_cancels_the_handler() -> None:
             await stream.aclose()
             await finished.wait()
             assert server.server is not None
-            while server.server.connection_count:  # noqa: ASYNC110 (polling a counter)
+            while server.server.connection_count:
                 await anyio.sleep(0.01)
 
 

@@ -179,7 +179,7 @@ def close_frame(code: int, reason: str = "") -> bytes:
 async def wait_for_no_connections(server: TestServerInfo) -> None:
     assert server.server is not None
     with anyio.fail_after(2):
-        while server.server.connection_count:  # noqa: ASYNC110 (no event to wait on)
+        while server.server.connection_count:
             await anyio.sleep(0.01)
 
 
