@@ -75,7 +75,9 @@ class WebSocketConnection:
         self._peer = peer
         self._write_lock = anyio.Lock()
         self._direct_writer = direct_writer(stream)
-        self._closing = anyio.Event()
+        self._close_by: float | None = None
+        self.on_input_ended: Callable[[], None] | None = None
+        """Called once, synchronously, when the input ends (see :attr:`closed`)."""
         self._pings: dict[bytes, anyio.Event] = {}
         self._scope: anyio.CancelScope | None = None
         self._delivering = False
@@ -96,7 +98,7 @@ class WebSocketConnection:
         self.protocol.send(message)
         self.messages_sent += 1
         if message.code is not None:
-            self._closing.set()
+            self._start_close_deadline()
         await self._flush()
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
@@ -108,7 +110,7 @@ class WebSocketConnection:
         if state is ProtocolState.OPEN or state is ProtocolState.FAILING:
             self.protocol.close(code, reason)
             if state is ProtocolState.OPEN:
-                self._closing.set()
+                self._start_close_deadline()
             try:
                 await self._flush()
             except ConnectionClosed:
@@ -141,14 +143,22 @@ class WebSocketConnection:
         """Drive the connection until it has ended; call ``deliver`` for every message."""
         async with anyio.create_task_group() as tg:
             self._scope = tg.cancel_scope
+            if self._close_by is not None:
+                tg.cancel_scope.deadline = self._close_by
             if self._config.ping_interval is not None:
                 tg.start_soon(self._keepalive, self._config.ping_interval)
-            tg.start_soon(self._close_deadline)
             if self._config.idle_timeout is not None:
                 tg.start_soon(self._idle_watch, self._config.idle_timeout)
             try:
                 await self._read_loop(deliver)
             finally:
+                if not self.protocol.input_ended:
+                    # Cancelled before the end: the close deadline passed (or the server is
+                    # cutting connections). Drop the connection.
+                    if self._close_by is not None and anyio.current_time() >= self._close_by:
+                        logger.info("%s did not answer our close frame in time", self._peer)
+                    self._aborted = True
+                    self.protocol.receive_eof()
                 self._mark_closed()
                 tg.cancel_scope.cancel()
 
@@ -214,6 +224,8 @@ class WebSocketConnection:
     def _mark_closed(self) -> None:
         if not self.closed.is_set():
             self.closed.set()
+            if self.on_input_ended is not None:
+                self.on_input_ended()
             failure = self.protocol.failure
             if failure is not None:
                 logger.info("failed %s with %d: %s", self._peer, failure[0], failure[1])
@@ -262,10 +274,10 @@ class WebSocketConnection:
             seen = activity
             await anyio.sleep(timeout)
 
-    async def _close_deadline(self) -> None:
-        await self._closing.wait()
-        with anyio.move_on_after(self._config.close_timeout):
-            await self.closed.wait()
-        if not self.closed.is_set():
-            logger.info("%s did not answer our close frame in time", self._peer)
-            self._abort()
+    def _start_close_deadline(self) -> None:
+        """Give the peer ``close_timeout`` to answer our close frame (no task: a deadline)."""
+        if self._close_by is not None:
+            return
+        self._close_by = anyio.current_time() + self._config.close_timeout
+        if self._scope is not None:
+            self._scope.deadline = min(self._scope.deadline, self._close_by)

@@ -55,8 +55,8 @@ class _Session:
         socket._on_accept = self._on_accept
 
     def _on_accept(self, connection: WebSocketConnection) -> None:
+        connection.on_input_ended = self._input_ended
         self.task_group.start_soon(self._drive, connection)
-        self.task_group.start_soon(self._watch_peer, connection)
 
         async def going_away() -> None:
             await connection.close(CloseCode.GOING_AWAY, "server shutting down")
@@ -76,16 +76,17 @@ class _Session:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
 
-    async def _watch_peer(self, connection: WebSocketConnection) -> None:
-        await connection.closed.wait()
+    def _input_ended(self) -> None:
+        """The peer is gone (or broke the protocol): wind the handler down."""
         socket = self.socket
         if self.handler_done:
             return
         if socket.waiting_readers == 0 and not socket._read_ever:
-            self.handler_scope.cancel()
+            self.handler_scope.cancel()  # it never reads: nothing more for it to do
             return
-        await anyio.sleep(connection._config.handler_grace)
-        self.handler_scope.cancel()
+        grace = socket._upgrade.websocket_config.handler_grace
+        scope = self.handler_scope
+        scope.deadline = min(scope.deadline, anyio.current_time() + grace)
 
     async def run(self, start: SessionStart) -> None:
         socket = self.socket
