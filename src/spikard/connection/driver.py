@@ -34,7 +34,7 @@ from ..config import WebSocketConfig
 from ..errors import ConnectionClosed
 from ..messages import CloseCode, WebSocketMessage
 from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
-from .transport import direct_writer
+from .transport import direct_reader, direct_writer
 
 __all__ = ["Deliver", "WebSocketConnection"]
 
@@ -168,7 +168,8 @@ class WebSocketConnection:
         protocol = self.protocol
         events = protocol.take_pending()
         read_size = self._config.read_size
-        receive = self._stream.receive
+        reader = direct_reader(self._stream, 4 * read_size)
+        receive = reader.receive if reader is not None else self._stream.receive
         while True:
             if protocol.input_ended:
                 self._mark_closed()

@@ -8,7 +8,13 @@ from typing import Any
 import anyio
 import anyio.abc
 
-__all__ = ["DirectWriter", "direct_writer", "pause_unrequested_reads"]
+__all__ = [
+    "DirectReader",
+    "DirectWriter",
+    "direct_reader",
+    "direct_writer",
+    "pause_unrequested_reads",
+]
 
 
 def pause_unrequested_reads(stream: anyio.abc.ByteStream) -> None:
@@ -89,3 +95,83 @@ def direct_writer(stream: anyio.abc.ByteStream) -> DirectWriter | None:
     ):
         return None
     return DirectWriter(transport, protocol)
+
+
+class DirectReader:
+    """Read from the asyncio transport below an anyio socket stream, pausing it only when full.
+
+    anyio's ``SocketStream.receive`` resumes the transport before waiting and pauses it after
+    every wait: two event-loop registrations per read, on every message of a ping-pong. This
+    reader keeps the transport reading while its queue holds less than ``high_water`` bytes
+    and pauses it above that, so a lagging application still stops the socket (backpressure)
+    while a busy connection costs no registration at all.
+    """
+
+    __slots__ = ("_buffered", "_high_water", "_low_water", "_protocol", "_transport")
+
+    def __init__(self, transport: Any, protocol: Any, high_water: int) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._high_water = high_water
+        self._low_water = high_water // 4
+        self._buffered = sum(len(chunk) for chunk in protocol.read_queue)
+        read_queue = protocol.read_queue
+        read_event = protocol.read_event
+
+        def data_received(data: bytes) -> None:
+            read_queue.append(bytes(data))
+            read_event.set()
+            self._buffered += len(data)
+            if self._buffered > self._high_water and transport.is_reading():
+                transport.pause_reading()
+
+        protocol.data_received = data_received
+        transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return the next bytes from the peer.
+
+        Raises:
+            anyio.EndOfStream: the peer closed its side.
+            anyio.BrokenResourceError: the connection was lost.
+        """
+        protocol = self._protocol
+        transport = self._transport
+        while not protocol.read_queue:
+            if protocol.exception is not None:
+                raise anyio.BrokenResourceError from protocol.exception
+            if protocol.is_at_eof or transport.is_closing():
+                raise anyio.EndOfStream
+            if not transport.is_reading():
+                transport.resume_reading()
+            protocol.read_event.clear()
+            await protocol.read_event.wait()
+        chunk: bytes = protocol.read_queue.popleft()
+        if len(chunk) > max_bytes:
+            chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
+            protocol.read_queue.appendleft(rest)
+        self._buffered -= len(chunk)
+        if not protocol.read_queue:
+            protocol.read_event.clear()
+        if (
+            self._buffered < self._low_water
+            and not transport.is_reading()
+            and not transport.is_closing()
+        ):
+            transport.resume_reading()
+        return chunk
+
+
+def direct_reader(stream: anyio.abc.ByteStream, high_water: int) -> DirectReader | None:
+    """Return a :class:`DirectReader` for a plain anyio asyncio socket stream, else None."""
+    if type(stream).__module__ != "anyio._backends._asyncio":
+        return None
+    transport = getattr(stream, "_transport", None)
+    protocol = getattr(stream, "_protocol", None)
+    if (
+        transport is None
+        or not all(hasattr(transport, name) for name in ("is_reading", "set_protocol"))
+        or not isinstance(getattr(protocol, "read_event", None), asyncio.Event)
+    ):
+        return None
+    return DirectReader(transport, protocol, high_water)
