@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator
 import anyio
 
 from spikard import (
+    BrokerError,
     ChannelMessage,
     HandshakeRejected,
     HTMLResponse,
@@ -115,7 +116,10 @@ async def chat(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
             local_rooms[room] -= 1
             if not local_rooms[room]:
                 del local_rooms[room]
-            await _announce("leave", room, name)
+            try:
+                await _announce("leave", room, name)
+            except BrokerError:
+                pass  # the broker is down: the error that ended the chat is the one to report
 
 
 @app.get("/rooms")

@@ -36,18 +36,35 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
+def _worker_setup() -> None:  # pragma: no cover - runs in the child before exec
+    """Make a worker die with its supervisor (Linux), whatever killed the supervisor."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 class _Supervisor:
     def __init__(self, command: list[str], count: int, grace: float) -> None:
         self.command = command
         self.count = count
         self.grace = grace
         self.workers: dict[int, subprocess.Popen[bytes]] = {}
-        self.restarts: list[float] = []
+        self.restart_at: dict[int, float] = {}
+        self.crashes: list[float] = []
         self.signals = 0
 
     def spawn(self, index: int) -> None:
         env = dict(os.environ, SPIKARD_WORKER=str(index))
-        self.workers[index] = subprocess.Popen(self.command, env=env)
+        # Each worker gets its own session: a terminal's Ctrl-C reaches only the supervisor,
+        # which passes it on once (a worker that got it twice would skip its drain).
+        self.workers[index] = subprocess.Popen(
+            self.command, env=env, start_new_session=True, preexec_fn=_worker_setup
+        )
         logger.info("worker %d started (pid %d)", index, self.workers[index].pid)
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -63,6 +80,39 @@ class _Supervisor:
         else:
             logger.warning("second signal: killing the workers")
 
+    def _stop(self, deadline: float) -> bool:
+        """One step of stopping; True once every worker has exited."""
+        alive = [p for p in self.workers.values() if p.poll() is None]
+        if not alive:
+            return True
+        if time.monotonic() > deadline:
+            logger.warning("workers did not stop in %.0f s: killing them", self.grace)
+            for process in alive:
+                process.kill()
+        return False
+
+    def _supervise(self) -> None:
+        """One step of supervision: notice exits, schedule and perform restarts."""
+        now = time.monotonic()
+        for index, process in list(self.workers.items()):
+            code = process.poll()
+            if code is None or index in self.restart_at:
+                continue
+            level = logging.WARNING if code == 0 else logging.ERROR
+            logger.log(
+                level, "worker %d (pid %d) exited with %s; restarting", index, process.pid, code
+            )
+            self.crashes = [t for t in self.crashes if now - t < _RESTART_WINDOW]
+            self.crashes.append(now)
+            pause = _RESTART_PAUSE if len(self.crashes) > _MAX_RESTARTS_IN_WINDOW else 0.0
+            if pause:
+                logger.error("workers keep crashing: next restart in %.0f s", pause)
+            self.restart_at[index] = now + pause
+        for index, when in list(self.restart_at.items()):
+            if now >= when:
+                del self.restart_at[index]
+                self.spawn(index)
+
     def run(self) -> int:
         for index in range(self.count):
             self.spawn(index)
@@ -71,29 +121,10 @@ class _Supervisor:
             time.sleep(_POLL_SECONDS)
             if self.signals:
                 stop_deadline = stop_deadline or time.monotonic() + self.grace
-                alive = [p for p in self.workers.values() if p.poll() is None]
-                if not alive:
+                if self._stop(stop_deadline):
                     return 0
-                if time.monotonic() > stop_deadline:
-                    logger.warning("workers did not stop in %.0f s: killing them", self.grace)
-                    for process in alive:
-                        process.kill()
-                continue
-            for index, process in list(self.workers.items()):
-                code = process.poll()
-                if code is None:
-                    continue
-                logger.error(
-                    "worker %d (pid %d) exited with %s; restarting", index, process.pid, code
-                )
-                now = time.monotonic()
-                self.restarts = [t for t in self.restarts if now - t < _RESTART_WINDOW]
-                self.restarts.append(now)
-                if len(self.restarts) > _MAX_RESTARTS_IN_WINDOW:
-                    logger.error("workers keep crashing: pausing %.0f s", _RESTART_PAUSE)
-                    time.sleep(_RESTART_PAUSE)
-                if not self.signals:
-                    self.spawn(index)
+            else:
+                self._supervise()
 
 
 def run_workers(

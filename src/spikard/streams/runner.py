@@ -68,13 +68,13 @@ class _Session:
             await connection.run(self._deliver)
         finally:
             # Every message that arrived was delivered: now the handler's loop may end.
-            self.socket._inbound_send.close()
+            self.socket._inbound.close()
 
     async def _deliver(self, message: WebSocketMessage) -> None:
         try:
-            await self.socket._inbound_send.send(message)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
+            await self.socket._inbound.put(message)
+        except anyio.ClosedResourceError:
+            pass  # the handler is done: nobody will read it
 
     def _input_ended(self) -> None:
         """The peer is gone (or broke the protocol): wind the handler down."""
@@ -117,7 +117,7 @@ class _Session:
                         "WebSocket handler for %s ended with %d: %s", socket.request.path, code, exc
                     )
         self.handler_done = True
-        socket._inbound.close()
+        socket._inbound.discard()
 
         if upgrade.rejected or (upgrade.peer_gone and not upgrade.accepted):
             return
@@ -183,5 +183,4 @@ async def run_session(socket: WebSocket, start: SessionStart) -> None:
             await session.run(start)
             task_group.cancel_scope.cancel()
     finally:
-        socket._inbound_send.close()
-        socket._inbound.close()
+        socket._inbound.discard()

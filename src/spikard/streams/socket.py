@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..datastructures import Address, Headers, QueryParams
 from ..errors import ConnectionClosedError, ConnectionClosedOK, HandshakeRejected
 from ..messages import CloseCode, WebSocketMessage, coerce_message, validate_close_code
+from .queue import MessageQueue
 
 if TYPE_CHECKING:
     from ..connection.driver import WebSocketConnection
@@ -45,9 +45,7 @@ class WebSocket:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._on_accept: Callable[[WebSocketConnection], None] | None = None
         config = upgrade.websocket_config
-        send, receive = anyio.create_memory_object_stream[WebSocketMessage](config.max_queue)
-        self._inbound_send: MemoryObjectSendStream[WebSocketMessage] = send
-        self._inbound: MemoryObjectReceiveStream[WebSocketMessage] = receive
+        self._inbound = MessageQueue[WebSocketMessage](config.max_queue)
         self.waiting_readers = 0
         """How many tasks are blocked reading this socket right now."""
         self._read_ever = False
@@ -128,7 +126,7 @@ class WebSocket:
             RuntimeError: the handshake was already answered.
         """
         await self._upgrade.reject(HandshakeRejected(status_code, body, headers))
-        self._inbound_send.close()
+        self._inbound.close()
 
     async def _ensure_open(self) -> WebSocketConnection:
         if self._connection is None:
@@ -154,8 +152,8 @@ class WebSocket:
         self._read_ever = True
         self.waiting_readers += 1
         try:
-            return await self._inbound.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return await self._inbound.get()
+        except anyio.EndOfStream:
             raise StopAsyncIteration from None
         finally:
             self.waiting_readers -= 1
