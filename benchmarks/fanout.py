@@ -67,7 +67,7 @@ from .loadgen import (
     process_cpu_seconds,
     raise_nofile_limit,
 )
-from .servers import ROOT, free_port, machine_info, package_version
+from .servers import ROOT, free_port, machine_info, package_version, wait_listening
 
 RESULTS = ROOT / "benchmarks" / "results"
 CHANNEL = "bench"
@@ -478,19 +478,6 @@ def _cpu(pids: Sequence[int]) -> float:
     return total
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout:g} s")
-
-
 def _stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """SIGTERM the process (it passes it on to its workers), then SIGKILL its whole group."""
     if proc.poll() is None:
@@ -544,7 +531,7 @@ def running_redis(log_dir: Path) -> Iterator[tuple[str, int]]:
         "1000",
     ]
     with _process(command, log_dir / "fanout-redis.log") as proc:
-        _wait_port(port, proc, 10.0)
+        wait_listening(proc, port, 10.0)
         yield f"redis://127.0.0.1:{port}/0", proc.pid
 
 
@@ -793,7 +780,7 @@ async def measure(
     log_path = log_dir / f"fanout-{server.name}-{mode}.log"
     try:
         with _process(command, log_path, server.env(redis_url)) as proc:
-            _wait_port(port, proc, 30.0)
+            wait_listening(proc, port, 30.0)
             if workers > 1:
                 await _wait_workers(proc.pid, workers, 30.0)
             async with _clients(server, port, plan) as clients:

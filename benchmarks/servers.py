@@ -174,7 +174,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+    """Wait until something accepts on ``port``; fail if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -230,7 +231,7 @@ def running_server(
     try:
         if cpu is not None:
             os.sched_setaffinity(proc.pid, {cpu})
-        _wait_listening(proc, port, 30.0)
+        wait_listening(proc, port, 30.0)
         yield RunningServer(spec, port, proc.pid, log)
     finally:
         stop_process(proc)
