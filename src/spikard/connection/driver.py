@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 One :class:`WebSocketConnection` owns one accepted socket. :meth:`~WebSocketConnection.run`
 is its life: a reader loop that feeds the protocol and hands every complete message to a
-``deliver`` coroutine, next to a keepalive task and a close-deadline task, in one task group.
+``deliver`` coroutine, next to a keepalive task, in one task group whose deadline is the close
+timeout once a close frame went out.
 
 - **Backpressure.** The reader awaits ``deliver`` before it reads again. The stream layer's
-  ``deliver`` puts the message in a bounded channel, the callback shim's runs ``on_message``;
+  ``deliver`` puts the message in a bounded queue, the callback shim's runs ``on_message``;
   either way a slow consumer stops the reads, and TCP flow control slows the peer.
 - **Writes** from any task go through :meth:`_flush`, under one lock. The protocol buffers the
   bytes of every event, so whoever holds the lock writes everything queued, in order, and

@@ -5,18 +5,20 @@ Theory of operation
 A session is one task group per connection. Before the handshake is answered only the
 handler runs (in the session's own task): it may look at the request and reject. The first
 read, send or yield accepts; accepting starts the connection driver in the task group, which
-reads frames and delivers each message into the socket's bounded channel, and a watcher.
+reads frames and delivers each message into the socket's bounded queue
+(:class:`~spikard.streams.queue.MessageQueue`).
 
 - **Outbound**: the handler's async iterable is pulled one item at a time, and the next item
   is asked for only after the previous one was written to the socket, so a slow client slows
   the producer instead of growing a buffer.
-- **Inbound**: the driver awaits the bounded channel; when the handler lags, reads stop.
+- **Inbound**: the driver awaits the bounded queue; when the handler lags, reads stop.
 - **Peer gone**: when the connection ends, the socket's iterator ends (after the messages
   already queued). A handler that never read from the socket is cancelled at once; one that
   reads gets ``handler_grace`` seconds to finish what follows its loop, then is cancelled.
 - **Ending**: a handler that finishes closes with 1000, one that yields
   ``WebSocketMessage.close(code, reason)`` with that code, one that raises with 1011 (and the
-  error is logged). The session waits for the close handshake (bounded by ``close_timeout``)
+  error is logged), unless the exception carries its own ``close_code`` (a too-slow pub/sub
+  subscriber: 1008, a broker outage: 1013). The session waits for the close handshake (bounded by ``close_timeout``)
   and returns; the HTTP layer then closes TCP, so cleanup has run before the client sees it.
 """
 
