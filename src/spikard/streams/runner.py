@@ -18,8 +18,9 @@ reads frames and delivers each message into the socket's bounded queue
 - **Ending**: a handler that finishes closes with 1000, one that yields
   ``WebSocketMessage.close(code, reason)`` with that code, one that raises with 1011 (and the
   error is logged), unless the exception carries its own ``close_code`` (a too-slow pub/sub
-  subscriber: 1008, a broker outage: 1013). The session waits for the close handshake (bounded by ``close_timeout``)
-  and returns; the HTTP layer then closes TCP, so cleanup has run before the client sees it.
+  subscriber: 1008, a broker outage: 1013). The session waits for the close handshake
+  (bounded by ``close_timeout``) and returns; the HTTP layer then closes TCP, so cleanup has
+  run before the client sees it.
 """
 
 from __future__ import annotations
