@@ -88,8 +88,8 @@ async def never_reads_generator(socket: WebSocket) -> AsyncIterator[str]:
 
 @app.websocket("/receive")
 async def receive(socket: WebSocket) -> None:
-    await socket.send("ready")
     try:
+        await socket.send("ready")  # may already fail: a peer can drop right after the 101
         while True:
             await socket.receive()
     except (ConnectionClosedOK, ConnectionClosedError) as exc:
