@@ -84,8 +84,11 @@ class _Session:
         socket = self.socket
         if self.handler_done:
             return
-        if socket.waiting_readers == 0 and not socket._read_ever:
-            self.handler_scope.cancel()  # it never reads: nothing more for it to do
+        busy_with_socket = socket.waiting_readers or socket.sends_in_progress
+        if not busy_with_socket and not socket._read_ever:
+            # It never reads and is busy elsewhere (a timer, a subscription): nothing more
+            # for it to do. A handler in the middle of a send or read sees the end there.
+            self.handler_scope.cancel()
             return
         grace = socket._upgrade.websocket_config.handler_grace
         scope = self.handler_scope

@@ -48,6 +48,8 @@ class WebSocket:
         self._inbound = MessageQueue[WebSocketMessage](config.max_queue)
         self.waiting_readers = 0
         """How many tasks are blocked reading this socket right now."""
+        self.sends_in_progress = 0
+        """How many sends are being written right now."""
         self._read_ever = False
         self._accept_lock = anyio.Lock()
 
@@ -183,7 +185,15 @@ class WebSocket:
             ConnectionClosed: the connection is closing or closed.
         """
         connection = self._connection or await self._ensure_open()
-        await connection.send(coerce_message(message))
+        self.sends_in_progress += 1
+        try:
+            await connection.send(coerce_message(message))
+        finally:
+            self.sends_in_progress -= 1
+        protocol = connection.protocol
+        if protocol.input_ended and protocol.close_code == CloseCode.ABNORMAL_CLOSURE:
+            # The peer vanished while this message was being written: it was probably lost.
+            raise protocol.closed_error()
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the close handshake with ``code`` and ``reason``; idempotent.
