@@ -67,7 +67,7 @@ from .loadgen import (
     process_cpu_seconds,
     raise_nofile_limit,
 )
-from .servers import ROOT, free_port, machine_info, package_version, wait_listening
+from .servers import ROOT, free_port, machine_info, package_version, server_label, wait_listening
 
 RESULTS = ROOT / "benchmarks" / "results"
 CHANNEL = "bench"
@@ -120,8 +120,7 @@ class FanoutServer:
         return env
 
     def label(self) -> str:
-        version = package_version(self.package)
-        return f"{self.name} ({self.package} {version})" if version else self.name
+        return server_label(self.name, self.package)
 
 
 SERVERS: dict[str, FanoutServer] = {

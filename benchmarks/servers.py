@@ -31,8 +31,7 @@ class ServerSpec:
     package: str
 
     def label(self) -> str:
-        version = package_version(self.package)
-        return f"{self.name} ({self.package} {version})" if version else self.name
+        return server_label(self.name, self.package)
 
 
 SERVERS: dict[str, ServerSpec] = {
@@ -119,6 +118,12 @@ def package_version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def server_label(name: str, package: str) -> str:
+    """``name (package version)``, or just ``name`` when the package is not installed."""
+    version = package_version(package)
+    return f"{name} ({package} {version})" if version else name
 
 
 def machine_info() -> dict[str, Any]:

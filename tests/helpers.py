@@ -12,6 +12,7 @@ import anyio
 import anyio.abc
 import pytest
 import sniffio
+from websockets.exceptions import InvalidStatus
 
 
 @asynccontextmanager
@@ -29,6 +30,14 @@ async def ws_connect(url: str, **kwargs: Any) -> AsyncIterator[Any]:
 
         async with asyncio_connect(url, **kwargs) as websocket:
             yield websocket
+
+
+async def handshake_refusal(url: str, **kwargs: Any) -> Any:
+    """Connect expecting the handshake to be refused; return the HTTP response it got."""
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_connect(url, **kwargs):
+            pass  # pragma: no cover
+    return refused.value.response
 
 
 def upgrade_request(path: str = "/", *, port: int = 80, extra: str = "",

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from spikard import (
     HandshakeRejected,
@@ -27,6 +27,7 @@ from spikard.testing import TestServerInfo
 
 from ..helpers import (
     close_code,
+    handshake_refusal,
     masked_frame,
     parse_server_frames,
     read_all,
@@ -279,20 +280,16 @@ async def test_on_message_raising_calls_on_error_and_closes_1011() -> None:
 
 async def test_on_connect_raising_rejects_with_403() -> None:
     async with app.test_server() as server:
-        with pytest.raises(InvalidStatus) as info:
-            async with ws_connect(server.ws_url("/connect-raises")):
-                pass  # pragma: no cover
-    assert info.value.response.status_code == 403
+        info = await handshake_refusal(server.ws_url("/connect-raises"))
+    assert info.status_code == 403
     assert log == []
 
 
 async def test_on_connect_handshake_rejected_picks_the_status() -> None:
     async with app.test_server() as server:
-        with pytest.raises(InvalidStatus) as info:
-            async with ws_connect(server.ws_url("/connect-rejects")):
-                pass  # pragma: no cover
-        assert info.value.response.status_code == 401
-        assert info.value.response.body == b"who are you?"
+        info = await handshake_refusal(server.ws_url("/connect-rejects"))
+        assert info.status_code == 401
+        assert info.body == b"who are you?"
         headers = {"Authorization": "Bearer ok"}
         async with ws_connect(server.ws_url("/connect-rejects"), additional_headers=headers) as ws:
             with anyio.fail_after(5):

@@ -15,7 +15,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 from aiostream import pipe, stream
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from spikard import (
     HandshakeRejected,
@@ -24,7 +24,7 @@ from spikard import (
     WebSocketMessage,
 )
 
-from ..helpers import ws_connect
+from ..helpers import handshake_refusal, ws_connect
 
 app = Spikard()
 records: dict[str, Any] = {}
@@ -399,10 +399,8 @@ async def test_typed_path_param() -> None:
         async with ws_connect(server.ws_url("/items/42")) as ws:
             with anyio.fail_after(5):
                 assert await ws.recv() == "int:42"
-        with pytest.raises(InvalidStatus) as info:
-            async with ws_connect(server.ws_url("/items/abc")):
-                pass  # pragma: no cover
-        assert info.value.response.status_code == 404
+        info = await handshake_refusal(server.ws_url("/items/abc"))
+        assert info.status_code == 404
 
 
 # ---- handshake control ---------------------------------------------------------------------
@@ -410,29 +408,23 @@ async def test_typed_path_param() -> None:
 
 async def test_reject_with_status_and_body() -> None:
     async with app.test_server() as server:
-        with pytest.raises(InvalidStatus) as info:
-            async with ws_connect(server.ws_url("/reject-401")):
-                pass  # pragma: no cover
-    assert info.value.response.status_code == 401
-    assert info.value.response.body == b"no"
+        info = await handshake_refusal(server.ws_url("/reject-401"))
+    assert info.status_code == 401
+    assert info.body == b"no"
 
 
 async def test_raise_handshake_rejected_before_first_yield() -> None:
     async with app.test_server() as server:
-        with pytest.raises(InvalidStatus) as info:
-            async with ws_connect(server.ws_url("/raise-403")):
-                pass  # pragma: no cover
-    assert info.value.response.status_code == 403
+        info = await handshake_refusal(server.ws_url("/raise-403"))
+    assert info.status_code == 403
 
 
 async def test_raise_handshake_rejected_with_headers_from_coroutine() -> None:
     async with app.test_server() as server:
-        with pytest.raises(InvalidStatus) as info:
-            async with ws_connect(server.ws_url("/raise-in-coroutine")):
-                pass  # pragma: no cover
-        assert info.value.response.status_code == 401
-        assert info.value.response.headers["www-authenticate"] == "Token"
-        assert info.value.response.body == b"bad token"
+        info = await handshake_refusal(server.ws_url("/raise-in-coroutine"))
+        assert info.status_code == 401
+        assert info.headers["www-authenticate"] == "Token"
+        assert info.body == b"bad token"
         async with ws_connect(server.ws_url("/raise-in-coroutine?token=secret")) as ws:
             with anyio.fail_after(5):
                 assert await ws.recv() == "welcome"
@@ -470,7 +462,5 @@ async def test_accept_with_extra_headers() -> None:
 
 async def test_unknown_websocket_path_is_404() -> None:
     async with app.test_server() as server:
-        with pytest.raises(InvalidStatus) as info:
-            async with ws_connect(server.ws_url("/nowhere")):
-                pass  # pragma: no cover
-    assert info.value.response.status_code == 404
+        info = await handshake_refusal(server.ws_url("/nowhere"))
+    assert info.status_code == 404
