@@ -91,7 +91,10 @@ async def test_echo_text_and_binary(path: str) -> None:
 async def test_echo_default_limit_closes_1009() -> None:
     big = b"x" * (1024 * 1024 + 1)
     async with echo.app.test_server() as server, ws_connect(server.ws_url("/echo")) as ws:
-        await ws.send(big)
+        try:
+            await ws.send(big)
+        except ConnectionClosedError:
+            pass  # the server refuses the frame at its header, while the client may still send
         code, _ = await expect_close(ws)
     assert code == 1009
 

@@ -197,6 +197,14 @@ def test_trailing_data_from_the_handshake_is_not_lost() -> None:
 # ---- sending -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 70000])
+def test_sent_frame_length_encodings(size: int) -> None:
+    protocol = new()
+    protocol.send(WebSocketMessage.binary(b"b" * size))
+    protocol.send(WebSocketMessage.text("t" * size))
+    assert sent_frames(protocol) == [(BINARY, b"b" * size), (TEXT, b"t" * size)]
+
+
 def test_send_text_binary_and_ping() -> None:
     protocol = new()
     protocol.send(WebSocketMessage.text("hé"))
@@ -390,6 +398,71 @@ def test_frames_after_a_failure_are_ignored() -> None:
     assert_failed_with(protocol, 1009)
     assert protocol.receive_data(masked_frame(TEXT, b"ok")) == []
     assert protocol.data_to_send() == b""
+
+
+def test_text_frame_too_long_for_any_encoding_is_refused_at_its_header() -> None:
+    protocol = new(max_message_size=10)
+    # 41 bytes cannot be 10 characters even at four bytes each: refused before the payload.
+    assert protocol.receive_data(masked_frame(TEXT, b"x" * 41)[:6]) == []
+    assert_failed_with(protocol, 1009)
+
+
+def test_text_over_the_limit_in_characters_is_1009() -> None:
+    protocol = new(max_message_size=10)
+    assert protocol.receive_data(masked_frame(TEXT, "é".encode() * 11)) == []
+    assert_failed_with(protocol, 1009)
+
+
+def test_frame_limit_below_message_limit() -> None:
+    protocol = WebSocketProtocol(max_message_size=100, max_frame_size=10)
+    data = masked_frame(BINARY, b"x" * 8, fin=False) + masked_frame(CONTINUATION, b"y" * 8)
+    assert protocol.receive_data(data) == [WebSocketMessage.binary(b"x" * 8 + b"y" * 8)]
+    assert protocol.receive_data(masked_frame(BINARY, b"z" * 11)) == []
+    assert_failed_with(protocol, 1009)
+
+
+# ---- how frames are buffered ------------------------------------------------------------------
+
+
+def test_binary_frame_arriving_in_parts_is_one_message() -> None:
+    protocol = new(max_message_size=1 << 20)
+    payload = bytes(range(256)) * 400
+    frame = masked_frame(BINARY, payload)
+    assert protocol.receive_data(frame[:3]) == []  # inside the extended length
+    assert protocol.receive_data(frame[3:5000]) == []
+    assert protocol.receive_data(frame[5000:]) == [WebSocketMessage.binary(payload)]
+
+
+def test_text_frame_arriving_in_parts_fails_at_the_invalid_chunk() -> None:
+    protocol = new()
+    frame = masked_frame(TEXT, b"valid " + b"\xff" + b"rest of the frame")
+    assert protocol.receive_data(frame[:10]) == []
+    assert protocol.state is ProtocolState.OPEN
+    # The invalid byte arrives: the connection fails without waiting for the frame's end.
+    assert protocol.receive_data(frame[10:14]) == []
+    assert_failed_with(protocol, 1007)
+
+
+def test_messages_and_control_frames_in_one_read_keep_their_order() -> None:
+    protocol = new()
+    data = (
+        masked_frame(TEXT, b"one")
+        + masked_frame(PING, b"p1")
+        + masked_frame(BINARY, b"two")
+        + masked_frame(TEXT, b"th", fin=False)
+        + masked_frame(PING, b"p2")
+        + masked_frame(CONTINUATION, b"ree")
+        + masked_frame(PONG, b"q")
+        + masked_frame(BINARY, b"four")
+    )
+    assert protocol.receive_data(data) == [
+        WebSocketMessage.text("one"),
+        WebSocketMessage.binary(b"two"),
+        WebSocketMessage.text("three"),
+        PongReceived(b"q"),
+        WebSocketMessage.binary(b"four"),
+    ]
+    assert sent_frames(protocol) == [(PONG, b"p1"), (PONG, b"p2")]
 
 
 # ---- protocol violations -----------------------------------------------------------------------

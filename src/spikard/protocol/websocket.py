@@ -9,10 +9,22 @@ back on the wire (pong replies, close replies, failure closes, and the frames of
 application sends) accumulates in one outgoing buffer that the driver drains with
 :meth:`~WebSocketProtocol.data_to_send`, once per read, so a burst of pings costs one write.
 
-wsproto parses frames, checks masking, control-frame rules, close codes and UTF-8 (text is
-decoded incrementally, so invalid UTF-8 fails at the chunk where it occurs). On top of it this
-module reassembles fragmented messages, enforces ``max_message_size`` while the message is still
-arriving (never buffering more than the limit plus one read), and tracks the close handshake:
+Frames take one of two paths. This module reads every frame header itself, so it always knows
+where frames begin and end:
+
+- **The fast path** takes the common frame: a whole message in one final, masked text or binary
+  frame, with no extension negotiated and no fragmented message in progress. It is unmasked
+  (:mod:`.masking`) and decoded here, with no wsproto event objects in between; a binary frame
+  that is still arriving is buffered until it is complete (its size was checked against the
+  limits at its header). Outgoing text and binary frames are written here too.
+- **Everything else goes to wsproto, frame by frame**: control frames, fragments, anything with
+  an extension, and every malformed frame. wsproto checks masking, reserved bits, opcodes,
+  control-frame rules, close codes and UTF-8 (a text frame that is still arriving is streamed
+  to it, so invalid UTF-8 fails at the chunk where it occurs). On top of it this module
+  reassembles fragmented messages.
+
+Both paths enforce ``max_message_size`` while the message is still arriving (never buffering
+more than the limit plus one read), and this module tracks the close handshake:
 
 ``OPEN`` --(we send close)--> ``CLOSING`` --(peer's close arrives)--> ``CLOSED``
 ``OPEN`` --(peer's close arrives; we reply at once)--> ``CLOSED``
@@ -30,6 +42,7 @@ closes TCP: per RFC 6455, section 7.1.1, the server closes first.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -45,6 +58,7 @@ from wsproto.extensions import Extension
 
 from ..errors import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from ..messages import CloseCode, MessageType, WebSocketMessage
+from .masking import unmask
 
 __all__ = ["PongReceived", "ProtocolState", "WebSocketProtocol"]
 
@@ -69,6 +83,15 @@ class PongReceived:
 
 Event = WebSocketMessage | PongReceived
 
+_TEXT = 0x1
+_BINARY = 0x2
+_DATA_OPCODES = (_TEXT, _BINARY)
+_FIN = 0x80
+_MASKED = 0x80
+_UTF8_MAX_BYTES_PER_CHAR = 4
+_pack_short_header = struct.Struct("!BBH").pack
+_pack_long_header = struct.Struct("!BBQ").pack
+
 
 class WebSocketProtocol:
     """One server-side WebSocket connection after the handshake, as a byte-in/byte-out machine.
@@ -91,6 +114,14 @@ class WebSocketProtocol:
         trailing_data: bytes = b"",
     ) -> None:
         self._conn = Connection(ConnectionType.SERVER, extensions)
+        self._fast = not extensions
+        """No extension negotiated: whole data frames skip wsproto (see the module docs)."""
+        self._inbound = bytearray()
+        """Received bytes not yet parsed: an incomplete header or fast-path frame."""
+        self._to_wsproto = 0
+        """Bytes of the current frame still to be streamed to wsproto."""
+        self._fragmented = False
+        """wsproto is in the middle of a fragmented message."""
         self._max_message_size = max_message_size
         self._max_frame_size = max_frame_size or max_message_size
         self._frame_size = 0
@@ -121,8 +152,123 @@ class WebSocketProtocol:
         """Feed bytes from the peer; return the complete messages and pongs they finish."""
         if self.state is ProtocolState.CLOSED or self.state is ProtocolState.FAILING:
             return []
-        self._conn.receive_data(data)
         events: list[Event] = []
+        if not self._fast:
+            self._feed_wsproto(data, events)
+            return events
+        buffer: bytes | bytearray = data
+        if self._inbound:
+            self._inbound += data
+            buffer, self._inbound = self._inbound, bytearray()
+        end = len(buffer)
+        position = 0
+        while position < end:
+            if self._to_wsproto:
+                chunk_end = min(end, position + self._to_wsproto)
+                self._to_wsproto -= chunk_end - position
+                self._feed_wsproto(bytes(buffer[position:chunk_end]), events)
+                position = chunk_end
+                if self.input_ended:
+                    return events
+                continue
+            frame = self._parse_header(buffer, position, end)
+            if frame is None:
+                break  # the header is incomplete
+            first, opcode, header_size, length = frame
+            payload_start = position + header_size
+            if opcode in _DATA_OPCODES and first == _FIN | opcode:
+                if not self._fragmented and buffer[position + 1] & _MASKED:
+                    if not self._fits(opcode, length):
+                        return events
+                    payload_end = payload_start + length
+                    if payload_end <= end:
+                        key = buffer[payload_start - 4 : payload_start]
+                        payload = unmask(buffer[payload_start:payload_end], key)
+                        position = payload_end
+                        message = self._whole_message(opcode, payload)
+                        if message is None:
+                            return events
+                        events.append(message)
+                        continue
+                    if opcode == _BINARY:
+                        break  # wait for the rest of the frame
+            elif opcode in _DATA_OPCODES:
+                self._fragmented = not first & _FIN
+            elif opcode == 0 and first & _FIN:
+                self._fragmented = False
+            self._to_wsproto = header_size + length
+        if position == 0 and isinstance(buffer, bytearray):
+            self._inbound = buffer  # still waiting for the same frame: keep it, no copy
+        elif position < end:
+            self._inbound += buffer[position:]
+        return events
+
+    @staticmethod
+    def _parse_header(
+        buffer: bytes | bytearray, position: int, end: int
+    ) -> tuple[int, int, int, int] | None:
+        """Return (first byte, opcode, header size, payload length), None if incomplete."""
+        if end - position < 2:
+            return None
+        first = buffer[position]
+        second = buffer[position + 1]
+        length = second & 0x7F
+        header_size = 6 if second & _MASKED else 2
+        if length == 126:
+            header_size += 2
+            if end - position < header_size:
+                return None
+            length = int.from_bytes(buffer[position + 2 : position + 4], "big")
+        elif length == 127:
+            header_size += 8
+            if end - position < header_size:
+                return None
+            length = int.from_bytes(buffer[position + 2 : position + 10], "big")
+        elif end - position < header_size:
+            return None
+        return first, first & 0x0F, header_size, length
+
+    def _fits(self, opcode: int, length: int) -> bool:
+        """Check a whole-message frame's size at its header; fail with 1009 if it is too big.
+
+        Text is limited in characters, so only a frame too long to fit even in four-byte
+        characters is refused here; the rest is checked once decoded.
+        """
+        limit = min(self._max_message_size, self._max_frame_size)
+        if opcode == _TEXT:
+            limit *= _UTF8_MAX_BYTES_PER_CHAR
+        if length <= limit:
+            return True
+        self._too_big(length if opcode == _BINARY else length // _UTF8_MAX_BYTES_PER_CHAR)
+        return False
+
+    def _too_big(self, size: int) -> None:
+        if size > self._max_message_size:
+            self._peer_error(
+                CloseCode.MESSAGE_TOO_BIG, f"message larger than {self._max_message_size} bytes"
+            )
+        else:
+            self._peer_error(
+                CloseCode.MESSAGE_TOO_BIG, f"frame larger than {self._max_frame_size} bytes"
+            )
+
+    def _whole_message(self, opcode: int, payload: bytes) -> WebSocketMessage | None:
+        """Build the message of a whole-message frame; None after failing the connection."""
+        if opcode == _BINARY:
+            return WebSocketMessage(MessageType.BINARY, payload)
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            self._peer_error(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in text frame")
+            return None
+        if len(text) > self._max_message_size or len(text) > self._max_frame_size:
+            self._too_big(len(text))
+            return None
+        return WebSocketMessage(MessageType.TEXT, text)
+
+    def _feed_wsproto(self, data: bytes, events: list[Event]) -> None:
+        """Let wsproto parse ``data``; append the events it completes."""
+        self._conn.receive_data(data)
         for event in self._conn.events():
             if isinstance(event, Message):
                 message = self._assemble(event)
@@ -138,7 +284,6 @@ class WebSocketProtocol:
             elif isinstance(event, CloseConnection):
                 self._on_close_event(event)
                 break
-        return events
 
     def receive_eof(self) -> None:
         """Record that the peer closed TCP; without a close frame first, the code is 1006."""
@@ -225,8 +370,26 @@ class WebSocketProtocol:
         if self.state is not ProtocolState.OPEN and self.state is not ProtocolState.FAILING:
             raise self.closed_error()
         data = message.data
-        event = TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
-        self._outgoing += self._conn.send(event)
+        if not self._fast:
+            event = TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
+            self._outgoing += self._conn.send(event)
+            return
+        if isinstance(data, str):
+            payload = data.encode()
+            first = _FIN | _TEXT
+        else:
+            payload = data
+            first = _FIN | _BINARY
+        length = len(payload)
+        outgoing = self._outgoing
+        if length < 126:
+            outgoing.append(first)
+            outgoing.append(length)
+        elif length < 65536:
+            outgoing += _pack_short_header(first, 126, length)
+        else:
+            outgoing += _pack_long_header(first, 127, length)
+        outgoing += payload
 
     def ping(self, payload: bytes) -> None:
         """Queue a ping frame (no-op once closing)."""
