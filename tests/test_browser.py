@@ -42,7 +42,7 @@ CHROMIUM_FLAGS = [
 @contextmanager
 def chromium() -> Iterator[str]:
     """Start headless Chromium; yield its DevTools HTTP endpoint (``http://127.0.0.1:PORT``)."""
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 One :class:`WebSocketConnection` owns one accepted socket. :meth:`~WebSocketConnection.run`
 is its life: a reader loop that feeds the protocol and hands every complete message to a
-``deliver`` coroutine, next to a keepalive task, in one task group whose deadline is the close
-timeout once a close frame went out.
+``deliver`` coroutine, in a cancel scope whose deadline is the close timeout once a close
+frame went out. Keepalive pings, pong deadlines and the idle timeout run on the server's
+:class:`~.heartbeat.Heartbeat` (one task for all connections), through :meth:`on_timer`.
 
 - **Backpressure.** The reader awaits ``deliver`` before it reads again. The stream layer's
   ``deliver`` puts the message in a bounded queue, the callback shim's runs ``on_message``;
@@ -25,6 +26,7 @@ timeout once a close frame went out.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Awaitable, Callable
 
@@ -35,6 +37,7 @@ from ..config import WebSocketConfig
 from ..errors import ConnectionClosed
 from ..messages import CloseCode, WebSocketMessage
 from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
+from .heartbeat import Heartbeat
 from .transport import direct_reader, direct_writer
 
 __all__ = ["Deliver", "WebSocketConnection"]
@@ -59,6 +62,7 @@ class WebSocketConnection:
         protocol: the protocol object, already fed with any trailing handshake bytes.
         config: limits and timers.
         peer: a label for log lines (``"127.0.0.1:53211 /echo"``).
+        heartbeat: the running server-wide timer task; without one, :meth:`run` runs its own.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class WebSocketConnection:
         protocol: WebSocketProtocol,
         config: WebSocketConfig,
         peer: str = "",
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.protocol = protocol
         self.closed = anyio.Event()
@@ -80,6 +85,13 @@ class WebSocketConnection:
         self.on_input_ended: Callable[[], None] | None = None
         """Called once, synchronously, when the input ends (see :attr:`closed`)."""
         self._pings: dict[bytes, anyio.Event] = {}
+        self._heartbeat = heartbeat
+        self._keepalive_payload: bytes | None = None
+        """The payload of the keepalive ping whose pong is awaited."""
+        self._next_ping = math.inf
+        self._pong_deadline = math.inf
+        self._next_idle_check = math.inf
+        self._activity_seen = -1
         self._scope: anyio.CancelScope | None = None
         self._delivering = False
         self._aborted = False
@@ -142,14 +154,43 @@ class WebSocketConnection:
 
     async def run(self, deliver: Deliver) -> None:
         """Drive the connection until it has ended; call ``deliver`` for every message."""
-        async with anyio.create_task_group() as tg:
-            self._scope = tg.cancel_scope
+        config = self._config
+        period = min(
+            config.ping_interval or math.inf,
+            config.ping_timeout if config.ping_interval is not None else math.inf,
+            config.idle_timeout or math.inf,
+        )
+        if period == math.inf:
+            await self._run(deliver)
+            return
+        heartbeat = self._heartbeat
+        if heartbeat is not None and heartbeat.running:
+            await self._run_timed(deliver, heartbeat, period)
+            return
+        async with anyio.create_task_group() as task_group:  # no server: a heartbeat of its own
+            heartbeat = self._heartbeat = Heartbeat()
+            await task_group.start(heartbeat.run)
+            await self._run_timed(deliver, heartbeat, period)
+            task_group.cancel_scope.cancel()
+
+    async def _run_timed(self, deliver: Deliver, heartbeat: Heartbeat, period: float) -> None:
+        now = anyio.current_time()
+        config = self._config
+        if config.ping_interval is not None:
+            self._next_ping = now + config.ping_interval
+        if config.idle_timeout is not None:
+            self._next_idle_check = now + config.idle_timeout
+        heartbeat.add(self, period)
+        try:
+            await self._run(deliver)
+        finally:
+            heartbeat.discard(self)
+
+    async def _run(self, deliver: Deliver) -> None:
+        with anyio.CancelScope() as scope:
+            self._scope = scope
             if self._close_by is not None:
-                tg.cancel_scope.deadline = self._close_by
-            if self._config.ping_interval is not None:
-                tg.start_soon(self._keepalive, self._config.ping_interval)
-            if self._config.idle_timeout is not None:
-                tg.start_soon(self._idle_watch, self._config.idle_timeout)
+                scope.deadline = self._close_by
             try:
                 await self._read_loop(deliver)
             finally:
@@ -161,7 +202,38 @@ class WebSocketConnection:
                     self._aborted = True
                     self.protocol.receive_eof()
                 self._mark_closed()
-                tg.cancel_scope.cancel()
+
+    def on_timer(self, now: float) -> None:
+        """Send the keepalive ping, check its pong and the idle timeout (heartbeat callback)."""
+        if self.protocol.state is not ProtocolState.OPEN or self._heartbeat is None:
+            return
+        config = self._config
+        if self._keepalive_payload is not None:
+            if now >= self._pong_deadline:
+                self._keepalive_payload = None
+                if not self._delivering:
+                    self._heartbeat.start_soon(
+                        self.fail, CloseCode.INTERNAL_ERROR, "keepalive ping timeout"
+                    )
+                    return
+                # Reads are paused because the application is behind: the pong is probably
+                # waiting unread behind the peer's data, which proves the peer is alive.
+                self._next_ping = now + (config.ping_interval or 0.0)
+        elif now >= self._next_ping:
+            payload = os.urandom(4)
+            self._keepalive_payload = payload
+            self._pong_deadline = now + config.ping_timeout
+            self.protocol.ping(payload)
+            self._write_soon()
+        if now >= self._next_idle_check:
+            activity = self.messages_received + self.messages_sent
+            if activity == self._activity_seen and not self._delivering:
+                logger.info("closing idle %s after %.1f s", self._peer, config.idle_timeout)
+                self._next_idle_check = math.inf
+                self._heartbeat.start_soon(self.close, CloseCode.NORMAL_CLOSURE, "idle timeout")
+                return
+            self._activity_seen = activity
+            self._next_idle_check = now + (config.idle_timeout or math.inf)
 
     # ---- internals -------------------------------------------------------------------------
 
@@ -239,7 +311,29 @@ class WebSocketConnection:
         if self._scope is not None:
             self._scope.cancel()
 
+    def _write_soon(self) -> None:
+        """Send what the protocol queued without waiting: now, or from a heartbeat task."""
+        writer = self._direct_writer
+        if writer is None or self._aborted:
+            if self._heartbeat is not None:
+                self._heartbeat.start_soon(self._flush_quietly)
+            return
+        try:
+            writer.write(self.protocol.data_to_send())  # small: no need to wait for a drain
+        except _TRANSPORT_ERRORS:
+            self.protocol.receive_eof()
+            self._mark_closed()
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self._flush()
+        except ConnectionClosed:
+            pass
+
     def _on_pong(self, payload: bytes) -> None:
+        if payload == self._keepalive_payload:
+            self._keepalive_payload = None
+            self._next_ping = anyio.current_time() + (self._config.ping_interval or math.inf)
         if payload not in self._pings:
             return
         # A pong acknowledges its ping and every ping sent before it.
@@ -247,34 +341,6 @@ class WebSocketConnection:
             self._pings.pop(key).set()
             if key == payload:
                 break
-
-    async def _keepalive(self, interval: float) -> None:
-        while True:
-            await anyio.sleep(interval)
-            if self.protocol.state is not ProtocolState.OPEN:
-                return
-            pong = await self.ping()
-            with anyio.move_on_after(self._config.ping_timeout):
-                await pong.wait()
-            if pong.is_set() or self.protocol.state is not ProtocolState.OPEN:
-                continue
-            if self._delivering:
-                # Reads are paused because the application is behind: the pong is probably
-                # waiting unread behind the peer's data, which proves the peer is alive.
-                continue
-            await self.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-            return
-
-    async def _idle_watch(self, timeout: float) -> None:
-        seen = -1
-        while self.protocol.state is ProtocolState.OPEN:
-            activity = self.messages_received + self.messages_sent
-            if activity == seen and not self._delivering:
-                logger.info("closing idle %s after %.1f s", self._peer, timeout)
-                await self.close(CloseCode.NORMAL_CLOSURE, "idle timeout")
-                return
-            seen = activity
-            await anyio.sleep(timeout)
 
     def _start_close_deadline(self) -> None:
         """Give the peer ``close_timeout`` to answer our close frame (no task: a deadline)."""

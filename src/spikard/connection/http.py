@@ -36,6 +36,8 @@ from ..protocol.websocket import WebSocketProtocol
 from ..requests import Request
 from ..responses import PlainTextResponse, Response
 from .driver import WebSocketConnection
+from .heartbeat import Heartbeat
+from .transport import DepartureWatch, watch_departure
 
 __all__ = ["HTTPConnection", "RequestHandler", "WebSocketUpgrade"]
 
@@ -67,35 +69,57 @@ class WebSocketUpgrade:
         self._request = request
         self._going_away: Callable[[], Coroutine[Any, Any, None]] | None = None
         self.peer_gone = False
-        self._going_away_requested = False
         """True when the client left before the handshake was answered."""
+        self._going_away_requested = False
+        self._answered = False
+        self._departure: DepartureWatch | None = None
         self._early_data = bytearray()
-        self._watch_scope = anyio.CancelScope()
-        self._watching = False
-        self._watch_done = anyio.Event()
+        self._watch_scope: anyio.CancelScope | None = None
+        self._watch_done: anyio.Event | None = None
 
-    async def watch_for_departure(self, on_gone: Callable[[], None]) -> None:
+    def watch_for_departure(
+        self, on_gone: Callable[[], None], task_group: anyio.abc.TaskGroup
+    ) -> None:
         """Until the handshake is answered, notice a client that leaves and call ``on_gone``.
 
-        Bytes that arrive meanwhile are kept for the WebSocket protocol.
+        Bytes that arrive meanwhile are kept for the WebSocket protocol. On asyncio the
+        transport reports the departure; elsewhere a task in ``task_group`` reads.
         """
+
+        def gone() -> None:
+            self.peer_gone = True
+            on_gone()
+
+        read_ahead = 4 * self._owner.websocket_config.read_size
+        self._departure = watch_departure(self._owner.stream, read_ahead, gone)
+        if self._departure is None:
+            self._watch_scope = anyio.CancelScope()
+            self._watch_done = anyio.Event()
+            task_group.start_soon(self._watch_by_reading, gone)
+
+    async def _watch_by_reading(self, gone: Callable[[], None]) -> None:
+        assert self._watch_scope is not None
+        assert self._watch_done is not None
         limit = self._owner.websocket_config.max_message_size + _READ_SIZE
-        if self._watch_scope.cancel_called:
-            return  # the handshake was answered before this task started
-        self._watching = True
-        with self._watch_scope:
-            try:
-                while len(self._early_data) < limit:
-                    self._early_data += await self._owner.stream.receive(_READ_SIZE)
-                await anyio.sleep_forever()
-            except (anyio.EndOfStream, *_TRANSPORT_ERRORS):
-                self.peer_gone = True
-                on_gone()
-        self._watch_done.set()
+        try:
+            if self._answered:
+                return  # the handshake was answered before this task started
+            with self._watch_scope:
+                try:
+                    while len(self._early_data) < limit:
+                        self._early_data += await self._owner.stream.receive(_READ_SIZE)
+                    await anyio.sleep_forever()
+                except (anyio.EndOfStream, *_TRANSPORT_ERRORS):
+                    gone()
+        finally:
+            self._watch_done.set()
 
     async def _stop_watching(self) -> None:
-        self._watch_scope.cancel()  # a watcher that has not started yet will never read
-        if self._watching:
+        self._answered = True
+        if self._departure is not None:
+            self._departure.stop()
+        elif self._watch_scope is not None and self._watch_done is not None:
+            self._watch_scope.cancel()
             await self._watch_done.wait()
 
     @property
@@ -138,7 +162,9 @@ class WebSocketUpgrade:
         )
         self.accepted = True
         label = f"{owner.peer_label} {self._request.raw_path}"
-        self.connection = WebSocketConnection(owner.stream, protocol, config, label)
+        self.connection = WebSocketConnection(
+            owner.stream, protocol, config, label, heartbeat=owner.heartbeat
+        )
         if self.peer_gone:
             protocol.receive_eof()
             return self.connection
@@ -200,6 +226,7 @@ class HTTPConnection:
         client: the peer's address, if known.
         scheme: ``"http"`` or ``"https"``; WebSocket requests report ``ws``/``wss``.
         websockets: the server-wide count of open WebSockets, for ``max_connections``.
+        heartbeat: the server's timer task for keepalive and idle timeouts.
     """
 
     def __init__(
@@ -212,8 +239,10 @@ class HTTPConnection:
         client: Address | None = None,
         scheme: str = "http",
         websockets: WebSocketCounter | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.stream = stream
+        self.heartbeat = heartbeat
         self._websockets = websockets or WebSocketCounter()
         origins = websocket_config.allowed_origins
         self._allowed_origins = (

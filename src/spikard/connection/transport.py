@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.abc
 
 __all__ = [
+    "DepartureWatch",
     "DirectReader",
     "DirectWriter",
     "direct_reader",
     "direct_writer",
     "pause_unrequested_reads",
+    "watch_departure",
 ]
 
 
@@ -175,3 +178,58 @@ def direct_reader(stream: anyio.abc.ByteStream, high_water: int) -> DirectReader
     ):
         return None
     return DirectReader(transport, protocol, high_water)
+
+
+class DepartureWatch:
+    """Calls back once when the peer closes or the connection is lost, until :meth:`stop`.
+
+    Installed on the transport's protocol (see :func:`watch_departure`): no task waits for it.
+    """
+
+    __slots__ = ("_callback",)
+
+    def __init__(self, protocol: Any, transport: Any, callback: Callable[[], None]) -> None:
+        self._callback: Callable[[], None] | None = callback
+        eof_received = protocol.eof_received
+        connection_lost = protocol.connection_lost
+
+        def on_eof() -> bool | None:
+            keep_open: bool | None = eof_received()
+            self._fire()
+            return keep_open
+
+        def on_lost(exc: Exception | None) -> None:
+            connection_lost(exc)
+            self._fire()
+
+        protocol.eof_received = on_eof
+        protocol.connection_lost = on_lost
+        transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+
+    def _fire(self) -> None:
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback()
+
+    def stop(self) -> None:
+        """Stop watching: the callback will not be called."""
+        self._callback = None
+
+
+def watch_departure(
+    stream: anyio.abc.ByteStream, high_water: int, callback: Callable[[], None]
+) -> DepartureWatch | None:
+    """Notice a peer that leaves, on a plain anyio asyncio socket stream, without a task.
+
+    Reading resumes so that EOF can be seen; what arrives meanwhile stays queued for later
+    ``receive()`` calls, and reading pauses again above ``high_water`` bytes. Returns None
+    for other streams (trio, TLS): watch those with a task that reads.
+    """
+    reader = direct_reader(stream, high_water)
+    if reader is None:
+        return None
+    transport = getattr(stream, "_transport")  # noqa: B009 (checked by direct_reader)
+    watch = DepartureWatch(getattr(stream, "_protocol"), transport, callback)  # noqa: B009
+    if not transport.is_closing() and not transport.is_reading():
+        transport.resume_reading()
+    return watch

@@ -14,6 +14,7 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSListener
 
 from ..config import HTTPConfig, WebSocketConfig
+from ..connection.heartbeat import Heartbeat
 from ..connection.http import HTTPConnection, RequestHandler, WebSocketCounter
 from ..connection.transport import pause_unrequested_reads
 from ..datastructures import Address
@@ -53,6 +54,7 @@ class Server:
         self._ssl_context = ssl_context
         self._connections: set[HTTPConnection] = set()
         self._websockets = WebSocketCounter()
+        self._heartbeat = Heartbeat()
         self._shutdown_requested = anyio.Event()
         self._drained = anyio.Event()
         self._force_scope: anyio.CancelScope | None = None
@@ -115,6 +117,7 @@ class Server:
             async with anyio.create_task_group() as task_group:
                 self._force_scope = task_group.cancel_scope
                 self._task_group = task_group
+                await task_group.start(self._heartbeat.run)
                 async with anyio.create_task_group() as accept_group:
                     accept_group.start_soon(
                         listener.serve, lambda stream: self._handle(stream, scheme), task_group
@@ -170,6 +173,7 @@ class Server:
             client=client,
             scheme=scheme,
             websockets=self._websockets,
+            heartbeat=self._heartbeat,
         )
         self._connections.add(connection)
         try:

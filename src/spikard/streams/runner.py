@@ -55,11 +55,13 @@ class _Session:
         self.task_group = task_group
         self.handler_scope = anyio.CancelScope()
         self.handler_done = False
+        self.driving = False
         socket._on_accept = self._on_accept
 
     def _on_accept(self, connection: WebSocketConnection) -> None:
         connection.on_input_ended = self._input_ended
-        self.task_group.start_soon(self._drive, connection)
+        self.driving = True
+        self.task_group.start_soon(self._drive, connection, name="spikard websocket reader")
 
         async def going_away() -> None:
             await connection.close(CloseCode.GOING_AWAY, "server shutting down")
@@ -70,6 +72,7 @@ class _Session:
         try:
             await connection.run(self._deliver)
         finally:
+            self.driving = False
             # Every message that arrived was delivered: now the handler's loop may end.
             self.socket._inbound.close()
 
@@ -97,7 +100,7 @@ class _Session:
     async def run(self, start: SessionStart) -> None:
         socket = self.socket
         upgrade = socket._upgrade
-        self.task_group.start_soon(upgrade.watch_for_departure, self.handler_scope.cancel)
+        upgrade.watch_for_departure(self.handler_scope.cancel, self.task_group)
         code: int = CloseCode.NORMAL_CLOSURE
         reason = ""
         result: HandlerResult = None
@@ -187,6 +190,9 @@ async def run_session(socket: WebSocket, start: SessionStart) -> None:
         async with anyio.create_task_group() as task_group:
             session = _Session(socket, task_group)
             await session.run(start)
-            task_group.cancel_scope.cancel()
+            if session.driving or not socket._upgrade.accepted:
+                # Stop what is left: a reader stuck writing to a peer that stopped reading,
+                # a departure watcher (trio) of a socket that was never accepted.
+                task_group.cancel_scope.cancel()
     finally:
         socket._inbound.discard()
