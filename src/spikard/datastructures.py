@@ -83,12 +83,32 @@ class Headers(_MultiDict):
 
     @staticmethod
     def _key(name: str) -> str:
-        return name.lower()
+        lowered = _LOWERED_NAMES.get(name)
+        if lowered is None:
+            lowered = name.lower()
+            if len(_LOWERED_NAMES) < _NAME_CACHE_SIZE:
+                _LOWERED_NAMES[name] = lowered
+        return lowered
 
     @classmethod
     def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Build from (name, value) byte pairs as h11 delivers them (latin-1 decoded)."""
-        return cls((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
+        return cls((_decode_name(name), value.decode("latin-1")) for name, value in raw)
+
+
+_NAME_CACHE_SIZE = 512
+"""Header names repeat across requests: every open WebSocket's request shares their strings."""
+_DECODED_NAMES: dict[bytes, str] = {}
+_LOWERED_NAMES: dict[str, str] = {}
+
+
+def _decode_name(name: bytes) -> str:
+    decoded = _DECODED_NAMES.get(name)
+    if decoded is None:
+        decoded = name.decode("latin-1")
+        if len(_DECODED_NAMES) < _NAME_CACHE_SIZE:
+            _DECODED_NAMES[name] = decoded
+    return decoded
 
 
 class QueryParams(_MultiDict):

@@ -74,13 +74,13 @@ class WebSocketConnection:
         heartbeat: Heartbeat | None = None,
     ) -> None:
         self.protocol = protocol
-        self.closed = anyio.Event()
-        """Set when the input ended (close handshake done, protocol error, or TCP lost)."""
+        self._closed: anyio.Event | None = None
+        self._input_ended = False
         self._stream = stream
         self._config = config
         self._peer = peer
-        self._write_lock = anyio.Lock()
         self._direct_writer = direct_writer(stream)
+        self._write_lock = anyio.Lock() if self._direct_writer is None else None
         self._close_by: float | None = None
         self.on_input_ended: Callable[[], None] | None = None
         """Called once, synchronously, when the input ends (see :attr:`closed`)."""
@@ -101,6 +101,15 @@ class WebSocketConnection:
         """Messages the application sent so far."""
 
     # ---- public API ------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> anyio.Event:
+        """Set when the input ended (close handshake done, protocol error, or TCP lost)."""
+        if self._closed is None:  # made on demand: most connections never wait on it
+            self._closed = anyio.Event()
+            if self._input_ended:
+                self._closed.set()
+        return self._closed
 
     async def send(self, message: WebSocketMessage) -> None:
         """Send one message (a close message starts the close handshake).
@@ -284,6 +293,7 @@ class WebSocketConnection:
                 self._mark_closed()
                 raise self.protocol.closed_error() from None
             return
+        assert self._write_lock is not None
         async with self._write_lock:
             data = self.protocol.data_to_send()
             if not data:
@@ -296,8 +306,10 @@ class WebSocketConnection:
                 raise self.protocol.closed_error() from None
 
     def _mark_closed(self) -> None:
-        if not self.closed.is_set():
-            self.closed.set()
+        if not self._input_ended:
+            self._input_ended = True
+            if self._closed is not None:
+                self._closed.set()
             if self.on_input_ended is not None:
                 self.on_input_ended()
             failure = self.protocol.failure

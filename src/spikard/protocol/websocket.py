@@ -113,7 +113,9 @@ class WebSocketProtocol:
         extensions: list[Extension] | None = None,
         trailing_data: bytes = b"",
     ) -> None:
-        self._conn = Connection(ConnectionType.SERVER, extensions)
+        self._extensions = extensions
+        self._wsproto: Connection | None = None
+        """Created on first use: many connections never need it (see :attr:`_conn`)."""
         self._fast = not extensions
         """No extension negotiated: whole data frames skip wsproto (see the module docs)."""
         self._inbound = bytearray()
@@ -140,6 +142,13 @@ class WebSocketProtocol:
         self._pending: list[Event] = []
         if trailing_data:
             self._pending = self.receive_data(trailing_data)
+
+    @property
+    def _conn(self) -> Connection:
+        connection = self._wsproto
+        if connection is None:
+            connection = self._wsproto = Connection(ConnectionType.SERVER, self._extensions)
+        return connection
 
     def take_pending(self) -> list[Event]:
         """Return the events caused by ``trailing_data`` (once)."""

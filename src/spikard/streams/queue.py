@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+import asyncio
 from typing import Generic, NamedTuple, TypeVar
 
 import anyio
@@ -28,18 +28,31 @@ class MessageQueue(Generic[_T]):
     producer when the queue is full (that wait is the backpressure), a consumer when it is
     empty. Closing wakes everyone: producers then raise ``ClosedResourceError`` and consumers,
     once the queue is drained, ``EndOfStream``.
+
+    It is small, as every open WebSocket has one: the items are a list (the queue is bounded,
+    so taking from its front is cheap), and on asyncio a wait is a bare future rather than an
+    event with a waiter queue of its own.
     """
 
-    __slots__ = ("_closed", "_items", "_max_size", "_not_empty", "_not_full")
+    __slots__ = ("_closed", "_items", "_loop", "_max_size", "_not_empty", "_not_full")
 
     def __init__(self, max_size: int) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
-        self._items: deque[_T] = deque()
+        self._items: list[_T] = []
         self._max_size = max_size
         self._closed = False
-        self._not_empty: anyio.Event | None = None
-        self._not_full: anyio.Event | None = None
+        self._not_empty: _Waiter | None = None
+        self._not_full: _Waiter | None = None
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None  # trio: anyio events
+
+    def _waiter(self) -> _Waiter:
+        if self._loop is not None:
+            return _LoopEvent(self._loop)
+        return anyio.Event()
 
     async def put(self, item: _T) -> None:
         """Append ``item``, waiting while the queue is full.
@@ -49,7 +62,7 @@ class MessageQueue(Generic[_T]):
         """
         while len(self._items) >= self._max_size and not self._closed:
             if self._not_full is None:
-                self._not_full = anyio.Event()
+                self._not_full = self._waiter()
             await self._not_full.wait()
         if self._closed:
             raise anyio.ClosedResourceError
@@ -68,9 +81,9 @@ class MessageQueue(Generic[_T]):
             if self._closed:
                 raise anyio.EndOfStream
             if self._not_empty is None:
-                self._not_empty = anyio.Event()
+                self._not_empty = self._waiter()
             await self._not_empty.wait()
-        item = self._items.popleft()
+        item = self._items.pop(0)
         if self._not_full is not None:
             self._not_full.set()
             self._not_full = None
@@ -92,3 +105,36 @@ class MessageQueue(Generic[_T]):
     def statistics(self) -> QueueStatistics:
         """How full the queue is."""
         return QueueStatistics(len(self._items), self._max_size)
+
+
+class _LoopEvent:
+    """A one-shot ``anyio.Event`` for asyncio, lighter than ``asyncio.Event`` (no deque).
+
+    Every waiter has its own future, so a waiter that is cancelled leaves the others waiting.
+    """
+
+    __slots__ = ("_futures", "_is_set", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._futures: list[asyncio.Future[None]] = []
+        self._is_set = False
+
+    def set(self) -> None:
+        self._is_set = True
+        for future in self._futures:
+            if not future.done():
+                future.set_result(None)
+
+    async def wait(self) -> None:
+        if self._is_set:
+            return
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._futures.append(future)
+        try:
+            await future
+        finally:
+            self._futures.remove(future)
+
+
+_Waiter = anyio.Event | _LoopEvent

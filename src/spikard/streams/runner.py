@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -144,14 +143,26 @@ class _Session:
         await connection.closed.wait()
 
     async def _pump(self, source: AsyncIterable[Any]) -> tuple[int, str]:
+        streamer = getattr(source, "stream", None)
+        if callable(streamer):  # an aiostream Stream: iterate it inside its own context
+            async with streamer() as streamed:
+                return await self._send_all(streamed)
+        iterator = aiter(source)
+        try:
+            return await self._send_all(iterator)
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _send_all(self, iterator: AsyncIterator[Any]) -> tuple[int, str]:
+        """Send every item; a close message ends the session with its code."""
         socket = self.socket
-        async with AsyncExitStack() as stack:
-            iterator = await _open(source, stack)
-            async for item in iterator:
-                message = coerce_message(item)
-                if message.code is not None:
-                    return message.code, message.reason or ""
-                await socket.send(message)
+        async for item in iterator:
+            message = coerce_message(item)
+            if message.code is not None:
+                return message.code, message.reason or ""
+            await socket.send(message)
         return CloseCode.NORMAL_CLOSURE, ""
 
 
@@ -170,18 +181,6 @@ def _close_for(error: Exception) -> tuple[int, str]:
         else:
             return code, str(error)[:100]
     return CloseCode.INTERNAL_ERROR, "internal error"
-
-
-async def _open(source: AsyncIterable[Any], stack: AsyncExitStack) -> AsyncIterator[Any]:
-    """Start iterating ``source`` with a guaranteed close (aiostream streams and generators)."""
-    streamer = getattr(source, "stream", None)
-    if callable(streamer):  # an aiostream Stream: iterate it inside its own context
-        return await stack.enter_async_context(streamer())
-    iterator = aiter(source)
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        stack.push_async_callback(aclose)
-    return iterator
 
 
 async def run_session(socket: WebSocket, start: SessionStart) -> None:

@@ -51,7 +51,9 @@ class WebSocket:
         self.sends_in_progress = 0
         """How many sends are being written right now."""
         self._read_ever = False
-        self._accept_lock = anyio.Lock()
+        self._accepting = False
+        self._accepted: anyio.Event | None = None
+        """Created only when a second task waits for an accept in progress."""
 
     # ---- request shortcuts -----------------------------------------------------------------
 
@@ -106,13 +108,26 @@ class WebSocket:
             RuntimeError: the handshake was already answered.
             ValueError: ``subprotocol`` was not offered by the client.
         """
-        async with self._accept_lock:
-            await self._accept(subprotocol, headers)
+        await self._wait_for_other_accept()
+        await self._accept(subprotocol, headers)
+
+    async def _wait_for_other_accept(self) -> None:
+        while self._accepting:
+            if self._accepted is None:
+                self._accepted = anyio.Event()
+            await self._accepted.wait()
 
     async def _accept(self, subprotocol: str | None, headers: Mapping[str, str] | None) -> None:
-        connection = await self._upgrade.accept(subprotocol, headers)
-        self.subprotocol = subprotocol
-        self._connection = connection
+        self._accepting = True
+        try:
+            connection = await self._upgrade.accept(subprotocol, headers)
+            self.subprotocol = subprotocol
+            self._connection = connection
+        finally:
+            self._accepting = False
+            if self._accepted is not None:
+                self._accepted.set()
+                self._accepted = None
         if self._on_accept is not None:
             self._on_accept(connection)
 
@@ -133,13 +148,11 @@ class WebSocket:
     async def _ensure_open(self) -> WebSocketConnection:
         if self._connection is None:
             # A first read and a first send may race (merge(socket, ...)): accept once.
-            async with self._accept_lock:
-                if self._connection is None:
-                    if self._upgrade.rejected or self._upgrade.accepted:
-                        raise ConnectionClosedError(
-                            CloseCode.POLICY_VIOLATION, "handshake rejected"
-                        )
-                    await self._accept(None, None)
+            await self._wait_for_other_accept()
+            if self._connection is None:
+                if self._upgrade.rejected or self._upgrade.accepted:
+                    raise ConnectionClosedError(CloseCode.POLICY_VIOLATION, "handshake rejected")
+                await self._accept(None, None)
         assert self._connection is not None
         return self._connection
 
