@@ -92,6 +92,7 @@ class WebSocketConnection:
         self._pong_deadline = math.inf
         self._next_idle_check = math.inf
         self._activity_seen = -1
+        self._timers_started = False
         self._scope: anyio.CancelScope | None = None
         self._delivering = False
         self._aborted = False
@@ -183,12 +184,6 @@ class WebSocketConnection:
             task_group.cancel_scope.cancel()
 
     async def _run_timed(self, deliver: Deliver, heartbeat: Heartbeat, period: float) -> None:
-        now = anyio.current_time()
-        config = self._config
-        if config.ping_interval is not None:
-            self._next_ping = now + config.ping_interval
-        if config.idle_timeout is not None:
-            self._next_idle_check = now + config.idle_timeout
         heartbeat.add(self, period)
         try:
             await self._run(deliver)
@@ -217,6 +212,13 @@ class WebSocketConnection:
         if self.protocol.state is not ProtocolState.OPEN or self._heartbeat is None:
             return
         config = self._config
+        if not self._timers_started:
+            self._timers_started = True
+            if config.ping_interval is not None:
+                self._next_ping = now + config.ping_interval
+            if config.idle_timeout is not None:
+                self._next_idle_check = now + config.idle_timeout
+            return
         if self._keepalive_payload is not None:
             if now >= self._pong_deadline:
                 self._keepalive_payload = None

@@ -49,13 +49,12 @@ class Heartbeat:
 
     def add(self, member: Timed, period: float) -> None:
         """Start calling ``member.on_timer`` at least every quarter of ``period`` seconds."""
-        was_idle = not self._members
         self._members.add(member)
         tick = period / _TICKS_PER_PERIOD
-        if tick < self._tick or was_idle:
-            self._tick = min(self._tick, tick)
+        if tick < self._tick:
+            self._tick = tick
             if self._wakeup is not None:
-                self._wakeup.set()  # the loop sleeps on a longer tick, or on nothing
+                self._wakeup.set()  # the loop sleeps on a longer tick, or (at first) forever
 
     def discard(self, member: Timed) -> None:
         """Stop calling ``member``."""
@@ -83,10 +82,7 @@ class Heartbeat:
     async def _tick_forever(self) -> None:
         while True:
             self._wakeup = anyio.Event()
-            if self._members:
-                with anyio.move_on_after(self._tick):
-                    await self._wakeup.wait()
-            else:
+            with anyio.move_on_after(self._tick):  # ticks on when empty: joining costs nothing
                 await self._wakeup.wait()
             now = anyio.current_time()
             for member in list(self._members):

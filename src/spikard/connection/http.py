@@ -37,7 +37,7 @@ from ..requests import Request
 from ..responses import PlainTextResponse, Response
 from .driver import WebSocketConnection
 from .heartbeat import Heartbeat
-from .transport import DepartureWatch, watch_departure
+from .transport import DepartureWatch, direct_writer, watch_departure
 
 __all__ = ["HTTPConnection", "RequestHandler", "WebSocketUpgrade"]
 
@@ -170,7 +170,7 @@ class WebSocketUpgrade:
             return self.connection
         owner.log_access(self._request, 101)
         try:
-            await owner.stream.send(response)
+            await owner.write(response)
         except _TRANSPORT_ERRORS:
             protocol.receive_eof()
         return self.connection
@@ -242,6 +242,7 @@ class HTTPConnection:
         heartbeat: Heartbeat | None = None,
     ) -> None:
         self.stream = stream
+        self._writer = direct_writer(stream)
         self.heartbeat = heartbeat
         self._websockets = websockets or WebSocketCounter()
         origins = websocket_config.allowed_origins
@@ -343,19 +344,30 @@ class HTTPConnection:
         return offer
 
     async def _read_request(self, first: bool) -> Request | None:
-        """Read one whole request (head and body); None when the connection should end."""
+        """Read one whole request (head and body); None when the connection should end.
+
+        One cancel scope times both phases: waiting for the request to start (idle; shutdown
+        cancels this wait) and reading it. The first request of a connection must be complete
+        ``request_timeout`` after the connection opened; a keep-alive request gets
+        ``keep_alive_timeout`` to start and ``request_timeout`` from its first bytes.
+        """
         config = self._config
+        reading = False
         try:
-            with anyio.CancelScope() as self._idle_scope:
-                wait = config.request_timeout if first else config.keep_alive_timeout
-                with anyio.move_on_after(wait) as idle:
-                    await self._fill()
-            self._idle_scope = None
-            if idle.cancelled_caught or self._shutting_down:
-                return None
-            with anyio.move_on_after(config.request_timeout) as slow:
+            with anyio.move_on_after(
+                config.request_timeout if first else config.keep_alive_timeout
+            ) as scope:
+                self._idle_scope = scope
+                await self._fill()
+                self._idle_scope = None
+                if self._shutting_down:
+                    return None
+                reading = True
+                if not first:
+                    scope.deadline = anyio.current_time() + config.request_timeout
                 return await self._read_request_events()
-            if slow.cancelled_caught:
+            self._idle_scope = None
+            if reading:
                 logger.info("request from %s timed out", self.peer_label)
                 await self._send_error(408, "Request Timeout")
             return None
@@ -467,9 +479,21 @@ class HTTPConnection:
         data = self.h11.send(event)
         if data:
             try:
-                await self.stream.send(data)
+                await self.write(data)
             except _TRANSPORT_ERRORS:
                 raise _ConnectionGone from None
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` to the peer (straight to the transport on asyncio).
+
+        Raises:
+            anyio.BrokenResourceError: the connection is lost (or another transport error).
+        """
+        writer = self._writer
+        if writer is None:
+            await self.stream.send(data)
+        elif writer.write(data):
+            await writer.drain()
 
     def log_access(self, request: Request, status: int) -> None:
         """Write one access-log line for ``request``."""
