@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 
-import anyio
-
 from ..errors import ConnectionClosed, HandshakeRejected
 from ..messages import CloseCode, WebSocketMessage, coerce_message
 from .http import WebSocketUpgrade
+from .tasks import SessionTasks
 
 __all__ = ["Callbacks", "run_callbacks"]
 
@@ -76,8 +75,8 @@ async def run_callbacks(upgrade: WebSocketUpgrade, callbacks: Callbacks) -> None
     async def going_away() -> None:
         await connection.close(CloseCode.GOING_AWAY, "server shutting down")
 
-    async with anyio.create_task_group() as task_group:
-        upgrade.on_going_away(going_away, task_group)
+    async with SessionTasks() as tasks:
+        upgrade.on_going_away(going_away, tasks)
         await connection.run(deliver)
     await connection.close()  # after a protocol error: the error close, after the replies
     if protocol.failure is not None:

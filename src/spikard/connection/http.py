@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -39,13 +39,22 @@ from .driver import WebSocketConnection
 from .heartbeat import Heartbeat
 from .transport import DepartureWatch, direct_writer, watch_departure
 
-__all__ = ["HTTPConnection", "RequestHandler", "WebSocketUpgrade"]
+__all__ = ["HTTPConnection", "RequestHandler", "TaskStarter", "WebSocketUpgrade"]
 
 logger = logging.getLogger("spikard.http")
 access_logger = logging.getLogger("spikard.access")
 
 _READ_SIZE = 65536
 _TRANSPORT_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class TaskStarter(Protocol):
+    """Where a WebSocket session starts its helper tasks (an anyio task group, or alike)."""
+
+    def start_soon(
+        self, func: Callable[..., Coroutine[Any, Any, Any]], /, *args: Any, name: object = None
+    ) -> object:
+        """Run ``func(*args)`` concurrently."""
 
 
 class _ConnectionGone(Exception):
@@ -77,9 +86,7 @@ class WebSocketUpgrade:
         self._watch_scope: anyio.CancelScope | None = None
         self._watch_done: anyio.Event | None = None
 
-    def watch_for_departure(
-        self, on_gone: Callable[[], None], task_group: anyio.abc.TaskGroup
-    ) -> None:
+    def watch_for_departure(self, on_gone: Callable[[], None], task_group: TaskStarter) -> None:
         """Until the handshake is answered, notice a client that leaves and call ``on_gone``.
 
         Bytes that arrive meanwhile are kept for the WebSocket protocol. On asyncio the
@@ -185,7 +192,7 @@ class WebSocketUpgrade:
         await self._owner.send_response(self._request, response)
 
     def on_going_away(
-        self, callback: Callable[[], Coroutine[Any, Any, None]], task_group: anyio.abc.TaskGroup
+        self, callback: Callable[[], Coroutine[Any, Any, None]], task_group: TaskStarter
     ) -> None:
         """Register what to run when the server shuts down while this socket is open.
 

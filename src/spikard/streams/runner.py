@@ -34,6 +34,7 @@ import anyio.abc
 
 from ..connection.callbacks import Callbacks, run_callbacks
 from ..connection.driver import WebSocketConnection
+from ..connection.tasks import SessionTasks
 from ..errors import ConnectionClosed, HandshakeRejected
 from ..messages import CloseCode, WebSocketMessage, coerce_message, validate_close_code
 from .socket import WebSocket
@@ -49,7 +50,7 @@ SessionStart = Callable[[WebSocket], Awaitable[HandlerResult]]
 
 
 class _Session:
-    def __init__(self, socket: WebSocket, task_group: anyio.abc.TaskGroup) -> None:
+    def __init__(self, socket: WebSocket, task_group: SessionTasks) -> None:
         self.socket = socket
         self.task_group = task_group
         self.handler_scope = anyio.CancelScope()
@@ -186,12 +187,12 @@ def _close_for(error: Exception) -> tuple[int, str]:
 async def run_session(socket: WebSocket, start: SessionStart) -> None:
     """Run a WebSocket session for ``socket`` from handshake to the end of the close handshake."""
     try:
-        async with anyio.create_task_group() as task_group:
-            session = _Session(socket, task_group)
+        async with SessionTasks() as tasks:
+            session = _Session(socket, tasks)
             await session.run(start)
             if session.driving or not socket._upgrade.accepted:
                 # Stop what is left: a reader stuck writing to a peer that stopped reading,
-                # a departure watcher (trio) of a socket that was never accepted.
-                task_group.cancel_scope.cancel()
+                # a departure watcher (trio, TLS) of a socket that was never accepted.
+                tasks.cancel()
     finally:
         socket._inbound.discard()
