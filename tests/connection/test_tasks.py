@@ -1,11 +1,11 @@
-"""SessionTasks keeps a task group's contract on both backends."""
+"""LightTaskGroup keeps a task group's contract on both backends."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 
-from spikard.connection.tasks import SessionTasks
+from spikard.connection.tasks import LightTaskGroup
 
 
 def leaves(error: BaseException) -> list[type[BaseException]]:
@@ -23,7 +23,7 @@ async def test_leaving_waits_for_every_task() -> None:
         await anyio.sleep(delay)
         finished.append(label)
 
-    async with SessionTasks() as tasks:
+    async with LightTaskGroup() as tasks:
         tasks.start_soon(work, "slow", 0.05)
         tasks.start_soon(work, "fast", 0.01, name="fast one")
     assert finished == ["fast", "slow"]
@@ -39,7 +39,7 @@ async def test_cancel_stops_the_tasks_that_are_left() -> None:
             stopped.set()
 
     with anyio.fail_after(2):
-        async with SessionTasks() as tasks:
+        async with LightTaskGroup() as tasks:
             tasks.start_soon(forever)
             await anyio.sleep(0.01)
             tasks.cancel()
@@ -60,7 +60,7 @@ async def test_a_failing_task_cancels_the_others_and_raises() -> None:
         raise ValueError("boom")
 
     async def session() -> None:
-        async with SessionTasks() as tasks:
+        async with LightTaskGroup() as tasks:
             tasks.start_soon(forever)
             tasks.start_soon(fail)
 
@@ -82,7 +82,7 @@ async def test_cancelling_the_session_cancels_and_awaits_its_tasks() -> None:
             cleaned.set()
 
     with anyio.move_on_after(0.05) as scope:
-        async with SessionTasks() as tasks:
+        async with LightTaskGroup() as tasks:
             tasks.start_soon(slow_cleanup)
             await anyio.sleep_forever()
     assert scope.cancelled_caught
@@ -99,7 +99,7 @@ async def test_an_error_in_the_body_cancels_the_tasks() -> None:
             stopped.set()
 
     async def session() -> None:
-        async with SessionTasks() as tasks:
+        async with LightTaskGroup() as tasks:
             tasks.start_soon(forever)
             await anyio.sleep(0.01)
             raise KeyError("body")

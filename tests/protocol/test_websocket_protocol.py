@@ -197,6 +197,23 @@ def test_trailing_data_from_the_handshake_is_not_lost() -> None:
 # ---- sending -----------------------------------------------------------------------------------
 
 
+def test_a_ping_payload_over_125_bytes_is_refused() -> None:
+    protocol = new()
+    with pytest.raises(ValueError, match="125"):
+        protocol.ping(b"x" * 126)
+    protocol.ping(b"x" * 125)
+    assert sent_frames(protocol) == [(PING, b"x" * 125)]
+
+
+def test_a_long_close_reason_is_cut_at_a_character_boundary() -> None:
+    protocol = new()
+    protocol.fail(1011, "é" * 100)  # 200 bytes in UTF-8
+    [(opcode, payload)] = sent_frames(protocol)
+    assert opcode == CLOSE
+    assert payload[:2] == (1011).to_bytes(2, "big")
+    assert payload[2:].decode() == "é" * 61  # 122 bytes: the 62nd character would not fit
+
+
 @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 70000])
 def test_sent_frame_length_encodings(size: int) -> None:
     protocol = new()

@@ -13,7 +13,7 @@ import logging
 from ..errors import ConnectionClosed, HandshakeRejected
 from ..messages import CloseCode, WebSocketMessage, coerce_message
 from .http import WebSocketUpgrade
-from .tasks import SessionTasks
+from .tasks import LightTaskGroup
 
 __all__ = ["Callbacks", "run_callbacks"]
 
@@ -75,7 +75,7 @@ async def run_callbacks(upgrade: WebSocketUpgrade, callbacks: Callbacks) -> None
     async def going_away() -> None:
         await connection.close(CloseCode.GOING_AWAY, "server shutting down")
 
-    async with SessionTasks() as tasks:
+    async with LightTaskGroup() as tasks:
         upgrade.on_going_away(going_away, tasks)
         await connection.run(deliver)
     await connection.close()  # after a protocol error: the error close, after the replies

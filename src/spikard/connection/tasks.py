@@ -1,12 +1,13 @@
-"""The helper tasks of one WebSocket session: a task group, made lighter on asyncio.
+"""A task group made lighter on asyncio, for the tasks started once per connection.
 
-Every stream session runs its connection's reader next to the handler. An anyio task group
-per session would wrap that one task in a task handle, a cancel scope and an event, and
-each call into them costs a clock or loop lookup: on a server that opens thousands of
-connections a second, that is a measurable share of each. On asyncio a session therefore
-runs its helper tasks as plain asyncio tasks with the same contract as a task group: leaving
-the ``async with`` block waits for them all, an exception in the block (or a cancellation of
-the session) cancels them, and the first error of a helper is raised when the block ends.
+Each connection has a task, and each stream session runs its connection's reader next to
+the handler. An anyio task group wraps every task in a task handle, a cancel scope and an
+event, and each call into them costs a clock or loop lookup: on a server that opens
+thousands of connections a second, that is a measurable share of each. On asyncio a
+:class:`LightTaskGroup` therefore runs its tasks as plain asyncio tasks, each in its own
+anyio cancel scope (so cancelling them respects shields), with a task group's contract:
+leaving the ``async with`` block waits for them all, an exception in the block (or its
+cancellation) cancels them, and the first error of a task is raised when the block ends.
 Elsewhere (trio) it is an anyio task group.
 """
 
@@ -20,13 +21,13 @@ from typing import Any
 import anyio
 import anyio.abc
 
-__all__ = ["SessionTasks"]
+__all__ = ["LightTaskGroup"]
 
 
-class SessionTasks:
-    """``async with SessionTasks() as tasks: tasks.start_soon(...)``; see the module docs."""
+class LightTaskGroup:
+    """``async with LightTaskGroup() as tasks: tasks.start_soon(...)``; see the module docs."""
 
-    __slots__ = ("_done", "_error", "_group", "_loop", "_scopes", "_tasks")
+    __slots__ = ("_done", "_error", "_group", "_loop", "_tasks")
 
     def __init__(self) -> None:
         try:
@@ -34,12 +35,12 @@ class SessionTasks:
         except RuntimeError:
             self._loop = None
         self._group: anyio.abc.TaskGroup | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._scopes: list[anyio.CancelScope] = []
+        self._tasks: dict[asyncio.Task[Any], anyio.CancelScope | None] = {}
+        """Each task and its cancel scope, made by the task itself once it runs."""
         self._done: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
 
-    async def __aenter__(self) -> SessionTasks:
+    async def __aenter__(self) -> LightTaskGroup:
         if self._loop is None:
             self._group = anyio.create_task_group()
             await self._group.__aenter__()
@@ -53,24 +54,36 @@ class SessionTasks:
             self._group.start_soon(func, *args, name=name)
             return
         assert self._loop is not None
-        scope = anyio.CancelScope()
-        self._scopes.append(scope)
+        # No anyio object is made here: this may run in a transport callback, outside any
+        # task, where anyio cannot tell which event loop it is on.
         task = self._loop.create_task(
-            _run_in(scope, func, args), name=None if name is None else str(name)
+            self._run(func, args), name=None if name is None else str(name)
         )
-        self._tasks.add(task)
+        self._tasks[task] = None
         task.add_done_callback(self._task_done)
+
+    async def _run(
+        self, func: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        with anyio.CancelScope() as scope:
+            self._tasks[task] = scope
+            await func(*args)
 
     def cancel(self) -> None:
         """Cancel every task of the session that is still running (shields are respected)."""
         if self._group is not None:
             self._group.cancel_scope.cancel()
             return
-        for scope in self._scopes:
-            scope.cancel()
+        for task, scope in self._tasks.items():
+            if scope is None:
+                task.cancel()  # not started: it has no shield to respect
+            else:
+                scope.cancel()
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+        del self._tasks[task]
         if not task.cancelled():
             error = task.exception()
             if error is not None and self._error is None:
@@ -105,11 +118,3 @@ class SessionTasks:
         if self._error is not None and exc is None:
             raise self._error
         return None
-
-
-async def _run_in(
-    scope: anyio.CancelScope, func: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
-) -> None:
-    """Run ``func(*args)`` in ``scope``, so that cancelling it follows anyio's rules."""
-    with scope:
-        await func(*args)

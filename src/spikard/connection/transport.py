@@ -16,6 +16,7 @@ __all__ = [
     "direct_reader",
     "direct_writer",
     "pause_unrequested_reads",
+    "remote_address",
     "watch_departure",
 ]
 
@@ -233,3 +234,18 @@ def watch_departure(
     if not transport.is_closing() and not transport.is_reading():
         transport.resume_reading()
     return watch
+
+
+def remote_address(stream: anyio.abc.ByteStream) -> Any:
+    """The peer's address as the socket reports it, None if unknown.
+
+    On asyncio this asks the transport: anyio's typed attributes build a table of every
+    attribute (and query the socket) for each lookup.
+    """
+    transport = getattr(stream, "_transport", None)
+    if transport is not None and type(stream).__module__ == "anyio._backends._asyncio":
+        return transport.get_extra_info("peername")
+    try:
+        return stream.extra(anyio.abc.SocketAttribute.remote_address)
+    except anyio.TypedAttributeLookupError:
+        return None

@@ -57,7 +57,7 @@ from wsproto.events import (
 from wsproto.extensions import Extension
 
 from ..errors import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from ..messages import CloseCode, MessageType, WebSocketMessage
+from ..messages import CloseCode, MessageType, WebSocketMessage, validate_close_code
 from .masking import unmask
 
 __all__ = ["PongReceived", "ProtocolState", "WebSocketProtocol"]
@@ -86,6 +86,12 @@ Event = WebSocketMessage | PongReceived
 _TEXT = 0x1
 _BINARY = 0x2
 _DATA_OPCODES = (_TEXT, _BINARY)
+_CLOSE = 0x8
+_PING = 0x9
+_PONG = 0xA
+_CONTROL_OPCODES = (_CLOSE, _PING, _PONG)
+_MAX_CONTROL_PAYLOAD = 125
+_MAX_CLOSE_REASON = _MAX_CONTROL_PAYLOAD - 2
 _FIN = 0x80
 _MASKED = 0x80
 _UTF8_MAX_BYTES_PER_CHAR = 4
@@ -185,6 +191,28 @@ class WebSocketProtocol:
                 break  # the header is incomplete
             first, opcode, header_size, length = frame
             payload_start = position + header_size
+            if (
+                opcode in _CONTROL_OPCODES
+                and first == _FIN | opcode
+                and length <= _MAX_CONTROL_PAYLOAD
+                and buffer[position + 1] & _MASKED
+            ):
+                payload_end = payload_start + length
+                if payload_end > end:
+                    break  # wait for the rest of the frame (at most 131 bytes)
+                key = buffer[payload_start - 4 : payload_start]
+                payload = unmask(buffer[payload_start:payload_end], key)
+                position = payload_end
+                if opcode == _PING:
+                    if self.state is ProtocolState.OPEN:
+                        self._queue_frame(_PONG, payload)
+                elif opcode == _PONG:
+                    events.append(PongReceived(payload))
+                else:
+                    self._receive_close(payload)
+                    if self.input_ended:
+                        return events
+                continue
             if opcode in _DATA_OPCODES and first == _FIN | opcode:
                 if not self._fragmented and buffer[position + 1] & _MASKED:
                     if not self._fits(opcode, length):
@@ -274,6 +302,34 @@ class WebSocketProtocol:
             self._too_big(len(text))
             return None
         return WebSocketMessage(MessageType.TEXT, text)
+
+    def _receive_close(self, payload: bytes) -> None:
+        """Handle a well-framed close frame from the peer (fast path)."""
+        if not payload:
+            code, reason = int(CloseCode.NO_STATUS_RECEIVED), ""
+        elif len(payload) == 1:
+            self._peer_error(CloseCode.PROTOCOL_ERROR, "close frame with a one-byte payload")
+            return
+        else:
+            code = int.from_bytes(payload[:2], "big")
+            try:
+                validate_close_code(code)
+            except ValueError:
+                self._peer_error(CloseCode.PROTOCOL_ERROR, f"close frame with code {code}")
+                return
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                self._peer_error(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in close reason")
+                return
+        self.peer_close = (code, reason)
+        if self.state is ProtocolState.OPEN:
+            # The peer started the handshake: echo its close, as RFC 6455 section 5.5.1 suggests.
+            self._queue_close(code, reason)
+            self._finish(code, reason)
+        else:
+            code, reason = self._initiated_close or (code, reason)
+            self._finish(code, reason)
 
     def _feed_wsproto(self, data: bytes, events: list[Event]) -> None:
         """Let wsproto parse ``data``; append the events it completes."""
@@ -401,9 +457,18 @@ class WebSocketProtocol:
         outgoing += payload
 
     def ping(self, payload: bytes) -> None:
-        """Queue a ping frame (no-op once closing)."""
+        """Queue a ping frame (no-op once closing).
+
+        Raises:
+            ValueError: ``payload`` is longer than 125 bytes.
+        """
+        if len(payload) > _MAX_CONTROL_PAYLOAD:
+            raise ValueError("a ping payload is at most 125 bytes")
         if self.state is ProtocolState.OPEN:
-            self._outgoing += self._conn.send(Ping(payload=payload))
+            if self._fast:
+                self._queue_frame(_PING, payload)
+            else:
+                self._outgoing += self._conn.send(Ping(payload=payload))
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the close handshake (no-op once closing).
@@ -413,10 +478,10 @@ class WebSocketProtocol:
         """
         if self.state is ProtocolState.FAILING and self.failure is not None:
             code, reason = self.failure
-            self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
+            self._queue_close(code, reason)
             self._finish(code, reason)
         elif self.state is ProtocolState.OPEN:
-            self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
+            self._queue_close(code, reason)
             self._initiated_close = (code, reason)
             self.state = ProtocolState.CLOSING
 
@@ -425,9 +490,27 @@ class WebSocketProtocol:
         if self.state is ProtocolState.CLOSED:
             return
         if self.state is ProtocolState.OPEN or self.state is ProtocolState.FAILING:
-            self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
+            self._queue_close(code, reason)
         self.failure = (code, reason)
         self._finish(code, reason)
+
+    def _queue_frame(self, opcode: int, payload: bytes) -> None:
+        """Queue a control frame (payload at most 125 bytes): server frames are unmasked."""
+        self._outgoing.append(_FIN | opcode)
+        self._outgoing.append(len(payload))
+        self._outgoing += payload
+
+    def _queue_close(self, code: int, reason: str) -> None:
+        if not self._fast:
+            self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
+            return
+        if code == CloseCode.NO_STATUS_RECEIVED:
+            self._queue_frame(_CLOSE, b"")  # "no status" is never sent: an empty close frame
+            return
+        encoded = reason.encode()
+        if len(encoded) > _MAX_CLOSE_REASON:  # cut at a character boundary
+            encoded = encoded[:_MAX_CLOSE_REASON].decode("utf-8", "ignore").encode()
+        self._queue_frame(_CLOSE, code.to_bytes(2, "big") + encoded)
 
     @property
     def has_data_to_send(self) -> bool:

@@ -16,8 +16,10 @@ from anyio.streams.tls import TLSListener
 from ..config import HTTPConfig, WebSocketConfig
 from ..connection.heartbeat import Heartbeat
 from ..connection.http import HTTPConnection, RequestHandler, WebSocketCounter
-from ..connection.transport import pause_unrequested_reads
+from ..connection.tasks import LightTaskGroup
+from ..connection.transport import pause_unrequested_reads, remote_address
 from ..datastructures import Address
+from .accept import serve_listener
 
 __all__ = ["Server"]
 
@@ -58,6 +60,7 @@ class Server:
         self._shutdown_requested = anyio.Event()
         self._drained = anyio.Event()
         self._force_scope: anyio.CancelScope | None = None
+        self._connection_tasks: LightTaskGroup | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self.addresses: list[Address] = []
         """The addresses the server listens on, once started."""
@@ -114,13 +117,17 @@ class Server:
             listener = TLSListener(listener, self._ssl_context, standard_compatible=False)
             scheme = "https"
         try:
-            async with anyio.create_task_group() as task_group:
+            async with anyio.create_task_group() as task_group, LightTaskGroup() as connections:
                 self._force_scope = task_group.cancel_scope
+                self._connection_tasks = connections
                 self._task_group = task_group
                 await task_group.start(self._heartbeat.run)
                 async with anyio.create_task_group() as accept_group:
                     accept_group.start_soon(
-                        listener.serve, lambda stream: self._handle(stream, scheme), task_group
+                        serve_listener,
+                        listener,
+                        lambda stream: self._handle(stream, scheme),
+                        connections,
                     )
                     task_status.started(self.addresses)
                     await self._shutdown_requested.wait()
@@ -128,6 +135,7 @@ class Server:
                 await listener.aclose()
                 await self._drain()
                 task_group.cancel_scope.cancel()
+                connections.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await listener.aclose()
@@ -157,13 +165,15 @@ class Server:
         self._shutdown_requested.set()
         if self._force_scope is not None:
             self._force_scope.cancel()
+        if self._connection_tasks is not None:
+            self._connection_tasks.cancel()
 
     async def _handle(self, stream: anyio.abc.ByteStream, scheme: str) -> None:
         pause_unrequested_reads(stream)
         try:
-            remote = stream.extra(SocketAttribute.remote_address)
+            remote = remote_address(stream)
             client = Address(str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
-        except (anyio.TypedAttributeLookupError, IndexError, TypeError):
+        except (IndexError, TypeError, ValueError):
             client = None
         connection = HTTPConnection(
             stream,

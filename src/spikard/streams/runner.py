@@ -34,7 +34,7 @@ import anyio.abc
 
 from ..connection.callbacks import Callbacks, run_callbacks
 from ..connection.driver import WebSocketConnection
-from ..connection.tasks import SessionTasks
+from ..connection.tasks import LightTaskGroup
 from ..errors import ConnectionClosed, HandshakeRejected
 from ..messages import CloseCode, WebSocketMessage, coerce_message, validate_close_code
 from .socket import WebSocket
@@ -50,7 +50,7 @@ SessionStart = Callable[[WebSocket], Awaitable[HandlerResult]]
 
 
 class _Session:
-    def __init__(self, socket: WebSocket, task_group: SessionTasks) -> None:
+    def __init__(self, socket: WebSocket, task_group: LightTaskGroup) -> None:
         self.socket = socket
         self.task_group = task_group
         self.handler_scope = anyio.CancelScope()
@@ -187,7 +187,7 @@ def _close_for(error: Exception) -> tuple[int, str]:
 async def run_session(socket: WebSocket, start: SessionStart) -> None:
     """Run a WebSocket session for ``socket`` from handshake to the end of the close handshake."""
     try:
-        async with SessionTasks() as tasks:
+        async with LightTaskGroup() as tasks:
             session = _Session(socket, tasks)
             await session.run(start)
             if session.driving or not socket._upgrade.accepted:
