@@ -37,7 +37,12 @@ from ..requests import Request
 from ..responses import PlainTextResponse, Response
 from .driver import WebSocketConnection
 from .heartbeat import Heartbeat
-from .transport import DepartureWatch, direct_writer, watch_departure
+from .transport import (
+    DepartureWatch,
+    direct_writer,
+    release_protocol_hooks,
+    watch_departure,
+)
 
 __all__ = ["HTTPConnection", "RequestHandler", "TaskStarter", "WebSocketUpgrade"]
 
@@ -276,6 +281,8 @@ class HTTPConnection:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.stream.aclose()
+            release_protocol_hooks(self.stream)
+            self._upgrade = None
 
     async def shutdown(self) -> None:
         """Stop after the current request; an open WebSocket is asked to close with 1001."""

@@ -16,6 +16,7 @@ __all__ = [
     "direct_reader",
     "direct_writer",
     "pause_unrequested_reads",
+    "release_protocol_hooks",
     "remote_address",
     "watch_departure",
 ]
@@ -249,3 +250,20 @@ def remote_address(stream: anyio.abc.ByteStream) -> Any:
         return stream.extra(anyio.abc.SocketAttribute.remote_address)
     except anyio.TypedAttributeLookupError:
         return None
+
+
+_HOOKS = ("data_received", "eof_received", "connection_lost")
+
+
+def release_protocol_hooks(stream: anyio.abc.ByteStream) -> None:
+    """Remove the callbacks :class:`DirectReader` and :class:`DepartureWatch` installed.
+
+    They are closures over the reader and the transport, which the protocol references in
+    turn: without this the connection's objects wait for the cyclic garbage collector.
+    """
+    protocol = getattr(stream, "_protocol", None)
+    if protocol is None:
+        return
+    attributes = getattr(protocol, "__dict__", {})
+    for name in _HOOKS:
+        attributes.pop(name, None)

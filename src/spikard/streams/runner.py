@@ -196,3 +196,8 @@ async def run_session(socket: WebSocket, start: SessionStart) -> None:
                 tasks.cancel()
     finally:
         socket._inbound.discard()
+        # Break the reference cycles between the socket, the session and the connection,
+        # so that reference counting frees them now rather than the cyclic collector later.
+        socket._on_accept = None
+        if socket._connection is not None:
+            socket._connection.on_input_ended = None
