@@ -109,29 +109,59 @@ class DirectReader:
     every wait: two event-loop registrations per read, on every message of a ping-pong. This
     reader keeps the transport reading while its queue holds less than ``high_water`` bytes
     and pauses it above that, so a lagging application still stops the socket (backpressure)
-    while a busy connection costs no registration at all.
+    while a busy connection costs no registration at all. It waits on a bare future that the
+    protocol callbacks resolve (``asyncio.Event.wait`` looks the loop up on every call).
     """
 
-    __slots__ = ("_buffered", "_high_water", "_low_water", "_protocol", "_transport")
+    __slots__ = (
+        "_buffered",
+        "_high_water",
+        "_loop",
+        "_low_water",
+        "_protocol",
+        "_transport",
+        "_waiter",
+    )
 
     def __init__(self, transport: Any, protocol: Any, high_water: int) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._loop = asyncio.get_running_loop()
+        self._waiter: asyncio.Future[None] | None = None
         self._high_water = high_water
         self._low_water = high_water // 4
         self._buffered = sum(len(chunk) for chunk in protocol.read_queue)
         read_queue = protocol.read_queue
-        read_event = protocol.read_event
+        read_event = protocol.read_event  # for anyio's own receive(), should anyone call it
+        eof_received = protocol.eof_received
+        connection_lost = protocol.connection_lost
 
         def data_received(data: bytes) -> None:
             read_queue.append(bytes(data))
             read_event.set()
+            self._wake()
             self._buffered += len(data)
             if self._buffered > self._high_water and transport.is_reading():
                 transport.pause_reading()
 
+        def on_eof() -> bool | None:
+            keep_open: bool | None = eof_received()
+            self._wake()
+            return keep_open
+
+        def on_lost(exc: Exception | None) -> None:
+            connection_lost(exc)
+            self._wake()
+
         protocol.data_received = data_received
+        protocol.eof_received = on_eof
+        protocol.connection_lost = on_lost
         transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Return the next bytes from the peer.
@@ -149,15 +179,16 @@ class DirectReader:
                 raise anyio.EndOfStream
             if not transport.is_reading():
                 transport.resume_reading()
-            protocol.read_event.clear()
-            await protocol.read_event.wait()
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         chunk: bytes = protocol.read_queue.popleft()
         if len(chunk) > max_bytes:
             chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
             protocol.read_queue.appendleft(rest)
         self._buffered -= len(chunk)
-        if not protocol.read_queue:
-            protocol.read_event.clear()
         if (
             self._buffered < self._low_water
             and not transport.is_reading()
