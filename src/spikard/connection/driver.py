@@ -38,7 +38,7 @@ from ..errors import ConnectionClosed
 from ..messages import CloseCode, WebSocketMessage
 from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
 from .heartbeat import Heartbeat
-from .transport import direct_reader, direct_writer
+from .transport import DirectReader, direct_reader, direct_writer
 
 __all__ = ["Deliver", "WebSocketConnection"]
 
@@ -63,6 +63,7 @@ class WebSocketConnection:
         config: limits and timers.
         peer: a label for log lines (``"127.0.0.1:53211 /echo"``).
         heartbeat: the running server-wide timer task; without one, :meth:`run` runs its own.
+        reader: a :class:`~.transport.DirectReader` already installed on ``stream``, if any.
     """
 
     def __init__(
@@ -72,8 +73,10 @@ class WebSocketConnection:
         config: WebSocketConfig,
         peer: str = "",
         heartbeat: Heartbeat | None = None,
+        reader: DirectReader | None = None,
     ) -> None:
         self.protocol = protocol
+        self._reader = reader
         self._closed: anyio.Event | None = None
         self._input_ended = False
         self._stream = stream
@@ -252,7 +255,7 @@ class WebSocketConnection:
         protocol = self.protocol
         events = protocol.take_pending()
         read_size = self._config.read_size
-        reader = direct_reader(self._stream, 4 * read_size)
+        reader = self._reader or direct_reader(self._stream, 4 * read_size)
         receive = reader.receive if reader is not None else self._stream.receive
         while True:
             if protocol.input_ended:

@@ -175,7 +175,12 @@ class WebSocketUpgrade:
         self.accepted = True
         label = f"{owner.peer_label} {self._request.raw_path}"
         self.connection = WebSocketConnection(
-            owner.stream, protocol, config, label, heartbeat=owner.heartbeat
+            owner.stream,
+            protocol,
+            config,
+            label,
+            heartbeat=owner.heartbeat,
+            reader=None if self._departure is None else self._departure.reader,
         )
         if self.peer_gone:
             protocol.receive_eof()

@@ -219,9 +219,13 @@ class DepartureWatch:
     Installed on the transport's protocol (see :func:`watch_departure`): no task waits for it.
     """
 
-    __slots__ = ("_callback",)
+    __slots__ = ("_callback", "reader")
 
-    def __init__(self, protocol: Any, transport: Any, callback: Callable[[], None]) -> None:
+    def __init__(
+        self, protocol: Any, transport: Any, callback: Callable[[], None], reader: DirectReader
+    ) -> None:
+        self.reader = reader
+        """The reader installed for the watch: the connection's reads go on through it."""
         self._callback: Callable[[], None] | None = callback
         eof_received = protocol.eof_received
         connection_lost = protocol.connection_lost
@@ -262,7 +266,7 @@ def watch_departure(
     if reader is None:
         return None
     transport = getattr(stream, "_transport")  # noqa: B009 (checked by direct_reader)
-    watch = DepartureWatch(getattr(stream, "_protocol"), transport, callback)  # noqa: B009
+    watch = DepartureWatch(getattr(stream, "_protocol"), transport, callback, reader)  # noqa: B009
     if not transport.is_closing() and not transport.is_reading():
         transport.resume_reading()
     return watch
