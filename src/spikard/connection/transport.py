@@ -13,6 +13,7 @@ __all__ = [
     "DepartureWatch",
     "DirectReader",
     "DirectWriter",
+    "LightEvent",
     "direct_reader",
     "direct_writer",
     "pause_unrequested_reads",
@@ -20,6 +21,57 @@ __all__ = [
     "remote_address",
     "watch_departure",
 ]
+
+
+class LightEvent:
+    """``asyncio.Event``'s interface for one event loop, without a waiter deque per instance.
+
+    anyio's stream protocol keeps two events per connection; as asyncio events they cost a
+    deque each (about 600 bytes) and a loop lookup (a ``getpid`` on Python 3.11) per wait.
+    """
+
+    __slots__ = ("_is_set", "_loop", "_waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._is_set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        """True once :meth:`set` was called (and :meth:`clear` not since)."""
+        return self._is_set
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        if self._is_set:
+            return
+        self._is_set = True
+        if self._waiters:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def clear(self) -> None:
+        """Reset the flag."""
+        self._is_set = False
+
+    async def wait(self) -> bool:
+        """Wait until the flag is set."""
+        if self._is_set:
+            return True
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            self._waiters.remove(waiter)
+        return True
+
+
+def _is_event(candidate: object) -> bool:
+    return isinstance(candidate, (asyncio.Event, LightEvent))
 
 
 def pause_unrequested_reads(stream: anyio.abc.ByteStream) -> None:
@@ -96,7 +148,7 @@ def direct_writer(stream: anyio.abc.ByteStream) -> DirectWriter | None:
     if (
         transport is None
         or not hasattr(transport, "write")
-        or not isinstance(getattr(protocol, "write_event", None), asyncio.Event)
+        or not _is_event(getattr(protocol, "write_event", None))
     ):
         return None
     return DirectWriter(transport, protocol)
@@ -207,7 +259,7 @@ def direct_reader(stream: anyio.abc.ByteStream, high_water: int) -> DirectReader
     if (
         transport is None
         or not all(hasattr(transport, name) for name in ("is_reading", "set_protocol"))
-        or not isinstance(getattr(protocol, "read_event", None), asyncio.Event)
+        or not _is_event(getattr(protocol, "read_event", None))
     ):
         return None
     return DirectReader(transport, protocol, high_water)

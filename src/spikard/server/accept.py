@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ..connection.transport import LightEvent
+
 __all__ = ["serve_listener"]
 
 Handler = Callable[[anyio.abc.ByteStream], Coroutine[Any, Any, None]]
@@ -58,12 +60,18 @@ async def serve_listener(
     class AcceptedProtocol(StreamProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
+            self.read_event = LightEvent(loop)  # type: ignore[assignment]
+            self.write_event = LightEvent(loop)  # type: ignore[assignment]
+            self.write_event.set()
             if set_nodelay:
                 raw = transport.get_extra_info("socket")
                 if raw is not None:
                     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             stream = SocketStream(transport, self)  # type: ignore[arg-type]
             task_group.start_soon(handler, stream)
+
+        def pause_writing(self) -> None:
+            self.write_event = LightEvent(loop)  # type: ignore[assignment]
 
     servers: list[asyncio.AbstractServer] = []
     try:
