@@ -8,6 +8,14 @@ import pytest
 from spikard.connection.tasks import LightTaskGroup
 
 
+async def wait_forever(stopped: anyio.Event) -> None:
+    """Sleep until cancelled; then set ``stopped``."""
+    try:
+        await anyio.sleep_forever()
+    finally:
+        stopped.set()
+
+
 def leaves(error: BaseException) -> list[type[BaseException]]:
     """The exception types inside ``error``: trio's nursery wraps them in a group, asyncio not."""
     nested = getattr(error, "exceptions", None)
@@ -32,15 +40,9 @@ async def test_leaving_waits_for_every_task() -> None:
 async def test_cancel_stops_the_tasks_that_are_left() -> None:
     stopped = anyio.Event()
 
-    async def forever() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            stopped.set()
-
     with anyio.fail_after(2):
         async with LightTaskGroup() as tasks:
-            tasks.start_soon(forever)
+            tasks.start_soon(wait_forever, stopped)
             await anyio.sleep(0.01)
             tasks.cancel()
     assert stopped.is_set()
@@ -49,19 +51,13 @@ async def test_cancel_stops_the_tasks_that_are_left() -> None:
 async def test_a_failing_task_cancels_the_others_and_raises() -> None:
     cancelled = anyio.Event()
 
-    async def forever() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            cancelled.set()
-
     async def fail() -> None:
         await anyio.sleep(0.01)
         raise ValueError("boom")
 
     async def session() -> None:
         async with LightTaskGroup() as tasks:
-            tasks.start_soon(forever)
+            tasks.start_soon(wait_forever, cancelled)
             tasks.start_soon(fail)
 
     with anyio.fail_after(2), pytest.raises(Exception) as raised:  # noqa: PT011 (see below)
@@ -92,15 +88,9 @@ async def test_cancelling_the_session_cancels_and_awaits_its_tasks() -> None:
 async def test_an_error_in_the_body_cancels_the_tasks() -> None:
     stopped = anyio.Event()
 
-    async def forever() -> None:
-        try:
-            await anyio.sleep_forever()
-        finally:
-            stopped.set()
-
     async def session() -> None:
         async with LightTaskGroup() as tasks:
-            tasks.start_soon(forever)
+            tasks.start_soon(wait_forever, stopped)
             await anyio.sleep(0.01)
             raise KeyError("body")
 

@@ -154,6 +154,25 @@ def direct_writer(stream: anyio.abc.ByteStream) -> DirectWriter | None:
     return DirectWriter(transport, protocol)
 
 
+def _call_after_end_of_input(protocol: Any, transport: Any, callback: Callable[[], None]) -> None:
+    """Make the protocol call ``callback`` after its own EOF and connection-lost handling."""
+    eof_received = protocol.eof_received
+    connection_lost = protocol.connection_lost
+
+    def on_eof() -> bool | None:
+        keep_open: bool | None = eof_received()
+        callback()
+        return keep_open
+
+    def on_lost(exc: Exception | None) -> None:
+        connection_lost(exc)
+        callback()
+
+    protocol.eof_received = on_eof
+    protocol.connection_lost = on_lost
+    transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+
+
 class DirectReader:
     """Read from the asyncio transport below an anyio socket stream, pausing it only when full.
 
@@ -185,8 +204,6 @@ class DirectReader:
         self._buffered = sum(len(chunk) for chunk in protocol.read_queue)
         read_queue = protocol.read_queue
         read_event = protocol.read_event  # for anyio's own receive(), should anyone call it
-        eof_received = protocol.eof_received
-        connection_lost = protocol.connection_lost
 
         def data_received(data: bytes) -> None:
             read_queue.append(bytes(data))
@@ -196,19 +213,8 @@ class DirectReader:
             if self._buffered > self._high_water and transport.is_reading():
                 transport.pause_reading()
 
-        def on_eof() -> bool | None:
-            keep_open: bool | None = eof_received()
-            self._wake()
-            return keep_open
-
-        def on_lost(exc: Exception | None) -> None:
-            connection_lost(exc)
-            self._wake()
-
         protocol.data_received = data_received
-        protocol.eof_received = on_eof
-        protocol.connection_lost = on_lost
-        transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+        _call_after_end_of_input(protocol, transport, self._wake)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -279,21 +285,7 @@ class DepartureWatch:
         self.reader = reader
         """The reader installed for the watch: the connection's reads go on through it."""
         self._callback: Callable[[], None] | None = callback
-        eof_received = protocol.eof_received
-        connection_lost = protocol.connection_lost
-
-        def on_eof() -> bool | None:
-            keep_open: bool | None = eof_received()
-            self._fire()
-            return keep_open
-
-        def on_lost(exc: Exception | None) -> None:
-            connection_lost(exc)
-            self._fire()
-
-        protocol.eof_received = on_eof
-        protocol.connection_lost = on_lost
-        transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+        _call_after_end_of_input(protocol, transport, self._fire)
 
     def _fire(self) -> None:
         callback, self._callback = self._callback, None
