@@ -75,7 +75,7 @@ async def run_callbacks(upgrade: WebSocketUpgrade, callbacks: Callbacks) -> None
     async def going_away() -> None:
         await connection.close(CloseCode.GOING_AWAY, "server shutting down")
 
-    async with LightTaskGroup() as tasks:
+    async with LightTaskGroup(upgrade.event_loop) as tasks:
         upgrade.on_going_away(going_away, tasks)
         await connection.run(deliver)
     await connection.close()  # after a protocol error: the error close, after the replies

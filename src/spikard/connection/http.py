@@ -11,6 +11,7 @@ ever raises out of :meth:`HTTPConnection.serve`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
@@ -39,7 +40,9 @@ from .driver import WebSocketConnection
 from .heartbeat import Heartbeat
 from .transport import (
     DepartureWatch,
+    close_now,
     direct_writer,
+    event_loop_of,
     release_protocol_hooks,
     watch_departure,
 )
@@ -138,6 +141,11 @@ class WebSocketUpgrade:
     def websocket_config(self) -> WebSocketConfig:
         """The limits that apply to the WebSocket once accepted."""
         return self._owner.websocket_config
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The asyncio event loop the connection runs on; None elsewhere (trio, TLS)."""
+        return self._owner.event_loop
 
     async def accept(
         self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None
@@ -260,6 +268,7 @@ class HTTPConnection:
     ) -> None:
         self.stream = stream
         self._writer = direct_writer(stream)
+        self.event_loop = event_loop_of(stream)
         self.heartbeat = heartbeat
         self._websockets = websockets or WebSocketCounter()
         origins = websocket_config.allowed_origins
@@ -284,8 +293,9 @@ class HTTPConnection:
         except _ConnectionGone:
             pass
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.stream.aclose()
+            if not close_now(self.stream):
+                with anyio.CancelScope(shield=True):
+                    await self.stream.aclose()
             release_protocol_hooks(self.stream)
             self._upgrade = None
 

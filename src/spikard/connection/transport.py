@@ -14,8 +14,10 @@ __all__ = [
     "DirectReader",
     "DirectWriter",
     "LightEvent",
+    "close_now",
     "direct_reader",
     "direct_writer",
+    "event_loop_of",
     "pause_unrequested_reads",
     "release_protocol_hooks",
     "remote_address",
@@ -197,7 +199,7 @@ class DirectReader:
     def __init__(self, transport: Any, protocol: Any, high_water: int) -> None:
         self._transport = transport
         self._protocol = protocol
-        self._loop = asyncio.get_running_loop()
+        self._loop = getattr(protocol, "event_loop", None) or asyncio.get_running_loop()
         self._waiter: asyncio.Future[None] | None = None
         self._high_water = high_water
         self._low_water = high_water // 4
@@ -346,3 +348,35 @@ def release_protocol_hooks(stream: anyio.abc.ByteStream) -> None:
     attributes = getattr(protocol, "__dict__", {})
     for name in _HOOKS:
         attributes.pop(name, None)
+
+
+def event_loop_of(stream: anyio.abc.ByteStream) -> asyncio.AbstractEventLoop | None:
+    """The asyncio event loop of a plain anyio asyncio socket stream; None for other streams.
+
+    A stream that spikard's own accept made knows its loop (``protocol.event_loop``), which
+    spares a loop lookup: on Python 3.11 each one is a ``getpid`` system call.
+    """
+    if type(stream).__module__ != "anyio._backends._asyncio":
+        return None
+    loop: asyncio.AbstractEventLoop | None = getattr(
+        getattr(stream, "_protocol", None), "event_loop", None
+    )
+    return loop or asyncio.get_running_loop()
+
+
+def close_now(stream: anyio.abc.ByteStream) -> bool:
+    """Close a plain anyio asyncio socket stream without awaiting; False for other streams.
+
+    What anyio's ``aclose()`` does, less its event-loop turn: a transport with nothing left to
+    send closes gracefully, one still holding bytes for a peer that stopped reading is
+    aborted (anyio aborts it one turn later).
+    """
+    transport = getattr(stream, "_transport", None)
+    if transport is None or type(stream).__module__ != "anyio._backends._asyncio":
+        return False
+    if not transport.is_closing():
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
+    return True

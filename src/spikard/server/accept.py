@@ -60,6 +60,7 @@ async def serve_listener(
     class AcceptedProtocol(StreamProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
+            self.event_loop = loop
             self.read_event = LightEvent(loop)  # type: ignore[assignment]
             self.write_event = LightEvent(loop)  # type: ignore[assignment]
             self.write_event.set()

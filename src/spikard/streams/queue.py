@@ -36,7 +36,7 @@ class MessageQueue(Generic[_T]):
 
     __slots__ = ("_closed", "_items", "_loop", "_max_size", "_not_empty", "_not_full")
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self._items: list[_T] = []
@@ -44,10 +44,7 @@ class MessageQueue(Generic[_T]):
         self._closed = False
         self._not_empty: _Waiter | None = None
         self._not_full: _Waiter | None = None
-        try:
-            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None  # trio: anyio events
+        self._loop = loop or _running_asyncio_loop()  # None on trio: anyio events
 
     def _waiter(self) -> _Waiter:
         if self._loop is not None:
@@ -105,6 +102,13 @@ class MessageQueue(Generic[_T]):
     def statistics(self) -> QueueStatistics:
         """How full the queue is."""
         return QueueStatistics(len(self._items), self._max_size)
+
+
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class _LoopEvent:

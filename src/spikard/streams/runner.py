@@ -61,7 +61,10 @@ class _Session:
     def _on_accept(self, connection: WebSocketConnection) -> None:
         connection.on_input_ended = self._input_ended
         self.driving = True
-        self.task_group.start_soon(self._drive, connection, name="spikard websocket reader")
+        # The reader has no shielded section: it needs no cancel scope of its own.
+        self.task_group.start_soon_unshielded(
+            self._drive, connection, name="spikard websocket reader"
+        )
 
         async def going_away() -> None:
             await connection.close(CloseCode.GOING_AWAY, "server shutting down")
@@ -187,7 +190,7 @@ def _close_for(error: Exception) -> tuple[int, str]:
 async def run_session(socket: WebSocket, start: SessionStart) -> None:
     """Run a WebSocket session for ``socket`` from handshake to the end of the close handshake."""
     try:
-        async with LightTaskGroup() as tasks:
+        async with LightTaskGroup(socket._upgrade.event_loop) as tasks:
             session = _Session(socket, tasks)
             await session.run(start)
             if session.driving or not socket._upgrade.accepted:

@@ -45,7 +45,7 @@ class WebSocket:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._on_accept: Callable[[WebSocketConnection], None] | None = None
         config = upgrade.websocket_config
-        self._inbound = MessageQueue[WebSocketMessage](config.max_queue)
+        self._inbound = MessageQueue[WebSocketMessage](config.max_queue, upgrade.event_loop)
         self.waiting_readers = 0
         """How many tasks are blocked reading this socket right now."""
         self.sends_in_progress = 0
