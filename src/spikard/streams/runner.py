@@ -25,6 +25,7 @@ reads frames and delivers each message into the socket's bounded queue
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -56,6 +57,7 @@ class _Session:
         self.handler_scope = anyio.CancelScope()
         self.handler_done = False
         self.driving = False
+        self._grace_timer: asyncio.TimerHandle | None = None
         socket._on_accept = self._on_accept
 
     def _on_accept(self, connection: WebSocketConnection) -> None:
@@ -97,6 +99,12 @@ class _Session:
             self.handler_scope.cancel()
             return
         grace = socket._upgrade.websocket_config.handler_grace
+        loop = socket._upgrade.event_loop
+        if loop is not None:
+            # A loop timer: a deadline on the scope would look the loop up three times.
+            if self._grace_timer is None:
+                self._grace_timer = loop.call_later(grace, self.handler_scope.cancel)
+            return
         scope = self.handler_scope
         scope.deadline = min(scope.deadline, anyio.current_time() + grace)
 
@@ -129,6 +137,9 @@ class _Session:
                         "WebSocket handler for %s ended with %d: %s", socket.request.path, code, exc
                     )
         self.handler_done = True
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
         socket._inbound.discard()
 
         if upgrade.rejected or (upgrade.peer_gone and not upgrade.accepted):
