@@ -2,10 +2,11 @@
 
 Theory of operation
 -------------------
-A session is one task group per connection. Before the handshake is answered only the
-handler runs (in the session's own task): it may look at the request and reject. The first
-read, send or yield accepts; accepting starts the connection driver in the task group, which
-reads frames and delivers each message into the socket's bounded queue
+A session is one task group per connection (a :class:`~spikard.connection.tasks.LightTaskGroup`:
+plain tasks on asyncio). Before the handshake is answered only the handler runs (in the
+session's own task): it may look at the request and reject. The first read, send or yield
+accepts; accepting starts the connection driver's reader as a task of the group, which reads
+frames and delivers each message into the socket's bounded queue
 (:class:`~spikard.streams.queue.MessageQueue`).
 
 - **Outbound**: the handler's async iterable is pulled one item at a time, and the next item
