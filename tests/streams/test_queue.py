@@ -84,3 +84,16 @@ async def test_discard_drops_items_and_wakes_the_producer() -> None:
         await anyio.wait_all_tasks_blocked()
         queue.discard()
     assert queue.statistics().current_buffer_used == 0
+
+
+async def test_try_put_takes_an_item_only_while_there_is_room() -> None:
+    queue = MessageQueue[int](2)
+    assert queue.try_put(1)
+    assert queue.try_put(2)
+    assert not queue.try_put(3)  # full: the caller must wait with put()
+    assert await queue.get() == 1
+    assert queue.try_put(3)
+    queue.close()
+    with pytest.raises(anyio.ClosedResourceError):
+        queue.try_put(4)
+    assert [await queue.get(), await queue.get()] == [2, 3]

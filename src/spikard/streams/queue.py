@@ -68,6 +68,22 @@ class MessageQueue(Generic[_T]):
             self._not_empty.set()
             self._not_empty = None
 
+    def try_put(self, item: _T) -> bool:
+        """Append ``item`` if there is room now; False when the caller must :meth:`put`.
+
+        Raises:
+            anyio.ClosedResourceError: the queue was closed.
+        """
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if len(self._items) >= self._max_size:
+            return False
+        self._items.append(item)
+        if self._not_empty is not None:
+            self._not_empty.set()
+            self._not_empty = None
+        return True
+
     async def get(self) -> _T:
         """Remove and return the oldest item, waiting while the queue is empty.
 

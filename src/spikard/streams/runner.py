@@ -83,8 +83,10 @@ class _Session:
             self.socket._inbound.close()
 
     async def _deliver(self, message: WebSocketMessage) -> None:
+        inbound = self.socket._inbound
         try:
-            await self.socket._inbound.put(message)
+            if not inbound.try_put(message):
+                await inbound.put(message)  # full: this wait is the backpressure
         except anyio.ClosedResourceError:
             pass  # the handler is done: nobody will read it
 
@@ -178,7 +180,7 @@ class _Session:
             message = coerce_message(item)
             if message.code is not None:
                 return message.code, message.reason or ""
-            await socket.send(message)
+            await socket._send_message(message)
         return CloseCode.NORMAL_CLOSURE, ""
 
 

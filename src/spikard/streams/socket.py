@@ -197,10 +197,14 @@ class WebSocket:
         Raises:
             ConnectionClosed: the connection is closing or closed.
         """
+        await self._send_message(coerce_message(message))
+
+    async def _send_message(self, message: WebSocketMessage) -> None:
+        """:meth:`send` for a message that is already a :class:`WebSocketMessage`."""
         connection = self._connection or await self._ensure_open()
         self.sends_in_progress += 1
         try:
-            await connection.send(coerce_message(message))
+            await connection.send(message)
         finally:
             self.sends_in_progress -= 1
         protocol = connection.protocol
