@@ -38,7 +38,7 @@ from ..errors import ConnectionClosed
 from ..messages import CloseCode, WebSocketMessage
 from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
 from .heartbeat import Heartbeat
-from .transport import DirectReader, direct_reader, direct_writer
+from .transport import DirectReader, DirectWriter, direct_reader, direct_writer
 
 __all__ = ["Deliver", "WebSocketConnection"]
 
@@ -64,6 +64,7 @@ class WebSocketConnection:
         peer: a label for log lines (``"127.0.0.1:53211 /echo"``).
         heartbeat: the running server-wide timer task; without one, :meth:`run` runs its own.
         reader: a :class:`~.transport.DirectReader` already installed on ``stream``, if any.
+        writer: a :class:`~.transport.DirectWriter` for ``stream`` already made, if any.
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class WebSocketConnection:
         peer: str = "",
         heartbeat: Heartbeat | None = None,
         reader: DirectReader | None = None,
+        writer: DirectWriter | None = None,
     ) -> None:
         self.protocol = protocol
         self._reader = reader
@@ -82,7 +84,7 @@ class WebSocketConnection:
         self._stream = stream
         self._config = config
         self._peer = peer
-        self._direct_writer = direct_writer(stream)
+        self._direct_writer = writer or direct_writer(stream)
         self._write_lock = anyio.Lock() if self._direct_writer is None else None
         self._close_by: float | None = None
         self.on_input_ended: Callable[[], None] | None = None

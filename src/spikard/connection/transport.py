@@ -156,8 +156,13 @@ def direct_writer(stream: anyio.abc.ByteStream) -> DirectWriter | None:
     return DirectWriter(transport, protocol)
 
 
-def _call_after_end_of_input(protocol: Any, transport: Any, callback: Callable[[], None]) -> None:
-    """Make the protocol call ``callback`` after its own EOF and connection-lost handling."""
+def _call_after_end_of_input(
+    protocol: Any, transport: Any, callback: Callable[[], None]
+) -> Callable[[], None]:
+    """Make the protocol call ``callback`` after its own EOF and connection-lost handling.
+
+    Returns a function that takes the hooks off again (if nothing was installed over them).
+    """
     eof_received = protocol.eof_received
     connection_lost = protocol.connection_lost
 
@@ -173,6 +178,15 @@ def _call_after_end_of_input(protocol: Any, transport: Any, callback: Callable[[
     protocol.eof_received = on_eof
     protocol.connection_lost = on_lost
     transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+
+    def undo() -> None:
+        if protocol.eof_received is on_eof and protocol.connection_lost is on_lost:
+            protocol.eof_received = eof_received
+            protocol.connection_lost = connection_lost
+            if not transport.is_closing():
+                transport.set_protocol(protocol)
+
+    return undo
 
 
 class DirectReader:
@@ -279,7 +293,7 @@ class DepartureWatch:
     Installed on the transport's protocol (see :func:`watch_departure`): no task waits for it.
     """
 
-    __slots__ = ("_callback", "reader")
+    __slots__ = ("_callback", "_undo", "reader")
 
     def __init__(
         self, protocol: Any, transport: Any, callback: Callable[[], None], reader: DirectReader
@@ -287,7 +301,9 @@ class DepartureWatch:
         self.reader = reader
         """The reader installed for the watch: the connection's reads go on through it."""
         self._callback: Callable[[], None] | None = callback
-        _call_after_end_of_input(protocol, transport, self._fire)
+        self._undo: Callable[[], None] | None = _call_after_end_of_input(
+            protocol, transport, self._fire
+        )
 
     def _fire(self) -> None:
         callback, self._callback = self._callback, None
@@ -295,8 +311,11 @@ class DepartureWatch:
             callback()
 
     def stop(self) -> None:
-        """Stop watching: the callback will not be called."""
+        """Stop watching: the callback will not be called, and the hooks come off."""
         self._callback = None
+        if self._undo is not None:
+            self._undo()
+            self._undo = None
 
 
 def watch_departure(
