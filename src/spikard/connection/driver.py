@@ -333,7 +333,7 @@ class WebSocketConnection:
     def _write_soon(self) -> None:
         """Send what the protocol queued without waiting: now, or from a heartbeat task."""
         writer = self._direct_writer
-        if writer is None or self._aborted:
+        if writer is None:
             if self._heartbeat is not None:
                 self._heartbeat.start_soon(self._flush_quietly)
             return

@@ -12,13 +12,14 @@ application sends) accumulates in one outgoing buffer that the driver drains wit
 Frames take one of two paths. This module reads every frame header itself, so it always knows
 where frames begin and end:
 
-- **The fast path** takes the common frame: a whole message in one final, masked text or binary
-  frame, with no extension negotiated and no fragmented message in progress. It is unmasked
-  (:mod:`.masking`) and decoded here, with no wsproto event objects in between; a binary frame
-  that is still arriving is buffered until it is complete (its size was checked against the
-  limits at its header). Outgoing text and binary frames are written here too.
-- **Everything else goes to wsproto, frame by frame**: control frames, fragments, anything with
-  an extension, and every malformed frame. wsproto checks masking, reserved bits, opcodes,
+- **The fast path** takes the common frames when no extension is negotiated: a whole message
+  in one final, masked text or binary frame (no fragmented message in progress), and
+  well-formed ping, pong and close frames. They are unmasked (:mod:`.masking`), decoded and
+  validated here, with no wsproto event objects in between; a binary frame that is still
+  arriving is buffered until it is complete (its size was checked against the limits at its
+  header). Every outgoing frame is written here too.
+- **Everything else goes to wsproto, frame by frame**: fragments, anything with an
+  extension, and every malformed frame. wsproto checks masking, reserved bits, opcodes,
   control-frame rules, close codes and UTF-8 (a text frame that is still arriving is streamed
   to it, so invalid UTF-8 fails at the chunk where it occurs). On top of it this module
   reassembles fragmented messages.
@@ -97,6 +98,11 @@ _MASKED = 0x80
 _UTF8_MAX_BYTES_PER_CHAR = 4
 _pack_short_header = struct.Struct("!BBH").pack
 _pack_long_header = struct.Struct("!BBQ").pack
+
+
+def _unmasked(buffer: bytes | bytearray, start: int, end: int) -> bytes:
+    """The payload ``buffer[start:end]`` of a client frame, unmasked with the key before it."""
+    return unmask(buffer[start:end], buffer[start - 4 : start])
 
 
 class WebSocketProtocol:
@@ -200,8 +206,7 @@ class WebSocketProtocol:
                 payload_end = payload_start + length
                 if payload_end > end:
                     break  # wait for the rest of the frame (at most 131 bytes)
-                key = buffer[payload_start - 4 : payload_start]
-                payload = unmask(buffer[payload_start:payload_end], key)
+                payload = _unmasked(buffer, payload_start, payload_end)
                 position = payload_end
                 if opcode == _PING:
                     if self.state is ProtocolState.OPEN:
@@ -219,8 +224,7 @@ class WebSocketProtocol:
                         return events
                     payload_end = payload_start + length
                     if payload_end <= end:
-                        key = buffer[payload_start - 4 : payload_start]
-                        payload = unmask(buffer[payload_start:payload_end], key)
+                        payload = _unmasked(buffer, payload_start, payload_end)
                         position = payload_end
                         message = self._whole_message(opcode, payload)
                         if message is None:
@@ -440,21 +444,9 @@ class WebSocketProtocol:
             self._outgoing += self._conn.send(event)
             return
         if isinstance(data, str):
-            payload = data.encode()
-            first = _FIN | _TEXT
+            self._queue_frame(_TEXT, data.encode())
         else:
-            payload = data
-            first = _FIN | _BINARY
-        length = len(payload)
-        outgoing = self._outgoing
-        if length < 126:
-            outgoing.append(first)
-            outgoing.append(length)
-        elif length < 65536:
-            outgoing += _pack_short_header(first, 126, length)
-        else:
-            outgoing += _pack_long_header(first, 127, length)
-        outgoing += payload
+            self._queue_frame(_BINARY, data)
 
     def ping(self, payload: bytes) -> None:
         """Queue a ping frame (no-op once closing).
@@ -495,10 +487,17 @@ class WebSocketProtocol:
         self._finish(code, reason)
 
     def _queue_frame(self, opcode: int, payload: bytes) -> None:
-        """Queue a control frame (payload at most 125 bytes): server frames are unmasked."""
-        self._outgoing.append(_FIN | opcode)
-        self._outgoing.append(len(payload))
-        self._outgoing += payload
+        """Queue one final frame; server frames are unmasked."""
+        outgoing = self._outgoing
+        length = len(payload)
+        if length < 126:
+            outgoing.append(_FIN | opcode)
+            outgoing.append(length)
+        elif length < 65536:
+            outgoing += _pack_short_header(_FIN | opcode, 126, length)
+        else:
+            outgoing += _pack_long_header(_FIN | opcode, 127, length)
+        outgoing += payload
 
     def _queue_close(self, code: int, reason: str) -> None:
         if not self._fast:

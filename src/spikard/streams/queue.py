@@ -7,6 +7,8 @@ from typing import Generic, NamedTuple, TypeVar
 
 import anyio
 
+from ..connection.transport import LightEvent
+
 __all__ = ["MessageQueue", "QueueStatistics"]
 
 _T = TypeVar("_T")
@@ -48,7 +50,7 @@ class MessageQueue(Generic[_T]):
 
     def _waiter(self) -> _Waiter:
         if self._loop is not None:
-            return _LoopEvent(self._loop)
+            return LightEvent(self._loop)
         return anyio.Event()
 
     async def put(self, item: _T) -> None:
@@ -127,34 +129,4 @@ def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-class _LoopEvent:
-    """A one-shot ``anyio.Event`` for asyncio, lighter than ``asyncio.Event`` (no deque).
-
-    Every waiter has its own future, so a waiter that is cancelled leaves the others waiting.
-    """
-
-    __slots__ = ("_futures", "_is_set", "_loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._futures: list[asyncio.Future[None]] = []
-        self._is_set = False
-
-    def set(self) -> None:
-        self._is_set = True
-        for future in self._futures:
-            if not future.done():
-                future.set_result(None)
-
-    async def wait(self) -> None:
-        if self._is_set:
-            return
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._futures.append(future)
-        try:
-            await future
-        finally:
-            self._futures.remove(future)
-
-
-_Waiter = anyio.Event | _LoopEvent
+_Waiter = anyio.Event | LightEvent
