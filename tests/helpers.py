@@ -40,8 +40,9 @@ async def handshake_refusal(url: str, **kwargs: Any) -> Any:
     return refused.value.response
 
 
-def upgrade_request(path: str = "/", *, port: int = 80, extra: str = "",
-                    key: str | None = None, version: str = "13") -> bytes:
+def upgrade_request(
+    path: str = "/", *, port: int = 80, extra: str = "", key: str | None = None, version: str = "13"
+) -> bytes:
     """A raw WebSocket upgrade request."""
     key = key if key is not None else base64.b64encode(os.urandom(16)).decode()
     return (

@@ -114,8 +114,9 @@ def slow_shim(request: Request) -> WebSocketResponse:
     def on_close(frame: tuple[int, str] | None) -> None:
         shim_events.append(("close", frame))
 
-    return WebSocketResponse(on_message=lambda message: message, on_connect=on_connect,
-                             on_close=on_close)
+    return WebSocketResponse(
+        on_message=lambda message: message, on_connect=on_connect, on_close=on_close
+    )
 
 
 @app.route("/hello", methods=["GET", "POST"])
@@ -225,9 +226,9 @@ async def open_websocket(
     return stream, rest
 
 
-async def server_frames_until_eof(stream: anyio.abc.ByteStream, already: bytes) -> list[
-    tuple[int, bytes]
-]:
+async def server_frames_until_eof(
+    stream: anyio.abc.ByteStream, already: bytes
+) -> list[tuple[int, bytes]]:
     with anyio.fail_after(5):
         data = already + await read_all(stream)
     return parse_server_frames(data)
@@ -244,14 +245,17 @@ MALFORMED = [
     pytest.param(b"GET /hello HTTP/1.1\r\nHost x\r\n\r\n", id="header-without-colon"),
     pytest.param(b"GET /hello HTTP/1.1\r\nHost : x\r\n\r\n", id="space-before-colon"),
     pytest.param(b"GET /hello HTTP/1.1\r\n\r\n", id="missing-host"),
-    pytest.param(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-                 id="bad-content-length"),
+    pytest.param(
+        b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", id="bad-content-length"
+    ),
     pytest.param(
         b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
         id="conflicting-content-length",
     ),
-    pytest.param(b"POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                 id="bad-chunk-size"),
+    pytest.param(
+        b"POST /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        id="bad-chunk-size",
+    ),
     pytest.param(b"GET /hello HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", id="nul-in-header"),
     pytest.param(b"GET /hel", id="truncated-request"),
 ]
@@ -444,16 +448,22 @@ async def test_oversized_message_is_1009(
     ("frames", "code"),
     [
         pytest.param(masked_frame(TEXT, b"\xff\xfe"), 1007, id="invalid-utf8"),
-        pytest.param(masked_frame(TEXT, b"\xe2\x82", fin=False) + masked_frame(0x0, b"\xff"), 1007,
-                     id="invalid-utf8-across-frames"),
+        pytest.param(
+            masked_frame(TEXT, b"\xe2\x82", fin=False) + masked_frame(0x0, b"\xff"),
+            1007,
+            id="invalid-utf8-across-frames",
+        ),
         pytest.param(b"\x81\x02hi", 1002, id="unmasked"),
         pytest.param(masked_frame(0x3, b""), 1002, id="reserved-opcode"),
         pytest.param(masked_frame(TEXT, b"x", rsv=4), 1002, id="rsv1-without-extension"),
         pytest.param(masked_frame(0x9, b"x" * 126), 1002, id="oversized-ping"),
         pytest.param(masked_frame(CLOSE, (1005).to_bytes(2, "big")), 1002, id="close-code-1005"),
-        pytest.param(masked_frame(BINARY, bytes(MAX_MESSAGE_SIZE // 2), fin=False)
-                     + masked_frame(0x0, bytes(MAX_MESSAGE_SIZE // 2 + 1)), 1009,
-                     id="fragmented-oversized"),
+        pytest.param(
+            masked_frame(BINARY, bytes(MAX_MESSAGE_SIZE // 2), fin=False)
+            + masked_frame(0x0, bytes(MAX_MESSAGE_SIZE // 2 + 1)),
+            1009,
+            id="fragmented-oversized",
+        ),
     ],
 )
 @pytest.mark.parametrize("path", ["/echo", "/shim"])
@@ -658,12 +668,11 @@ async def test_flood_before_a_slow_accept_is_bounded_and_1009(
 
 
 @pytest.mark.parametrize("path", ["/slow", "/slowshim"])
-async def test_half_close_before_a_slow_accept(
-    path: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    async with serving(caplog) as server, await anyio.connect_tcp(
-        "127.0.0.1", server.port
-    ) as stream:
+async def test_half_close_before_a_slow_accept(path: str, caplog: pytest.LogCaptureFixture) -> None:
+    async with (
+        serving(caplog) as server,
+        await anyio.connect_tcp("127.0.0.1", server.port) as stream,
+    ):
         await stream.send(upgrade_request(path, port=server.port))
         await anyio.sleep(0.05)
         await stream.send(masked_frame(TEXT, b"last") + masked_frame(CLOSE, b"\x03\xe8"))
@@ -726,9 +735,10 @@ async def test_peer_that_never_answers_our_close_is_dropped(
 async def test_silent_client_is_dropped_after_request_timeout(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with serving(caplog) as server, await anyio.connect_tcp(
-        "127.0.0.1", server.port
-    ) as stream:
+    async with (
+        serving(caplog) as server,
+        await anyio.connect_tcp("127.0.0.1", server.port) as stream,
+    ):
         started = time.monotonic()
         with anyio.fail_after(3):
             assert await read_all(stream) == b""

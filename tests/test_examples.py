@@ -103,9 +103,7 @@ async def test_echo_max_message_size_raises_the_limit() -> None:
     app = echo.create_app(max_message_size=4 * 1024 * 1024)
     assert app.websocket_config.max_message_size == 4 * 1024 * 1024
     big = bytes(range(256)) * 8192  # 2 MiB
-    async with app.test_server() as server, ws_connect(
-        server.ws_url("/echo"), max_size=None
-    ) as ws:
+    async with app.test_server() as server, ws_connect(server.ws_url("/echo"), max_size=None) as ws:
         await ws.send(big)
         assert await recv(ws) == big
 
@@ -117,13 +115,16 @@ async def test_chat_rooms_broadcast_and_presence() -> None:
     async with chat.app.test_server() as server:
         async with ws_connect(server.ws_url("/ws/red?name=alice")) as alice:
             assert await recv_json(alice) == {
-                "type": "join", "room": "red", "name": "alice", "members": ["alice"]
+                "type": "join",
+                "room": "red",
+                "name": "alice",
+                "members": ["alice"],
             }
-            async with ws_connect(server.ws_url("/ws/red?name=bob")) as bob, ws_connect(
-                server.ws_url("/ws/blue?name=carol")
-            ) as carol:
-                joined = {"type": "join", "room": "red", "name": "bob",
-                          "members": ["alice", "bob"]}
+            async with (
+                ws_connect(server.ws_url("/ws/red?name=bob")) as bob,
+                ws_connect(server.ws_url("/ws/blue?name=carol")) as carol,
+            ):
+                joined = {"type": "join", "room": "red", "name": "bob", "members": ["alice", "bob"]}
                 assert await recv_json(alice) == joined
                 assert await recv_json(bob) == joined
                 assert (await recv_json(carol))["members"] == ["carol"]
@@ -145,12 +146,18 @@ async def test_chat_rooms_broadcast_and_presence() -> None:
                 # Had red's messages reached carol, they would be queued before her own.
                 await carol.send("anyone?")
                 assert await recv_json(carol) == {
-                    "type": "message", "room": "blue", "name": "carol", "text": "anyone?"
+                    "type": "message",
+                    "room": "blue",
+                    "name": "carol",
+                    "text": "anyone?",
                 }
 
                 await client_close(bob)
                 assert await recv_json(alice) == {
-                    "type": "leave", "room": "red", "name": "bob", "members": ["alice"]
+                    "type": "leave",
+                    "room": "red",
+                    "name": "bob",
+                    "members": ["alice"],
                 }
         # The handlers have finished by the time the clients' close() returned.
         assert chat.local_rooms == {}
@@ -169,9 +176,10 @@ async def test_chat_requires_a_name() -> None:
 
 
 async def test_chat_closes_1003_on_binary() -> None:
-    async with chat.app.test_server() as server, ws_connect(
-        server.ws_url("/ws/red?name=dave")
-    ) as ws:
+    async with (
+        chat.app.test_server() as server,
+        ws_connect(server.ws_url("/ws/red?name=dave")) as ws,
+    ):
         await recv_json(ws)  # own join
         await ws.send(b"\x01")
         assert await expect_close(ws) == (1003, "text messages only")
@@ -239,11 +247,14 @@ async def test_json_rpc_results() -> None:
         )
         assert reply == {"jsonrpc": "2.0", "result": 3, "id": "after"}
 
-        batch = await rpc_call(ws, [
-            {"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 1},
-            {"jsonrpc": "2.0", "method": "multiply", "params": [3, 3]},
-            {"jsonrpc": "2.0", "method": "nope", "id": 2},
-        ])
+        batch = await rpc_call(
+            ws,
+            [
+                {"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 1},
+                {"jsonrpc": "2.0", "method": "multiply", "params": [3, 3]},
+                {"jsonrpc": "2.0", "method": "nope", "id": 2},
+            ],
+        )
         assert batch[0] == {"jsonrpc": "2.0", "result": 3, "id": 1}
         assert batch[1]["error"]["code"] == -32601
         assert len(batch) == 2
@@ -282,12 +293,21 @@ async def test_json_rpc_errors(payload: Any, code: int, reply_id: Any) -> None:
 
 
 async def test_json_rpc_error_messages() -> None:
-    expected = {-32700: "Parse error", -32600: "Invalid Request", -32601: "Method not found",
-                -32602: "Invalid params", 1: "Division by zero"}
+    expected = {
+        -32700: "Parse error",
+        -32600: "Invalid Request",
+        -32601: "Method not found",
+        -32602: "Invalid params",
+        1: "Division by zero",
+    }
     async with json_rpc.app.test_server() as server, ws_connect(server.ws_url("/rpc")) as ws:
-        for payload in ["{", "[]", '{"jsonrpc": "2.0", "method": "x", "id": 1}',
-                        '{"jsonrpc": "2.0", "method": "add", "id": 1}',
-                        '{"jsonrpc": "2.0", "method": "divide", "params": [1, 0], "id": 1}']:
+        for payload in [
+            "{",
+            "[]",
+            '{"jsonrpc": "2.0", "method": "x", "id": 1}',
+            '{"jsonrpc": "2.0", "method": "add", "id": 1}',
+            '{"jsonrpc": "2.0", "method": "divide", "params": [1, 0], "id": 1}',
+        ]:
             error = (await rpc_call(ws, payload))["error"]
             assert error["message"] == expected[error["code"]]
 
@@ -299,8 +319,7 @@ async def test_json_rpc_over_http_post() -> None:
             async with await anyio.connect_tcp(server.host, server.port) as stream:
                 await stream.send(
                     f"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(request)}\r\nConnection: close\r\n\r\n{request}"
-                    .encode()
+                    f"Content-Length: {len(request)}\r\nConnection: close\r\n\r\n{request}".encode()
                 )
                 data = await read_all(stream)
     head, _, body = data.partition(b"\r\n\r\n")
@@ -319,9 +338,7 @@ async def test_binary_round_trip() -> None:
         binary.Op.UPPER: b"HELLO, SPIKARD! \x00\x01\xfe",
         binary.Op.REVERSE: payload[::-1],
     }
-    async with binary.app.test_server() as server, ws_connect(
-        server.ws_url("/records")
-    ) as ws:
+    async with binary.app.test_server() as server, ws_connect(server.ws_url("/records")) as ws:
         for request_id, (op, result) in enumerate(expected.items(), start=100):
             await ws.send(binary.encode_request(op, request_id, payload))
             reply = binary.decode_response(await recv(ws))
@@ -343,9 +360,7 @@ async def test_binary_round_trip() -> None:
     ],
 )
 async def test_binary_malformed_records(record: bytes, status: binary.Status) -> None:
-    async with binary.app.test_server() as server, ws_connect(
-        server.ws_url("/records")
-    ) as ws:
+    async with binary.app.test_server() as server, ws_connect(server.ws_url("/records")) as ws:
         await ws.send(record)
         reply = binary.decode_response(await recv(ws))
         assert reply.status is status
@@ -355,9 +370,7 @@ async def test_binary_malformed_records(record: bytes, status: binary.Status) ->
 
 
 async def test_binary_rejects_text_with_1003() -> None:
-    async with binary.app.test_server() as server, ws_connect(
-        server.ws_url("/records")
-    ) as ws:
+    async with binary.app.test_server() as server, ws_connect(server.ws_url("/records")) as ws:
         await ws.send(binary.encode_request(binary.Op.UPPER, 1, b"x"))
         assert binary.decode_response(await recv(ws)).payload == b"X"
         await ws.send("hello")
@@ -368,9 +381,7 @@ async def test_binary_rejects_text_with_1003() -> None:
 
 
 async def test_pipeline_shout() -> None:
-    async with pipeline.app.test_server() as server, ws_connect(
-        server.ws_url("/shout")
-    ) as ws:
+    async with pipeline.app.test_server() as server, ws_connect(server.ws_url("/shout")) as ws:
         await ws.send("hello")
         await ws.send(b"binary is filtered out")
         await ws.send("straße")
@@ -379,13 +390,14 @@ async def test_pipeline_shout() -> None:
 
 
 async def test_pipeline_numbers_running_sum_then_close() -> None:
-    async with pipeline.app.test_server() as server, ws_connect(
-        server.ws_url("/numbers")
-    ) as ws:
+    async with pipeline.app.test_server() as server, ws_connect(server.ws_url("/numbers")) as ws:
         for text in ["1", "2", "not a number", "3.5", "-0.5"]:
             await ws.send(text)
         assert [await recv(ws) for _ in range(4)] == [
-            "1: sum=1", "2: sum=3", "3: sum=6.5", "4: sum=6"
+            "1: sum=1",
+            "2: sum=3",
+            "3: sum=6.5",
+            "4: sum=6",
         ]
         await ws.send("end")
         assert await expect_close(ws) == (1000, "")
@@ -393,9 +405,7 @@ async def test_pipeline_numbers_running_sum_then_close() -> None:
 
 @asyncio_only
 async def test_pipeline_ticker_merges_echo_and_ticks(anyio_backend: str) -> None:
-    async with pipeline.app.test_server() as server, ws_connect(
-        server.ws_url("/ticker")
-    ) as ws:
+    async with pipeline.app.test_server() as server, ws_connect(server.ws_url("/ticker")) as ws:
         await ws.send("ping")
         received = {await recv(ws) for _ in range(4)}
     assert received == {"echo: ping", "tick 0", "tick 1", "tick 2"}
@@ -554,7 +564,11 @@ def test_python_m_spikard_serves_an_example(tmp_path: Path) -> None:
 def test_every_example_has_a_command_line(name: str) -> None:
     result = subprocess.run(
         [sys.executable, f"examples/{name}.py", "--help"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     for option in ("--host", "--port", "--backend"):

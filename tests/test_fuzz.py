@@ -137,9 +137,10 @@ def fuzz_server() -> Iterator[FuzzServer]:
     logger = logging.getLogger("spikard")
     logger.addHandler(recorder)
     try:
-        with start_blocking_portal("asyncio") as portal, portal.wrap_async_context_manager(
-            app.test_server()
-        ) as info:
+        with (
+            start_blocking_portal("asyncio") as portal,
+            portal.wrap_async_context_manager(app.test_server()) as info,
+        ):
             yield FuzzServer(portal, info, recorder)
     finally:
         logger.removeHandler(recorder)
@@ -243,8 +244,11 @@ def mutated_request(draw: st.DrawFn) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         if not data:
             break
-        kind = draw(st.sampled_from(["flip", "insert", "delete", "duplicate", "truncate",
-                                     "lf", "case", "byte"]))
+        kind = draw(
+            st.sampled_from(
+                ["flip", "insert", "delete", "duplicate", "truncate", "lf", "case", "byte"]
+            )
+        )
         start = draw(st.integers(0, len(data) - 1))
         end = draw(st.integers(start, min(len(data), start + 40)))
         if kind == "flip":
@@ -262,7 +266,7 @@ def mutated_request(draw: st.DrawFn) -> bytes:
         elif kind == "case":
             data[start:end] = bytes(data[start:end]).swapcase()
         else:
-            data[start] = draw(st.sampled_from(b"\x00\r\n :;,\"\x7f\xff\t"))
+            data[start] = draw(st.sampled_from(b'\x00\r\n :;,"\x7f\xff\t'))
     return bytes(data)
 
 
@@ -315,18 +319,25 @@ def frame_sequence(draw: st.DrawFn) -> bytes:
     """Client frames, mostly well-formed, with random opcodes, flags, sizes and bit flips."""
     wire = bytearray()
     for _ in range(draw(st.integers(1, 8))):
-        opcode = draw(st.sampled_from([TEXT, TEXT, BINARY, BINARY, CONTINUATION, PING, PONG,
-                                       CLOSE, 0x3, 0xB]))
+        opcode = draw(
+            st.sampled_from([TEXT, TEXT, BINARY, BINARY, CONTINUATION, PING, PONG, CLOSE, 0x3, 0xB])
+        )
         if opcode == CLOSE and draw(st.booleans()):
-            code = draw(st.one_of(st.sampled_from([1000, 1001, 1005, 1011, 3000, 4999]),
-                                  st.integers(0, 5100)))
+            code = draw(
+                st.one_of(
+                    st.sampled_from([1000, 1001, 1005, 1011, 3000, 4999]), st.integers(0, 5100)
+                )
+            )
             payload = code.to_bytes(2, "big") + draw(st.text(max_size=10)).encode()
         elif opcode == TEXT and draw(st.booleans()):
             payload = draw(st.text(max_size=80)).encode()
         else:
-            payload = draw(st.one_of(st.binary(max_size=140),
-                                     st.binary(min_size=MAX_MESSAGE_SIZE - 20,
-                                               max_size=MAX_MESSAGE_SIZE + 20)))
+            payload = draw(
+                st.one_of(
+                    st.binary(max_size=140),
+                    st.binary(min_size=MAX_MESSAGE_SIZE - 20, max_size=MAX_MESSAGE_SIZE + 20),
+                )
+            )
         wire += masked_frame(
             opcode,
             payload,
@@ -338,7 +349,7 @@ def frame_sequence(draw: st.DrawFn) -> bytes:
         index = draw(st.integers(0, len(wire) - 1))
         wire[index] ^= 1 << draw(st.integers(0, 7))
     if draw(st.booleans()):
-        del wire[draw(st.integers(0, len(wire))):]
+        del wire[draw(st.integers(0, len(wire))) :]
     return bytes(wire)
 
 

@@ -19,31 +19,47 @@ class Address(NamedTuple):
 
 
 class _MultiDict(Mapping[str, str]):
-    """Ordered pairs where a key may repeat; ``m[key]`` is the first value."""
+    """Ordered pairs where a key may repeat; ``m[key]`` is the first value.
 
-    __slots__ = ("_index", "_pairs")
+    Every open WebSocket keeps its request's headers, so they are stored flat: one tuple of
+    ``(key, name, value)`` runs, searched by C-level ``tuple.index`` (requests have a few dozen
+    fields at most) instead of a list of tuples plus an index dict.
+    """
+
+    __slots__ = ("_items",)
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        self._pairs = [(self._key(k), k, v) for k, v in pairs]
-        self._index: dict[str, str] = {}
-        for key, _, value in self._pairs:
-            self._index.setdefault(key, value)
+        key = self._key
+        items: list[str] = []
+        for name, value in pairs:
+            items += (key(name), name, value)
+        self._items = tuple(items)
 
     @staticmethod
     def _key(name: str) -> str:
         return name
 
+    def _find(self, key: str) -> int:
+        """The position of ``key``'s first value in :attr:`_items`; -1 when absent."""
+        try:
+            return self._items[::3].index(key) * 3 + 2
+        except ValueError:
+            return -1
+
     def __getitem__(self, key: str) -> str:
-        return self._index[self._key(key)]
+        found = self._find(self._key(key))
+        if found < 0:
+            raise KeyError(key)
+        return self._items[found]
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._key(key) in self._index
+        return isinstance(key, str) and self._find(self._key(key)) >= 0
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
+        return iter(dict.fromkeys(self._items[::3]))
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(set(self._items[::3]))
 
     @overload
     def get(self, key: str, /) -> str | None: ...
@@ -51,16 +67,19 @@ class _MultiDict(Mapping[str, str]):
     def get(self, key: str, /, default: str | _D) -> str | _D: ...
     def get(self, key: str, /, default: object = None) -> object:
         """Return the first value for ``key``, or ``default``."""
-        return self._index.get(self._key(key), default)
+        found = self._find(self._key(key))
+        return default if found < 0 else self._items[found]
 
     def getlist(self, key: str) -> list[str]:
         """Return every value for ``key`` in order (empty when absent)."""
         wanted = self._key(key)
-        return [value for k, _, value in self._pairs if k == wanted]
+        items = self._items
+        return [items[i + 2] for i in range(0, len(items), 3) if items[i] == wanted]
 
     def multi_items(self) -> list[tuple[str, str]]:
         """Return every (key, value) pair, repeats included, in order."""
-        return [(name, value) for _, name, value in self._pairs]
+        items = self._items
+        return list(zip(items[1::3], items[2::3], strict=True))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, _MultiDict):
@@ -68,7 +87,8 @@ class _MultiDict(Mapping[str, str]):
         return NotImplemented
 
     def _norm(self) -> list[tuple[str, str]]:
-        return [(k, v) for k, _, v in self._pairs]
+        items = self._items
+        return list(zip(items[0::3], items[2::3], strict=True))
 
     __hash__ = None  # type: ignore[assignment]
 

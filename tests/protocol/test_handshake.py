@@ -49,8 +49,13 @@ def rejection(
 def parse_101(response: bytes) -> h11.InformationalResponse:
     """Parse ``response`` with h11's client; fails unless it is well-formed HTTP/1.1."""
     client = h11.Connection(h11.CLIENT)
-    client.send(h11.Request(method="GET", target="/", headers=[
-        ("Host", "example.com"), ("Upgrade", "websocket"), ("Connection", "Upgrade")]))
+    client.send(
+        h11.Request(
+            method="GET",
+            target="/",
+            headers=[("Host", "example.com"), ("Upgrade", "websocket"), ("Connection", "Upgrade")],
+        )
+    )
     client.send(h11.EndOfMessage())
     client.receive_data(response)
     event = client.next_event()
@@ -86,12 +91,14 @@ def test_read_offer_accepts_a_valid_handshake() -> None:
 
 
 def test_read_offer_collects_subprotocols_and_extensions_in_order() -> None:
-    headers = Headers([
-        *handshake_headers().multi_items(),
-        ("Sec-WebSocket-Protocol", "chat, superchat"),
-        ("sec-websocket-protocol", " v2.rpc "),
-        ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits, x-foo"),
-    ])
+    headers = Headers(
+        [
+            *handshake_headers().multi_items(),
+            ("Sec-WebSocket-Protocol", "chat, superchat"),
+            ("sec-websocket-protocol", " v2.rpc "),
+            ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits, x-foo"),
+        ]
+    )
     offer = read_offer("GET", "1.1", headers)
     assert offer.subprotocols == ("chat", "superchat", "v2.rpc")
     assert offer.extensions == ("permessage-deflate; client_max_window_bits", "x-foo")

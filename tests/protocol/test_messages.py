@@ -55,8 +55,10 @@ def test_close_constructor_defaults() -> None:
     assert message.reason == ""
 
 
-@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012,
-                                  1013, 3000, 3999, 4000, 4999])
+@pytest.mark.parametrize(
+    "code",
+    [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 3000, 3999, 4000, 4999],
+)
 def test_close_accepts_codes_allowed_on_the_wire(code: int) -> None:
     message = WebSocketMessage.close(code, "bye")
     assert message.code == code
@@ -121,7 +123,9 @@ def test_equality() -> None:
 
 def test_hashable_and_consistent_with_equality() -> None:
     messages = {
-        WebSocketMessage.text("a"), WebSocketMessage.text("a"), WebSocketMessage.binary(b"a")
+        WebSocketMessage.text("a"),
+        WebSocketMessage.text("a"),
+        WebSocketMessage.binary(b"a"),
     }
     assert len(messages) == 2
 
@@ -185,16 +189,19 @@ def test_coerce_message() -> None:
 
 def test_close_codes_match_rfc_6455() -> None:
     codes = {code.name: int(code) for code in CloseCode}
-    assert codes.items() >= {
-        "NORMAL_CLOSURE": 1000,
-        "GOING_AWAY": 1001,
-        "PROTOCOL_ERROR": 1002,
-        "UNSUPPORTED_DATA": 1003,
-        "NO_STATUS_RECEIVED": 1005,
-        "ABNORMAL_CLOSURE": 1006,
-        "INVALID_PAYLOAD": 1007,
-        "POLICY_VIOLATION": 1008,
-        "MESSAGE_TOO_BIG": 1009,
-        "MANDATORY_EXTENSION": 1010,
-        "INTERNAL_ERROR": 1011,
-    }.items()
+    assert (
+        codes.items()
+        >= {
+            "NORMAL_CLOSURE": 1000,
+            "GOING_AWAY": 1001,
+            "PROTOCOL_ERROR": 1002,
+            "UNSUPPORTED_DATA": 1003,
+            "NO_STATUS_RECEIVED": 1005,
+            "ABNORMAL_CLOSURE": 1006,
+            "INVALID_PAYLOAD": 1007,
+            "POLICY_VIOLATION": 1008,
+            "MESSAGE_TOO_BIG": 1009,
+            "MANDATORY_EXTENSION": 1010,
+            "INTERNAL_ERROR": 1011,
+        }.items()
+    )

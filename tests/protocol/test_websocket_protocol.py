@@ -160,6 +160,65 @@ def test_one_byte_at_a_time_gives_the_same_events() -> None:
     assert trickle.data_to_send() == whole.data_to_send() == b"\x8a\x01p"
 
 
+def test_a_limit_leaves_the_rest_unparsed_until_asked_again() -> None:
+    protocol = new()
+    data = b"".join(masked_frame(TEXT, f"m{index}".encode()) for index in range(10))
+    assert protocol.receive_data(data, 4) == [WebSocketMessage.text(f"m{i}") for i in range(4)]
+    assert protocol.has_unparsed_input
+    assert protocol.receive_data(b"", 4) == [WebSocketMessage.text(f"m{i}") for i in range(4, 8)]
+    more = masked_frame(BINARY, b"tail")
+    assert protocol.receive_data(more, 4) == [
+        WebSocketMessage.text("m8"),
+        WebSocketMessage.text("m9"),
+        WebSocketMessage.binary(b"tail"),
+    ]
+    assert not protocol.has_unparsed_input
+
+
+def test_a_partial_frame_counts_as_unparsed_input() -> None:
+    protocol = new()
+    frame = masked_frame(BINARY, bytes(200))
+    assert protocol.receive_data(frame[:50], 4) == []
+    assert protocol.has_unparsed_input
+    assert protocol.receive_data(frame[50:], 4) == [WebSocketMessage.binary(bytes(200))]
+    assert not protocol.has_unparsed_input
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=30),
+    cuts=st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=40),
+    limit=st.integers(min_value=1, max_value=5),
+)
+def test_any_limit_and_any_chunking_give_the_same_messages(
+    sizes: list[int], cuts: list[int], limit: int
+) -> None:
+    frames = [
+        masked_frame(PING, b"p")
+        if size % 7 == 0
+        else masked_frame(BINARY, bytes([size % 256]) * size)
+        for size in sizes
+    ]
+    data = b"".join(frames)
+    expected = new().receive_data(data)
+    protocol = new()
+    events: list[Event] = []
+    position = 0
+    for cut in cuts * (len(data) // sum(cuts) + 1):
+        if position >= len(data):
+            break
+        batch = protocol.receive_data(data[position : position + cut], limit)
+        position += cut
+        assert len(batch) <= limit
+        events += batch
+        while len(batch) == limit:
+            batch = protocol.receive_data(b"", limit)
+            assert len(batch) <= limit
+            events += batch
+    assert events == expected
+    assert not protocol.has_unparsed_input
+
+
 def test_ping_is_answered_with_a_pong_of_the_same_payload() -> None:
     protocol = new()
     assert protocol.receive_data(masked_frame(PING, b"\x00payload\xff")) == []
@@ -496,8 +555,10 @@ def test_messages_and_control_frames_in_one_read_keep_their_order() -> None:
             masked_frame(TEXT, b"\xe2\x82", fin=False) + masked_frame(CONTINUATION, b"\xff"),
             id="split-across-frames",
         ),
-        pytest.param(masked_frame(TEXT, b"ok", fin=False) + masked_frame(CONTINUATION, b"\xf8"),
-                     id="invalid-in-continuation"),
+        pytest.param(
+            masked_frame(TEXT, b"ok", fin=False) + masked_frame(CONTINUATION, b"\xf8"),
+            id="invalid-in-continuation",
+        ),
         pytest.param(masked_frame(CLOSE, close_payload(1000, b"\xff")), id="close-reason"),
     ],
 )
@@ -530,8 +591,10 @@ def test_invalid_utf8_split_across_reads_is_1007() -> None:
         pytest.param(masked_frame(PONG, b"x" * 200), id="pong-payload-200"),
         pytest.param(masked_frame(CLOSE, b"\x03"), id="close-one-byte"),
         pytest.param(masked_frame(CONTINUATION, b"x"), id="continuation-without-start"),
-        pytest.param(masked_frame(TEXT, b"a", fin=False) + masked_frame(BINARY, b"b"),
-                     id="new-message-inside-fragmented"),
+        pytest.param(
+            masked_frame(TEXT, b"a", fin=False) + masked_frame(BINARY, b"b"),
+            id="new-message-inside-fragmented",
+        ),
         *(
             pytest.param(masked_frame(CLOSE, close_payload(code)), id=f"close-code-{code}")
             for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535)
@@ -690,9 +753,15 @@ def mutated_frames(draw: st.DrawFn) -> bytes:
             payload = draw(st.text(max_size=40)).encode()
         else:
             payload = draw(st.binary(max_size=130))
-        wire.extend(masked_frame(opcode, payload, fin=draw(st.booleans()),
-                                 rsv=draw(st.sampled_from([0, 0, 0, 1, 2, 4])),
-                                 mask=draw(st.binary(min_size=4, max_size=4))))
+        wire.extend(
+            masked_frame(
+                opcode,
+                payload,
+                fin=draw(st.booleans()),
+                rsv=draw(st.sampled_from([0, 0, 0, 1, 2, 4])),
+                mask=draw(st.binary(min_size=4, max_size=4)),
+            )
+        )
     for _ in range(draw(st.integers(0, 2))):
         if wire:
             index = draw(st.integers(0, len(wire) - 1))

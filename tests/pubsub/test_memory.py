@@ -200,8 +200,17 @@ async def test_idle_subscribers_do_not_slow_publishing(broker: MemoryBroker) -> 
 
 @pytest.mark.parametrize(
     "name",
-    ["", "with space", "tab\there", "new\nline", "nul\x00", "bell\x07", "nbsp\u00a0",
-     "line\u2028sep", "x" * (MAX_CHANNEL_LENGTH + 1)],
+    [
+        "",
+        "with space",
+        "tab\there",
+        "new\nline",
+        "nul\x00",
+        "bell\x07",
+        "nbsp\u00a0",
+        "line\u2028sep",
+        "x" * (MAX_CHANNEL_LENGTH + 1),
+    ],
 )
 async def test_invalid_channel_names_are_refused(broker: MemoryBroker, name: str) -> None:
     with pytest.raises(ValueError, match="channel name"):

@@ -66,7 +66,8 @@ async def test_until_first_exhausted_false_waits_for_every_source() -> None:
     tracker = Tracker()
     with anyio.fail_after(TIMEOUT):
         async with merge(
-            counting(tracker, "a", 1), counting(tracker, "b", 4, delay=0.01),
+            counting(tracker, "a", 1),
+            counting(tracker, "b", 4, delay=0.01),
             until_first_exhausted=False,
         ) as items:
             received = [item async for item in items]
@@ -170,9 +171,10 @@ async def test_merge_a_subscription_with_another_stream() -> None:
 
 async def relay(broker: MemoryBroker, release: anyio.Event) -> AsyncGenerator[str, None]:
     """A generator that yields from inside ``merge``, like a stream handler does."""
-    async with broker.subscribe("room") as subscription, merge(
-        gate(release, ["end"]), subscription.messages()
-    ) as items:
+    async with (
+        broker.subscribe("room") as subscription,
+        merge(gate(release, ["end"]), subscription.messages()) as items,
+    ):
         yield "ready"
         async for item in items:
             yield item if isinstance(item, str) else f"room:{item.as_text()}"

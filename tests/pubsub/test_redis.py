@@ -284,7 +284,6 @@ async def test_presence_repairs_itself_after_redis_lost_it(
             await client.flushall()  # like a Redis restart without persistence
         assert await second.members("lobby") == {}
 
-
         async def alice_is_back() -> bool:  # the next heartbeat (every 0.2 s) rewrites her
             return await second.members("lobby") == {"alice": None}
 
@@ -322,7 +321,6 @@ async def test_members_of_a_crashed_process_expire(
             assert set(await observer.members("lobby")) == {"alice", "ghost"}
             process.kill()  # SIGKILL: no clean leave, no more heartbeats
             killed = time.monotonic()
-
 
             async def ghost_gone() -> bool:
                 return "ghost" not in await observer.members("lobby")

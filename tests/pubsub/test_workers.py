@@ -26,8 +26,16 @@ def chat_workers(redis_server: RedisServer) -> Iterator[tuple[subprocess.Popen[b
     """``python examples/chat.py --redis URL --workers 2`` on a free port."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "examples/chat.py", "--redis", redis_server.url, "--workers", "2",
-         "--port", str(port)],
+        [
+            sys.executable,
+            "examples/chat.py",
+            "--redis",
+            redis_server.url,
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -64,4 +64,4 @@ async def test_finished_connections_leave_no_cycles(path: str) -> None:
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
-    assert leftovers == []
+    assert leftovers == [], leftovers

@@ -64,7 +64,7 @@ async def run_callbacks(upgrade: WebSocketUpgrade, callbacks: Callbacks) -> None
         try:
             reply = await callbacks.on_message(message)
             if reply is not None:
-                await connection.send(coerce_message(reply))
+                await connection.send(coerce_message(reply), more_coming=connection.more_input)
         except ConnectionClosed:
             return
         except Exception as exc:

@@ -25,10 +25,12 @@ frame went out. Keepalive pings, pong deadlines and the idle timeout run on the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -36,15 +38,27 @@ import anyio.abc
 from ..config import WebSocketConfig
 from ..errors import ConnectionClosed
 from ..messages import CloseCode, WebSocketMessage
-from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
+from ..protocol.websocket import Event, PongReceived, ProtocolState, WebSocketProtocol
+from .feed import TransportFeed
 from .heartbeat import Heartbeat
 from .transport import DirectReader, DirectWriter, direct_reader, direct_writer
 
-__all__ = ["Deliver", "WebSocketConnection"]
+__all__ = ["Deliver", "MessageSink", "WebSocketConnection"]
 
 logger = logging.getLogger("spikard.websocket")
 
 Deliver = Callable[[WebSocketMessage], Awaitable[None]]
+
+
+class MessageSink(Protocol):
+    """Where :meth:`WebSocketConnection.push_to` delivers messages: a bounded queue."""
+
+    def try_put(self, item: WebSocketMessage) -> bool:
+        """Take ``item`` if there is room; False when full. Raises ClosedResourceError."""
+
+    def call_when_room(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when there is room again (or the sink closed)."""
+
 
 _TRANSPORT_ERRORS = (
     anyio.EndOfStream,
@@ -66,6 +80,41 @@ class WebSocketConnection:
         reader: a :class:`~.transport.DirectReader` already installed on ``stream``, if any.
         writer: a :class:`~.transport.DirectWriter` for ``stream`` already made, if any.
     """
+
+    __slots__ = (
+        "_aborted",
+        "_activity_seen",
+        "_close_by",
+        "_close_timer",
+        "_closed",
+        "_config",
+        "_delivering",
+        "_direct_writer",
+        "_feed",
+        "_flush_scheduled",
+        "_heartbeat",
+        "_input_ended",
+        "_keepalive_payload",
+        "_loop",
+        "_more_input",
+        "_next_idle_check",
+        "_next_ping",
+        "_on_pushed_all",
+        "_peer",
+        "_pending",
+        "_pings",
+        "_pong_deadline",
+        "_reader",
+        "_scope",
+        "_sink",
+        "_stream",
+        "_timers_started",
+        "_write_lock",
+        "messages_received",
+        "messages_sent",
+        "on_input_ended",
+        "protocol",
+    )
 
     def __init__(
         self,
@@ -99,6 +148,14 @@ class WebSocketConnection:
         self._activity_seen = -1
         self._timers_started = False
         self._scope: anyio.CancelScope | None = None
+        self._feed: TransportFeed | None = None
+        self._sink: MessageSink | None = None
+        self._on_pushed_all: Callable[[], None] | None = None
+        self._pending: list[Event] = []
+        self._loop: asyncio.AbstractEventLoop | None = None if reader is None else reader.loop
+        self._flush_scheduled = False
+        self._more_input = False
+        self._close_timer: asyncio.TimerHandle | None = None
         self._delivering = False
         self._aborted = False
         self.messages_received = 0
@@ -117,8 +174,12 @@ class WebSocketConnection:
                 self._closed.set()
         return self._closed
 
-    async def send(self, message: WebSocketMessage) -> None:
+    async def send(self, message: WebSocketMessage, more_coming: bool = False) -> None:
         """Send one message (a close message starts the close handshake).
+
+        With ``more_coming`` (the caller has further messages to send at once, such as the
+        replies to messages already received) the bytes may wait for the next send, or at most
+        until the event loop's next turn, so that a burst of messages costs one write.
 
         Raises:
             ConnectionClosed: the connection is closing or closed.
@@ -127,7 +188,17 @@ class WebSocketConnection:
         self.messages_sent += 1
         if message.code is not None:
             self._start_close_deadline()
+        elif more_coming and self._loop is not None and self._direct_writer is not None:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._write_deferred)
+            return
         await self._flush()
+
+    @property
+    def more_input(self) -> bool:
+        """True while the message being delivered has others from the same read behind it."""
+        return self._more_input
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the close handshake; the peer has ``close_timeout`` to answer. Idempotent.
@@ -167,14 +238,18 @@ class WebSocketConnection:
             pass
         return waiter
 
-    async def run(self, deliver: Deliver) -> None:
-        """Drive the connection until it has ended; call ``deliver`` for every message."""
+    def _timer_period(self) -> float:
+        """How often :meth:`on_timer` must run (infinite: no timers configured)."""
         config = self._config
-        period = min(
+        return min(
             config.ping_interval or math.inf,
             config.ping_timeout if config.ping_interval is not None else math.inf,
             config.idle_timeout or math.inf,
         )
+
+    async def run(self, deliver: Deliver) -> None:
+        """Drive the connection until it has ended; call ``deliver`` for every message."""
+        period = self._timer_period()
         if period == math.inf:
             await self._run(deliver)
             return
@@ -211,6 +286,132 @@ class WebSocketConnection:
                     self._aborted = True
                     self.protocol.receive_eof()
                 self._mark_closed()
+
+    def push_to(self, sink: MessageSink, on_pushed_all: Callable[[], None]) -> bool:
+        """Deliver every message into ``sink`` from the transport's callbacks: no reader task.
+
+        ``on_pushed_all`` is called once, when the input has ended and every message before
+        the end was delivered (or the sink closed). Call :meth:`stop_pushing` when done with
+        the connection. Possible on asyncio socket streams only, and with the server's
+        heartbeat running if timers are configured: returns False otherwise, and the caller
+        runs :meth:`run` in a task instead.
+        """
+        reader = self._reader
+        if reader is None or self._direct_writer is None or self._feed is not None:
+            return False
+        period = self._timer_period()
+        heartbeat = self._heartbeat
+        if period != math.inf:
+            if heartbeat is None or not heartbeat.running:
+                return False
+            heartbeat.add(self, period)
+        self._sink = sink
+        self._on_pushed_all = on_pushed_all
+        self._loop = reader.loop
+        read_size = self._config.read_size
+        self._feed = TransportFeed(reader, self, read_size, 4 * read_size)
+        self._reader = None  # the feed took its place
+        if self._close_by is not None:
+            self._close_timer = self._loop.call_at(self._close_by, self._close_deadline_passed)
+        protocol = self.protocol
+        events = protocol.take_pending()
+        if protocol.has_data_to_send:
+            self._write_soon()
+        delivered = self._deliver_now(events)
+        if self._on_pushed_all is not None:  # not over yet
+            self._feed.start(stalled=not delivered)
+        return True
+
+    def stop_pushing(self) -> None:
+        """End :meth:`push_to`'s delivery now; the connection counts as dropped if still open."""
+        if self._on_pushed_all is not None:
+            self._abort()
+
+    # ---- FeedConsumer (push mode) ---------------------------------------------------------
+
+    def feed(self, data: bytes) -> bool:
+        """Take bytes from the transport; False while the sink is full (see :meth:`push_to`).
+
+        Messages are parsed a queue's worth at a time: while the sink is full, the bytes of
+        the messages it cannot take yet stay bytes.
+        """
+        protocol = self.protocol
+        limit = self._config.max_queue
+        while True:
+            events = protocol.receive_data(data, limit)
+            if protocol.has_data_to_send:
+                self._write_soon()
+            if not self._deliver_now(events):
+                return False
+            if len(events) < limit or self._on_pushed_all is None:
+                return True
+            data = b""  # a full batch: there may be more complete frames
+
+    def end_of_input(self) -> None:
+        """The transport's input ended (EOF or lost): the connection's input ends with it."""
+        self.protocol.receive_eof()
+        self._deliver_now([])
+
+    def _deliver_now(self, events: list[Event]) -> bool:
+        """Put ``events`` into the sink; on a full sink keep the rest and return False."""
+        protocol = self.protocol
+        if protocol.input_ended:
+            self._mark_closed()
+        sink = self._sink
+        assert sink is not None
+        for index, event in enumerate(events):
+            if isinstance(event, PongReceived):
+                self._on_pong(event.payload)
+                continue
+            try:
+                if not sink.try_put(event):
+                    self._pending = events[index:]
+                    self._delivering = True
+                    sink.call_when_room(self._sink_has_room)
+                    return False
+            except anyio.ClosedResourceError:
+                pass  # the application stopped reading: nobody will take it
+            else:
+                self.messages_received += 1
+        if protocol.input_ended:
+            self._pushed_all()
+        return True
+
+    def _sink_has_room(self) -> None:
+        events, self._pending = self._pending, []
+        self._delivering = False
+        if self._on_pushed_all is None:
+            return  # stopped meanwhile
+        if not self._deliver_now(events) or self._on_pushed_all is None:
+            return
+        if self.protocol.has_unparsed_input and not self.feed(b""):
+            return
+        if self._feed is not None:
+            self._feed.resume()
+
+    def _pushed_all(self) -> None:
+        on_pushed_all, self._on_pushed_all = self._on_pushed_all, None
+        if on_pushed_all is None:
+            return
+        self._pending = []
+        self._sink = None
+        if self._feed is not None:
+            self._feed.stop()
+            self._feed = None  # it refers back to this connection: no cycle left behind
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self._heartbeat is not None:
+            self._heartbeat.discard(self)
+        on_pushed_all()
+
+    def _close_deadline_passed(self) -> None:
+        self._close_timer = None
+        if not self.protocol.input_ended:
+            logger.info("%s did not answer our close frame in time", self._peer)
+        self._abort()
+
+    # ---- timers ----------------------------------------------------------------------------
 
     def on_timer(self, now: float) -> None:
         """Send the keepalive ping, check its pong and the idle timeout (heartbeat callback)."""
@@ -266,14 +467,17 @@ class WebSocketConnection:
                 await self._flush()
             except ConnectionClosed:
                 pass
-            for event in events:
+            last = len(events) - 1
+            for index, event in enumerate(events):
                 if isinstance(event, PongReceived):
                     self._on_pong(event.payload)
                 else:
                     self._delivering = True
+                    self._more_input = index < last
                     self.messages_received += 1
                     await deliver(event)
                     self._delivering = False
+            self._more_input = False
             if protocol.input_ended:
                 return
             try:
@@ -329,6 +533,7 @@ class WebSocketConnection:
         self._mark_closed()
         if self._scope is not None:
             self._scope.cancel()
+        self._pushed_all()
 
     def _write_soon(self) -> None:
         """Send what the protocol queued without waiting: now, or from a heartbeat task."""
@@ -337,8 +542,29 @@ class WebSocketConnection:
             if self._heartbeat is not None:
                 self._heartbeat.start_soon(self._flush_quietly)
             return
+        data = self.protocol.data_to_send()
+        if self._aborted:
+            return  # the connection is being dropped: nothing more goes out
         try:
-            writer.write(self.protocol.data_to_send())  # small: no need to wait for a drain
+            # Small (control frames): written without waiting, but while the peer is not
+            # reading them, a pushed connection stops reading what would need more replies.
+            if writer.write(data) and self._feed is not None:
+                self._feed.pause_until_writable()
+        except _TRANSPORT_ERRORS:
+            self.protocol.receive_eof()
+            self._mark_closed()
+
+    def _write_deferred(self) -> None:
+        """Write what :meth:`send` left for the loop's next turn (unless written since)."""
+        self._flush_scheduled = False
+        writer = self._direct_writer
+        if not self.protocol.has_data_to_send or writer is None:
+            return
+        data = self.protocol.data_to_send()
+        if self._aborted:
+            return
+        try:
+            writer.write(data)  # a full buffer makes the next send wait for the drain
         except _TRANSPORT_ERRORS:
             self.protocol.receive_eof()
             self._mark_closed()
@@ -352,7 +578,7 @@ class WebSocketConnection:
     def _on_pong(self, payload: bytes) -> None:
         if payload == self._keepalive_payload:
             self._keepalive_payload = None
-            self._next_ping = anyio.current_time() + (self._config.ping_interval or math.inf)
+            self._next_ping = self._now() + (self._config.ping_interval or math.inf)
         if payload not in self._pings:
             return
         # A pong acknowledges its ping and every ping sent before it.
@@ -365,6 +591,12 @@ class WebSocketConnection:
         """Give the peer ``close_timeout`` to answer our close frame (no task: a deadline)."""
         if self._close_by is not None:
             return
-        self._close_by = anyio.current_time() + self._config.close_timeout
+        self._close_by = self._now() + self._config.close_timeout
         if self._scope is not None:
             self._scope.deadline = min(self._scope.deadline, self._close_by)
+        if self._loop is not None and self._on_pushed_all is not None:
+            self._close_timer = self._loop.call_at(self._close_by, self._close_deadline_passed)
+
+    def _now(self) -> float:
+        """The event loop's clock; a pushed connection may ask from a transport callback."""
+        return self._loop.time() if self._loop is not None else anyio.current_time()

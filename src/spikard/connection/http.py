@@ -77,6 +77,23 @@ class WebSocketUpgrade:
         accepted: True once the 101 went out.
     """
 
+    __slots__ = (
+        "_answered",
+        "_departure",
+        "_early_data",
+        "_going_away",
+        "_going_away_requested",
+        "_owner",
+        "_request",
+        "_watch_done",
+        "_watch_scope",
+        "accepted",
+        "connection",
+        "offer",
+        "peer_gone",
+        "rejected",
+    )
+
     def __init__(self, owner: HTTPConnection, request: Request, offer: HandshakeOffer) -> None:
         self.offer = offer
         self.accepted = False
@@ -192,6 +209,7 @@ class WebSocketUpgrade:
             reader=None if self._departure is None else self._departure.reader,
             writer=owner.writer,
         )
+        self._departure = None  # the connection reads on with its reader
         if self.peer_gone:
             protocol.receive_eof()
             return self.connection
@@ -221,6 +239,10 @@ class WebSocketUpgrade:
         self._going_away = callback
         if self._going_away_requested:
             task_group.start_soon(callback)
+
+    def forget_going_away(self) -> None:
+        """Drop the callback :meth:`on_going_away` registered (the session is over)."""
+        self._going_away = None
 
     async def going_away(self) -> None:
         """Ask the socket to close with 1001 (server shutdown)."""
@@ -255,6 +277,25 @@ class HTTPConnection:
         websockets: the server-wide count of open WebSockets, for ``max_connections``.
         heartbeat: the server's timer task for keepalive and idle timeouts.
     """
+
+    __slots__ = (
+        "_allowed_origins",
+        "_client",
+        "_config",
+        "_handler",
+        "_idle_scope",
+        "_scheme",
+        "_shutting_down",
+        "_upgrade",
+        "_websockets",
+        "event_loop",
+        "h11",
+        "heartbeat",
+        "peer_label",
+        "stream",
+        "websocket_config",
+        "writer",
+    )
 
     def __init__(
         self,

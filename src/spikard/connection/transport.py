@@ -13,6 +13,7 @@ __all__ = [
     "DepartureWatch",
     "DirectReader",
     "DirectWriter",
+    "EndOfInputHooks",
     "LightEvent",
     "close_now",
     "direct_reader",
@@ -156,40 +157,71 @@ def direct_writer(stream: anyio.abc.ByteStream) -> DirectWriter | None:
     return DirectWriter(transport, protocol)
 
 
-def _call_after_end_of_input(
-    protocol: Any, transport: Any, callback: Callable[[], None]
-) -> Callable[[], None]:
-    """Make the protocol call ``callback`` after its own EOF and connection-lost handling.
+class EndOfInputHooks:
+    """Base for objects that learn of a protocol's end of input from its own callbacks.
 
-    Returns a function that takes the hooks off again (if nothing was installed over them).
+    :meth:`_hook_end_of_input` makes the protocol call :meth:`_end_of_input` after its own
+    EOF and connection-lost handling; :meth:`_unhook_end_of_input` restores it (unless other
+    hooks were installed since). The hooks are bound methods of this object: no closures, and
+    no reference cycle once unhooked.
     """
-    eof_received = protocol.eof_received
-    connection_lost = protocol.connection_lost
 
-    def on_eof() -> bool | None:
-        keep_open: bool | None = eof_received()
-        callback()
+    __slots__ = ("_protocol", "_saved_connection_lost", "_saved_eof_received", "_transport")
+
+    _protocol: Any
+    _transport: Any
+
+    def _hook_end_of_input(self) -> None:
+        protocol = self._protocol
+        attributes = protocol.__dict__
+        # Hooks installed before this one (instance attributes) are chained and restored;
+        # the class's own methods are called through the class.
+        self._saved_eof_received: Callable[[], bool | None] | None = attributes.get("eof_received")
+        self._saved_connection_lost: Callable[[Exception | None], None] | None = attributes.get(
+            "connection_lost"
+        )
+        protocol.eof_received = self._eof_hook
+        protocol.connection_lost = self._lost_hook
+        self._transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+
+    def _eof_hook(self) -> bool | None:
+        saved = self._saved_eof_received
+        keep_open = (
+            saved() if saved is not None else type(self._protocol).eof_received(self._protocol)
+        )
+        self._end_of_input()
         return keep_open
 
-    def on_lost(exc: Exception | None) -> None:
-        connection_lost(exc)
-        callback()
+    def _lost_hook(self, exc: Exception | None) -> None:
+        saved = self._saved_connection_lost
+        if saved is not None:
+            saved(exc)
+        else:
+            type(self._protocol).connection_lost(self._protocol, exc)
+        self._end_of_input()
 
-    protocol.eof_received = on_eof
-    protocol.connection_lost = on_lost
-    transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+    def _end_of_input(self) -> None:
+        raise NotImplementedError
 
-    def undo() -> None:
-        if protocol.eof_received is on_eof and protocol.connection_lost is on_lost:
-            protocol.eof_received = eof_received
-            protocol.connection_lost = connection_lost
-            if not transport.is_closing():
-                transport.set_protocol(protocol)
+    def _unhook_end_of_input(self) -> None:
+        protocol = self._protocol
+        attributes = protocol.__dict__
+        if attributes.get("eof_received") != self._eof_hook:
+            return  # hooked over (or already unhooked): leave the chain alone
+        for name, saved in (
+            ("eof_received", self._saved_eof_received),
+            ("connection_lost", self._saved_connection_lost),
+        ):
+            if saved is None:
+                attributes.pop(name, None)
+            else:
+                attributes[name] = saved
+        self._saved_eof_received = self._saved_connection_lost = None
+        if not self._transport.is_closing():
+            self._transport.set_protocol(protocol)
 
-    return undo
 
-
-class DirectReader:
+class DirectReader(EndOfInputHooks):
     """Read from the asyncio transport below an anyio socket stream, pausing it only when full.
 
     anyio's ``SocketStream.receive`` resumes the transport before waiting and pauses it after
@@ -200,15 +232,7 @@ class DirectReader:
     protocol callbacks resolve (``asyncio.Event.wait`` looks the loop up on every call).
     """
 
-    __slots__ = (
-        "_buffered",
-        "_high_water",
-        "_loop",
-        "_low_water",
-        "_protocol",
-        "_transport",
-        "_waiter",
-    )
+    __slots__ = ("_buffered", "_high_water", "_loop", "_low_water", "_waiter")
 
     def __init__(self, transport: Any, protocol: Any, high_water: int) -> None:
         self._transport = transport
@@ -218,19 +242,45 @@ class DirectReader:
         self._high_water = high_water
         self._low_water = high_water // 4
         self._buffered = sum(len(chunk) for chunk in protocol.read_queue)
-        read_queue = protocol.read_queue
-        read_event = protocol.read_event  # for anyio's own receive(), should anyone call it
+        protocol.data_received = self._data_received
+        self._hook_end_of_input()
 
-        def data_received(data: bytes) -> None:
-            read_queue.append(bytes(data))
-            read_event.set()
-            self._wake()
-            self._buffered += len(data)
-            if self._buffered > self._high_water and transport.is_reading():
-                transport.pause_reading()
+    def _data_received(self, data: bytes) -> None:
+        protocol = self._protocol
+        protocol.read_queue.append(bytes(data))
+        protocol.read_event.set()  # for anyio's own receive(), should anyone call it
+        self._wake()
+        self._buffered += len(data)
+        if self._buffered > self._high_water and self._transport.is_reading():
+            self._transport.pause_reading()
 
-        protocol.data_received = data_received
-        _call_after_end_of_input(protocol, transport, self._wake)
+    def detach(self) -> None:
+        """Take this reader's callbacks off the protocol; do not use the reader afterwards.
+
+        Bytes then queue for anyio's own ``receive()`` again.
+        """
+        attributes = self._protocol.__dict__
+        if attributes.get("data_received") == self._data_received:
+            del attributes["data_received"]
+        self._unhook_end_of_input()
+
+    @property
+    def protocol(self) -> Any:
+        """The transport's (anyio) protocol."""
+        return self._protocol
+
+    @property
+    def transport(self) -> Any:
+        """The asyncio transport read from."""
+        return self._transport
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the transport runs on."""
+        return self._loop
+
+    def _end_of_input(self) -> None:
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -287,13 +337,13 @@ def direct_reader(stream: anyio.abc.ByteStream, high_water: int) -> DirectReader
     return DirectReader(transport, protocol, high_water)
 
 
-class DepartureWatch:
+class DepartureWatch(EndOfInputHooks):
     """Calls back once when the peer closes or the connection is lost, until :meth:`stop`.
 
     Installed on the transport's protocol (see :func:`watch_departure`): no task waits for it.
     """
 
-    __slots__ = ("_callback", "_undo", "reader")
+    __slots__ = ("_callback", "reader")
 
     def __init__(
         self, protocol: Any, transport: Any, callback: Callable[[], None], reader: DirectReader
@@ -301,11 +351,11 @@ class DepartureWatch:
         self.reader = reader
         """The reader installed for the watch: the connection's reads go on through it."""
         self._callback: Callable[[], None] | None = callback
-        self._undo: Callable[[], None] | None = _call_after_end_of_input(
-            protocol, transport, self._fire
-        )
+        self._protocol = protocol
+        self._transport = transport
+        self._hook_end_of_input()
 
-    def _fire(self) -> None:
+    def _end_of_input(self) -> None:
         callback, self._callback = self._callback, None
         if callback is not None:
             callback()
@@ -313,9 +363,7 @@ class DepartureWatch:
     def stop(self) -> None:
         """Stop watching: the callback will not be called, and the hooks come off."""
         self._callback = None
-        if self._undo is not None:
-            self._undo()
-            self._undo = None
+        self._unhook_end_of_input()
 
 
 def watch_departure(
@@ -352,11 +400,11 @@ def remote_address(stream: anyio.abc.ByteStream) -> Any:
         return None
 
 
-_HOOKS = ("data_received", "eof_received", "connection_lost")
+_HOOKS = ("data_received", "eof_received", "connection_lost", "resume_writing")
 
 
 def release_protocol_hooks(stream: anyio.abc.ByteStream) -> None:
-    """Remove the callbacks :class:`DirectReader` and :class:`DepartureWatch` installed.
+    """Remove the callbacks :class:`DirectReader`, :class:`DepartureWatch` and feeds installed.
 
     They are closures over the reader and the transport, which the protocol references in
     turn: without this the connection's objects wait for the cyclic garbage collector.

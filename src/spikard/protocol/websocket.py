@@ -117,6 +117,29 @@ class WebSocketProtocol:
         trailing_data: bytes that arrived after the handshake request.
     """
 
+    __slots__ = (
+        "_extensions",
+        "_fast",
+        "_fragmented",
+        "_frame_size",
+        "_inbound",
+        "_inbound_start",
+        "_initiated_close",
+        "_max_frame_size",
+        "_max_message_size",
+        "_outgoing",
+        "_parts",
+        "_pending",
+        "_size",
+        "_to_wsproto",
+        "_wsproto",
+        "close_code",
+        "close_reason",
+        "failure",
+        "peer_close",
+        "state",
+    )
+
     def __init__(
         self,
         *,
@@ -131,6 +154,8 @@ class WebSocketProtocol:
         self._fast = not extensions
         """No extension negotiated: whole data frames skip wsproto (see the module docs)."""
         self._inbound = bytearray()
+        self._inbound_start = 0
+        """Where the unparsed bytes of :attr:`_inbound` begin (parsed ones are dropped lazily)."""
         """Received bytes not yet parsed: an incomplete header or fast-path frame."""
         self._to_wsproto = 0
         """Bytes of the current frame still to be streamed to wsproto."""
@@ -169,8 +194,14 @@ class WebSocketProtocol:
 
     # ---- receiving -------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the peer; return the complete messages and pongs they finish."""
+    def receive_data(self, data: bytes, limit: int = 0) -> list[Event]:
+        """Feed bytes from the peer; return the complete messages and pongs they finish.
+
+        With a ``limit``, at most that many events are parsed from the extension-free frames;
+        the bytes after them wait, unparsed (``receive_data(b"", limit)`` goes on), so that
+        a burst of tiny frames costs no more memory than its bytes while nobody can take
+        the messages.
+        """
         if self.state is ProtocolState.CLOSED or self.state is ProtocolState.FAILING:
             return []
         events: list[Event] = []
@@ -178,12 +209,15 @@ class WebSocketProtocol:
             self._feed_wsproto(data, events)
             return events
         buffer: bytes | bytearray = data
+        position = 0
         if self._inbound:
             self._inbound += data
             buffer, self._inbound = self._inbound, bytearray()
+            position, self._inbound_start = self._inbound_start, 0
         end = len(buffer)
-        position = 0
         while position < end:
+            if limit and len(events) >= limit:
+                break
             if self._to_wsproto:
                 chunk_end = min(end, position + self._to_wsproto)
                 self._to_wsproto -= chunk_end - position
@@ -238,11 +272,22 @@ class WebSocketProtocol:
             elif opcode == 0 and first & _FIN:
                 self._fragmented = False
             self._to_wsproto = header_size + length
-        if position == 0 and isinstance(buffer, bytearray):
-            self._inbound = buffer  # still waiting for the same frame: keep it, no copy
-        elif position < end:
-            self._inbound += buffer[position:]
+        if position < end:
+            if isinstance(buffer, bytearray):
+                # Keep it, no copy; drop the parsed part once it is the larger one.
+                if position > end >> 1:
+                    del buffer[:position]
+                    position = 0
+                self._inbound = buffer
+                self._inbound_start = position
+            else:
+                self._inbound += buffer[position:]
         return events
+
+    @property
+    def has_unparsed_input(self) -> bool:
+        """True when received bytes wait to be parsed (a frame's rest, or beyond a limit)."""
+        return len(self._inbound) > self._inbound_start
 
     @staticmethod
     def _parse_header(

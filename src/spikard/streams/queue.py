@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
 
 import anyio
@@ -36,7 +37,15 @@ class MessageQueue(Generic[_T]):
     event with a waiter queue of its own.
     """
 
-    __slots__ = ("_closed", "_items", "_loop", "_max_size", "_not_empty", "_not_full")
+    __slots__ = (
+        "_closed",
+        "_items",
+        "_loop",
+        "_max_size",
+        "_not_empty",
+        "_not_full",
+        "_on_room",
+    )
 
     def __init__(self, max_size: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
         if max_size < 1:
@@ -46,6 +55,7 @@ class MessageQueue(Generic[_T]):
         self._closed = False
         self._not_empty: _Waiter | None = None
         self._not_full: _Waiter | None = None
+        self._on_room: Callable[[], None] | None = None
         self._loop = loop or _running_asyncio_loop()  # None on trio: anyio events
 
     def _waiter(self) -> _Waiter:
@@ -102,7 +112,24 @@ class MessageQueue(Generic[_T]):
         if self._not_full is not None:
             self._not_full.set()
             self._not_full = None
+        if self._on_room is not None:
+            self._wake_producer()
         return item
+
+    def call_when_room(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, synchronously, when an item is taken or the queue closes.
+
+        For a producer that does not wait in :meth:`put` (it runs in transport callbacks):
+        after :meth:`try_put` returned False it asks to be called back instead.
+        """
+        self._on_room = callback
+        if self._closed:
+            self._wake_producer()
+
+    def _wake_producer(self) -> None:
+        callback, self._on_room = self._on_room, None
+        if callback is not None:
+            callback()
 
     def close(self) -> None:
         """End the queue: no more items; consumers get what is left, then EndOfStream."""
@@ -111,11 +138,18 @@ class MessageQueue(Generic[_T]):
             if event is not None:
                 event.set()
         self._not_empty = self._not_full = None
+        if self._on_room is not None:
+            self._wake_producer()
 
     def discard(self) -> None:
         """Close the queue and drop what it holds (the consumer is gone)."""
         self.close()
         self._items.clear()
+
+    @property
+    def has_items(self) -> bool:
+        """True when a :meth:`get` would return at once."""
+        return bool(self._items)
 
     def statistics(self) -> QueueStatistics:
         """How full the queue is."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -52,6 +52,8 @@ SessionStart = Callable[[WebSocket], Awaitable[HandlerResult]]
 
 
 class _Session:
+    __slots__ = ("_grace_timer", "driving", "handler_done", "handler_scope", "socket", "task_group")
+
     def __init__(self, socket: WebSocket, task_group: LightTaskGroup) -> None:
         self.socket = socket
         self.task_group = task_group
@@ -64,23 +66,29 @@ class _Session:
     def _on_accept(self, connection: WebSocketConnection) -> None:
         connection.on_input_ended = self._input_ended
         self.driving = True
-        # The reader has no shielded section: it needs no cancel scope of its own.
-        self.task_group.start_soon_unshielded(
-            self._drive, connection, name="spikard websocket reader"
-        )
+        if not connection.push_to(self.socket._inbound, self._all_delivered):
+            # No transport callbacks to read in (trio, TLS): a reader task. It has no
+            # shielded section, so it needs no cancel scope of its own.
+            self.task_group.start_soon_unshielded(
+                self._drive, connection, name="spikard websocket reader"
+            )
+        self.socket._upgrade.on_going_away(self._going_away, self.task_group)
 
-        async def going_away() -> None:
+    async def _going_away(self) -> None:
+        connection = self.socket._connection
+        if connection is not None:
             await connection.close(CloseCode.GOING_AWAY, "server shutting down")
-
-        self.socket._upgrade.on_going_away(going_away, self.task_group)
 
     async def _drive(self, connection: WebSocketConnection) -> None:
         try:
             await connection.run(self._deliver)
         finally:
-            self.driving = False
-            # Every message that arrived was delivered: now the handler's loop may end.
-            self.socket._inbound.close()
+            self._all_delivered()
+
+    def _all_delivered(self) -> None:
+        self.driving = False
+        # Every message that arrived was delivered: now the handler's loop may end.
+        self.socket._inbound.close()
 
     async def _deliver(self, message: WebSocketMessage) -> None:
         inbound = self.socket._inbound
@@ -160,28 +168,25 @@ class _Session:
         await connection.close(code, reason)
         await connection.closed.wait()
 
-    async def _pump(self, source: AsyncIterable[Any]) -> tuple[int, str]:
-        streamer = getattr(source, "stream", None)
+    async def _pump(self, source: AsyncIterable[Any], streamed: bool = False) -> tuple[int, str]:
+        """Send every item of ``source``; a close message ends the session with its code."""
+        streamer = None if streamed else getattr(source, "stream", None)
         if callable(streamer):  # an aiostream Stream: iterate it inside its own context
-            async with streamer() as streamed:
-                return await self._send_all(streamed)
+            async with streamer() as streaming:
+                return await self._pump(streaming, streamed=True)
+        socket = self.socket
         iterator = aiter(source)
         try:
-            return await self._send_all(iterator)
+            async for item in iterator:
+                message = coerce_message(item)
+                if message.code is not None:
+                    return message.code, message.reason or ""
+                await socket._send_message(message)
+            return CloseCode.NORMAL_CLOSURE, ""
         finally:
-            aclose = getattr(iterator, "aclose", None)
+            aclose = None if streamed else getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-    async def _send_all(self, iterator: AsyncIterator[Any]) -> tuple[int, str]:
-        """Send every item; a close message ends the session with its code."""
-        socket = self.socket
-        async for item in iterator:
-            message = coerce_message(item)
-            if message.code is not None:
-                return message.code, message.reason or ""
-            await socket._send_message(message)
-        return CloseCode.NORMAL_CLOSURE, ""
 
 
 def _close_for(error: Exception) -> tuple[int, str]:
@@ -216,5 +221,7 @@ async def run_session(socket: WebSocket, start: SessionStart) -> None:
         # Break the reference cycles between the socket, the session and the connection,
         # so that reference counting frees them now rather than the cyclic collector later.
         socket._on_accept = None
+        socket._upgrade.forget_going_away()
         if socket._connection is not None:
+            socket._connection.stop_pushing()
             socket._connection.on_input_ended = None

@@ -45,7 +45,10 @@ class WebSocket:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._on_accept: Callable[[WebSocketConnection], None] | None = None
         config = upgrade.websocket_config
-        self._inbound = MessageQueue[WebSocketMessage](config.max_queue, upgrade.event_loop)
+        # Not MessageQueue[WebSocketMessage](...): calling a subscripted generic costs more.
+        self._inbound: MessageQueue[WebSocketMessage] = MessageQueue(
+            config.max_queue, upgrade.event_loop
+        )
         self.waiting_readers = 0
         """How many tasks are blocked reading this socket right now."""
         self.sends_in_progress = 0
@@ -204,7 +207,8 @@ class WebSocket:
         connection = self._connection or await self._ensure_open()
         self.sends_in_progress += 1
         try:
-            await connection.send(message)
+            # More messages already received: the handler's replies to them follow at once.
+            await connection.send(message, more_coming=self._inbound.has_items)
         finally:
             self.sends_in_progress -= 1
         protocol = connection.protocol
