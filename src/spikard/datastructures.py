@@ -74,6 +74,12 @@ class _MultiDict(Mapping[str, str]):
         """Return every value for ``key`` in order (empty when absent)."""
         wanted = self._key(key)
         items = self._items
+        keys = items[::3]
+        count = keys.count(wanted)
+        if count == 1:  # the common case, found in C
+            return [items[keys.index(wanted) * 3 + 2]]
+        if count == 0:
+            return []
         return [items[i + 2] for i in range(0, len(items), 3) if items[i] == wanted]
 
     def multi_items(self) -> list[tuple[str, str]]:
@@ -113,7 +119,14 @@ class Headers(_MultiDict):
     @classmethod
     def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Build from (name, value) byte pairs as h11 delivers them (latin-1 decoded)."""
-        return cls((_decode_name(name), value.decode("latin-1")) for name, value in raw)
+        items: list[str] = []
+        key = cls._key
+        for name, value in raw:
+            decoded = _DECODED_NAMES.get(name) or _decode_name(name)
+            items += (key(decoded), decoded, value.decode("latin-1"))
+        headers = cls.__new__(cls)
+        headers._items = tuple(items)
+        return headers
 
 
 _NAME_CACHE_SIZE = 512

@@ -41,7 +41,7 @@ from ..messages import CloseCode, WebSocketMessage
 from ..protocol.websocket import Event, PongReceived, ProtocolState, WebSocketProtocol
 from .feed import TransportFeed
 from .heartbeat import Heartbeat
-from .transport import DirectReader, DirectWriter, direct_reader, direct_writer
+from .transport import DirectReader, DirectWriter, LightEvent, direct_reader, direct_writer
 
 __all__ = ["Deliver", "MessageSink", "WebSocketConnection"]
 
@@ -128,7 +128,7 @@ class WebSocketConnection:
     ) -> None:
         self.protocol = protocol
         self._reader = reader
-        self._closed: anyio.Event | None = None
+        self._closed: anyio.Event | LightEvent | None = None
         self._input_ended = False
         self._stream = stream
         self._config = config
@@ -166,10 +166,10 @@ class WebSocketConnection:
     # ---- public API ------------------------------------------------------------------------
 
     @property
-    def closed(self) -> anyio.Event:
+    def closed(self) -> anyio.Event | LightEvent:
         """Set when the input ended (close handshake done, protocol error, or TCP lost)."""
         if self._closed is None:  # made on demand: most connections never wait on it
-            self._closed = anyio.Event()
+            self._closed = anyio.Event() if self._loop is None else LightEvent(self._loop)
             if self._input_ended:
                 self._closed.set()
         return self._closed

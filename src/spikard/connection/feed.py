@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .transport import DirectReader, EndOfInputHooks
+from .transport import DirectReader
 
 __all__ = ["FeedConsumer", "TransportFeed"]
 
@@ -39,7 +39,7 @@ class FeedConsumer(Protocol):
         """The peer closed its side or the connection was lost; called once."""
 
 
-class TransportFeed(EndOfInputHooks):
+class TransportFeed:
     """Calls ``consumer.feed(chunk)`` from the transport's callbacks until :meth:`stop`.
 
     Args:
@@ -57,9 +57,12 @@ class TransportFeed(EndOfInputHooks):
         "_eof_pending",
         "_high_water",
         "_low_water",
+        "_protocol",
+        "_reader",
         "_resume_writing",
         "_stalled",
         "_stopped",
+        "_transport",
         "_write_blocked",
     )
 
@@ -82,12 +85,10 @@ class TransportFeed(EndOfInputHooks):
         self._stopped = False
         self._write_blocked = False
         self._eof_pending = protocol.is_at_eof or protocol.exception is not None
-        reader.detach()  # the feed takes over: one set of hooks on the protocol, not two
+        self._reader = reader
+        reader.redirect(self._data_received, self._end_of_input)
         self._resume_writing: Callable[[], None] = protocol.resume_writing
-        protocol.data_received = self._data_received
         protocol.resume_writing = self._writable
-        # This also re-registers the protocol with the transport (uvloop caches callbacks).
-        self._hook_end_of_input()
 
     def start(self, stalled: bool = False) -> None:
         """Feed what is already buffered and let the transport read.
@@ -175,10 +176,7 @@ class TransportFeed(EndOfInputHooks):
         """Stop feeding: later bytes are ignored, and the hooks come off the protocol."""
         self._stopped = True
         self._backlog.clear()
-        protocol = self._protocol
-        attributes = protocol.__dict__
-        if attributes.get("data_received") == self._data_received:
-            del attributes["data_received"]
+        self._reader.redirect(None, None)
+        attributes = self._protocol.__dict__
         if attributes.get("resume_writing") == self._writable:
             del attributes["resume_writing"]
-        self._unhook_end_of_input()

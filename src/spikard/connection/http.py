@@ -36,13 +36,16 @@ from ..protocol.handshake import (
 from ..protocol.websocket import WebSocketProtocol
 from ..requests import Request
 from ..responses import PlainTextResponse, Response
+from .deadline import Deadline, move_on_after
 from .driver import WebSocketConnection
 from .heartbeat import Heartbeat
 from .transport import (
     DepartureWatch,
     close_now,
+    direct_reader,
     direct_writer,
     event_loop_of,
+    pause_unrequested_reads,
     release_protocol_hooks,
     watch_departure,
 )
@@ -122,9 +125,10 @@ class WebSocketUpgrade:
             self.peer_gone = True
             on_gone()
 
-        read_ahead = 4 * self._owner.websocket_config.read_size
-        self._departure = watch_departure(self._owner.stream, read_ahead, gone)
-        if self._departure is None:
+        reader = self._owner.reader
+        if reader is not None:
+            self._departure = watch_departure(reader, gone)
+        else:
             self._watch_scope = anyio.CancelScope()
             self._watch_done = anyio.Event()
             task_group.start_soon(self._watch_by_reading, gone)
@@ -206,10 +210,10 @@ class WebSocketUpgrade:
             config,
             label,
             heartbeat=owner.heartbeat,
-            reader=None if self._departure is None else self._departure.reader,
+            reader=owner.reader,
             writer=owner.writer,
         )
-        self._departure = None  # the connection reads on with its reader
+        self._departure = None
         if self.peer_gone:
             protocol.receive_eof()
             return self.connection
@@ -292,6 +296,7 @@ class HTTPConnection:
         "h11",
         "heartbeat",
         "peer_label",
+        "reader",
         "stream",
         "websocket_config",
         "writer",
@@ -312,6 +317,11 @@ class HTTPConnection:
         self.stream = stream
         self.writer = direct_writer(stream)
         """Writes straight to the asyncio transport; None for other streams."""
+        self.reader = direct_reader(stream, 4 * websocket_config.read_size)
+        """Reads straight from the asyncio transport (for HTTP, then the WebSocket); None for
+        other streams, which are read through anyio and do not read ahead."""
+        if self.reader is None:
+            pause_unrequested_reads(stream)
         self.event_loop = event_loop_of(stream)
         self.heartbeat = heartbeat
         self._websockets = websockets or WebSocketCounter()
@@ -327,7 +337,7 @@ class HTTPConnection:
         self._client = client
         self._scheme = scheme
         self._upgrade: WebSocketUpgrade | None = None
-        self._idle_scope: anyio.CancelScope | None = None
+        self._idle_scope: Deadline | None = None
         self._shutting_down = False
 
     async def serve(self) -> None:
@@ -340,6 +350,8 @@ class HTTPConnection:
             if not close_now(self.stream):
                 with anyio.CancelScope(shield=True):
                     await self.stream.aclose()
+            if self.reader is not None:
+                self.reader.redirect(None, None)
             release_protocol_hooks(self.stream)
             self._upgrade = None
 
@@ -427,8 +439,9 @@ class HTTPConnection:
         config = self._config
         reading = False
         try:
-            with anyio.move_on_after(
-                config.request_timeout if first else config.keep_alive_timeout
+            loop = self.event_loop
+            with move_on_after(
+                config.request_timeout if first else config.keep_alive_timeout, loop
             ) as scope:
                 self._idle_scope = scope
                 await self._fill()
@@ -437,7 +450,8 @@ class HTTPConnection:
                     return None
                 reading = True
                 if not first:
-                    scope.deadline = anyio.current_time() + config.request_timeout
+                    now = anyio.current_time() if loop is None else loop.time()
+                    scope.deadline = now + config.request_timeout
                 return await self._read_request_events()
             self._idle_scope = None
             if reading:
@@ -459,7 +473,8 @@ class HTTPConnection:
 
     async def _receive_into_h11(self) -> None:
         try:
-            data = await self.stream.receive(_READ_SIZE)
+            reader = self.reader
+            data = await (reader or self.stream).receive(_READ_SIZE)
         except anyio.EndOfStream:
             data = b""
         except _TRANSPORT_ERRORS:
@@ -495,6 +510,15 @@ class HTTPConnection:
             await self._send_error(431, "Request Header Fields Too Large")
             return None
         headers = Headers.from_raw(event.headers)
+        if (
+            event.method == b"GET"
+            and "content-length" not in headers
+            and "transfer-encoding" not in headers
+            and is_websocket_upgrade(headers)
+        ):
+            # A handshake has no body, and after it h11 reads no more: its end-of-message
+            # event is not needed (a refusal closes the connection).
+            return self._request(event, headers, b"")
         body = bytearray()
         while True:
             if self.h11.they_are_waiting_for_100_continue:
@@ -509,6 +533,9 @@ class HTTPConnection:
                 break
             else:
                 return None
+        return self._request(event, headers, bytes(body))
+
+    def _request(self, event: h11.Request, headers: Headers, body: bytes) -> Request:
         return Request(
             event.method.decode("ascii").upper(),
             event.target.decode("latin-1"),
@@ -516,7 +543,7 @@ class HTTPConnection:
             client=self._client,
             http_version=event.http_version.decode("ascii"),
             scheme=self._scheme,
-            body=bytes(body),
+            body=body,
         )
 
     async def send_response(

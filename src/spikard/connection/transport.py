@@ -13,7 +13,6 @@ __all__ = [
     "DepartureWatch",
     "DirectReader",
     "DirectWriter",
-    "EndOfInputHooks",
     "LightEvent",
     "close_now",
     "direct_reader",
@@ -157,71 +156,7 @@ def direct_writer(stream: anyio.abc.ByteStream) -> DirectWriter | None:
     return DirectWriter(transport, protocol)
 
 
-class EndOfInputHooks:
-    """Base for objects that learn of a protocol's end of input from its own callbacks.
-
-    :meth:`_hook_end_of_input` makes the protocol call :meth:`_end_of_input` after its own
-    EOF and connection-lost handling; :meth:`_unhook_end_of_input` restores it (unless other
-    hooks were installed since). The hooks are bound methods of this object: no closures, and
-    no reference cycle once unhooked.
-    """
-
-    __slots__ = ("_protocol", "_saved_connection_lost", "_saved_eof_received", "_transport")
-
-    _protocol: Any
-    _transport: Any
-
-    def _hook_end_of_input(self) -> None:
-        protocol = self._protocol
-        attributes = protocol.__dict__
-        # Hooks installed before this one (instance attributes) are chained and restored;
-        # the class's own methods are called through the class.
-        self._saved_eof_received: Callable[[], bool | None] | None = attributes.get("eof_received")
-        self._saved_connection_lost: Callable[[Exception | None], None] | None = attributes.get(
-            "connection_lost"
-        )
-        protocol.eof_received = self._eof_hook
-        protocol.connection_lost = self._lost_hook
-        self._transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
-
-    def _eof_hook(self) -> bool | None:
-        saved = self._saved_eof_received
-        keep_open = (
-            saved() if saved is not None else type(self._protocol).eof_received(self._protocol)
-        )
-        self._end_of_input()
-        return keep_open
-
-    def _lost_hook(self, exc: Exception | None) -> None:
-        saved = self._saved_connection_lost
-        if saved is not None:
-            saved(exc)
-        else:
-            type(self._protocol).connection_lost(self._protocol, exc)
-        self._end_of_input()
-
-    def _end_of_input(self) -> None:
-        raise NotImplementedError
-
-    def _unhook_end_of_input(self) -> None:
-        protocol = self._protocol
-        attributes = protocol.__dict__
-        if attributes.get("eof_received") != self._eof_hook:
-            return  # hooked over (or already unhooked): leave the chain alone
-        for name, saved in (
-            ("eof_received", self._saved_eof_received),
-            ("connection_lost", self._saved_connection_lost),
-        ):
-            if saved is None:
-                attributes.pop(name, None)
-            else:
-                attributes[name] = saved
-        self._saved_eof_received = self._saved_connection_lost = None
-        if not self._transport.is_closing():
-            self._transport.set_protocol(protocol)
-
-
-class DirectReader(EndOfInputHooks):
+class DirectReader:
     """Read from the asyncio transport below an anyio socket stream, pausing it only when full.
 
     anyio's ``SocketStream.receive`` resumes the transport before waiting and pauses it after
@@ -232,7 +167,19 @@ class DirectReader(EndOfInputHooks):
     protocol callbacks resolve (``asyncio.Event.wait`` looks the loop up on every call).
     """
 
-    __slots__ = ("_buffered", "_high_water", "_loop", "_low_water", "_waiter")
+    __slots__ = (
+        "_buffered",
+        "_connection_lost",
+        "_eof_received",
+        "_high_water",
+        "_loop",
+        "_low_water",
+        "_on_data",
+        "_on_end",
+        "_protocol",
+        "_transport",
+        "_waiter",
+    )
 
     def __init__(self, transport: Any, protocol: Any, high_water: int) -> None:
         self._transport = transport
@@ -242,10 +189,32 @@ class DirectReader(EndOfInputHooks):
         self._high_water = high_water
         self._low_water = high_water // 4
         self._buffered = sum(len(chunk) for chunk in protocol.read_queue)
+        self._on_data: Callable[[bytes], None] | None = None
+        self._on_end: Callable[[], None] | None = None
+        # The protocol's own EOF and connection-lost handling runs first, then ours. Bound
+        # methods, not closures: :func:`release_protocol_hooks` takes them off at the end.
+        self._eof_received: Callable[[], bool | None] = protocol.eof_received
+        self._connection_lost: Callable[[Exception | None], None] = protocol.connection_lost
         protocol.data_received = self._data_received
-        self._hook_end_of_input()
+        protocol.eof_received = self._eof_hook
+        protocol.connection_lost = self._lost_hook
+        transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
+
+    def redirect(
+        self, on_data: Callable[[bytes], None] | None, on_end: Callable[[], None] | None
+    ) -> None:
+        """Hand what arrives from now on to ``on_data`` instead of queueing it.
+
+        ``on_end`` is called after the end of the input; ``None`` restores queueing (and no
+        call). The protocol's callbacks stay this reader's: switching costs no registration.
+        """
+        self._on_data = on_data
+        self._on_end = on_end
 
     def _data_received(self, data: bytes) -> None:
+        if self._on_data is not None:
+            self._on_data(data)
+            return
         protocol = self._protocol
         protocol.read_queue.append(bytes(data))
         protocol.read_event.set()  # for anyio's own receive(), should anyone call it
@@ -253,16 +222,6 @@ class DirectReader(EndOfInputHooks):
         self._buffered += len(data)
         if self._buffered > self._high_water and self._transport.is_reading():
             self._transport.pause_reading()
-
-    def detach(self) -> None:
-        """Take this reader's callbacks off the protocol; do not use the reader afterwards.
-
-        Bytes then queue for anyio's own ``receive()`` again.
-        """
-        attributes = self._protocol.__dict__
-        if attributes.get("data_received") == self._data_received:
-            del attributes["data_received"]
-        self._unhook_end_of_input()
 
     @property
     def protocol(self) -> Any:
@@ -279,8 +238,19 @@ class DirectReader(EndOfInputHooks):
         """The event loop the transport runs on."""
         return self._loop
 
+    def _eof_hook(self) -> bool | None:
+        keep_open = self._eof_received()
+        self._end_of_input()
+        return keep_open
+
+    def _lost_hook(self, exc: Exception | None) -> None:
+        self._connection_lost(exc)
+        self._end_of_input()
+
     def _end_of_input(self) -> None:
         self._wake()
+        if self._on_end is not None:
+            self._on_end()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -330,30 +300,27 @@ def direct_reader(stream: anyio.abc.ByteStream, high_water: int) -> DirectReader
     protocol = getattr(stream, "_protocol", None)
     if (
         transport is None
-        or not all(hasattr(transport, name) for name in ("is_reading", "set_protocol"))
+        or not hasattr(transport, "is_reading")
+        or not hasattr(transport, "set_protocol")
         or not _is_event(getattr(protocol, "read_event", None))
     ):
         return None
     return DirectReader(transport, protocol, high_water)
 
 
-class DepartureWatch(EndOfInputHooks):
+class DepartureWatch:
     """Calls back once when the peer closes or the connection is lost, until :meth:`stop`.
 
-    Installed on the transport's protocol (see :func:`watch_departure`): no task waits for it.
+    It listens through the connection's :class:`DirectReader` (see :func:`watch_departure`):
+    no task waits for it.
     """
 
-    __slots__ = ("_callback", "reader")
+    __slots__ = ("_callback", "_reader")
 
-    def __init__(
-        self, protocol: Any, transport: Any, callback: Callable[[], None], reader: DirectReader
-    ) -> None:
-        self.reader = reader
-        """The reader installed for the watch: the connection's reads go on through it."""
+    def __init__(self, reader: DirectReader, callback: Callable[[], None]) -> None:
+        self._reader: DirectReader | None = reader
         self._callback: Callable[[], None] | None = callback
-        self._protocol = protocol
-        self._transport = transport
-        self._hook_end_of_input()
+        reader.redirect(None, self._end_of_input)
 
     def _end_of_input(self) -> None:
         callback, self._callback = self._callback, None
@@ -361,25 +328,21 @@ class DepartureWatch(EndOfInputHooks):
             callback()
 
     def stop(self) -> None:
-        """Stop watching: the callback will not be called, and the hooks come off."""
+        """Stop watching: the callback will not be called."""
         self._callback = None
-        self._unhook_end_of_input()
+        if self._reader is not None:
+            self._reader.redirect(None, None)
+            self._reader = None
 
 
-def watch_departure(
-    stream: anyio.abc.ByteStream, high_water: int, callback: Callable[[], None]
-) -> DepartureWatch | None:
-    """Notice a peer that leaves, on a plain anyio asyncio socket stream, without a task.
+def watch_departure(reader: DirectReader, callback: Callable[[], None]) -> DepartureWatch:
+    """Notice a peer that leaves, through the connection's ``reader``: no task.
 
-    Reading resumes so that EOF can be seen; what arrives meanwhile stays queued for later
-    ``receive()`` calls, and reading pauses again above ``high_water`` bytes. Returns None
-    for other streams (trio, TLS): watch those with a task that reads.
+    Reading goes on so that EOF can be seen; what arrives meanwhile stays queued for the
+    reader, which pauses the transport above its high-water mark.
     """
-    reader = direct_reader(stream, high_water)
-    if reader is None:
-        return None
-    transport = getattr(stream, "_transport")  # noqa: B009 (checked by direct_reader)
-    watch = DepartureWatch(getattr(stream, "_protocol"), transport, callback, reader)  # noqa: B009
+    transport = reader.transport
+    watch = DepartureWatch(reader, callback)
     if not transport.is_closing() and not transport.is_reading():
         transport.resume_reading()
     return watch

@@ -17,7 +17,7 @@ from ..config import HTTPConfig, WebSocketConfig
 from ..connection.heartbeat import Heartbeat
 from ..connection.http import HTTPConnection, RequestHandler, WebSocketCounter
 from ..connection.tasks import LightTaskGroup
-from ..connection.transport import pause_unrequested_reads, remote_address
+from ..connection.transport import remote_address
 from ..datastructures import Address
 from .accept import serve_listener
 
@@ -169,7 +169,6 @@ class Server:
             self._connection_tasks.cancel()
 
     async def _handle(self, stream: anyio.abc.ByteStream, scheme: str) -> None:
-        pause_unrequested_reads(stream)
         try:
             remote = remote_address(stream)
             client = Address(str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
