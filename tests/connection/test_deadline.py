@@ -19,7 +19,8 @@ async def test_an_expired_deadline_stops_the_block_and_nothing_after_it() -> Non
     assert deadline.cancelled_caught
     await asyncio.sleep(0.01)  # the task is not left cancelled
     current = asyncio.current_task()
-    assert current is not None and current.cancelling() == 0
+    assert current is not None
+    assert current.cancelling() == 0
 
 
 async def test_a_block_that_ends_in_time_is_not_stopped() -> None:

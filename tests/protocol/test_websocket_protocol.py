@@ -11,9 +11,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage
+from wsproto.extensions import PerMessageDeflate
 
 from spikard.errors import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from spikard.messages import WebSocketMessage, validate_close_code
+from spikard.protocol.deflate import negotiate_deflate
 from spikard.protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
 
 from ..helpers import close_code, masked_frame, parse_server_frames
@@ -181,6 +185,25 @@ def test_a_partial_frame_counts_as_unparsed_input() -> None:
     assert protocol.receive_data(frame[:50], 4) == []
     assert protocol.has_unparsed_input
     assert protocol.receive_data(frame[50:], 4) == [WebSocketMessage.binary(bytes(200))]
+    assert not protocol.has_unparsed_input
+
+
+def test_a_limit_also_bounds_compressed_messages() -> None:
+    """With permessage-deflate, wsproto parses lazily: a limit stops it, the rest waits."""
+    client_extension = PerMessageDeflate()
+    header, server_extension = negotiate_deflate(["permessage-deflate"], 1 << 20) or ("", None)
+    assert server_extension is not None
+    client_extension.finalize(header.partition(";")[2])
+    client = Connection(ConnectionType.CLIENT, [client_extension])
+    wire = b"".join(client.send(BytesMessage(data=bytes([n]) * 65536)) for n in range(40))
+    protocol = WebSocketProtocol(max_message_size=1 << 20, extensions=[server_extension])
+    received: list[Event] = []
+    batch = protocol.receive_data(wire, 16)
+    while batch:
+        assert len(batch) <= 16
+        received += batch
+        batch = protocol.receive_data(b"", 16) if protocol.has_unparsed_input else []
+    assert received == [WebSocketMessage.binary(bytes([n]) * 65536) for n in range(40)]
     assert not protocol.has_unparsed_input
 
 

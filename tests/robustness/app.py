@@ -8,8 +8,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
-from spikard import Request, Spikard, WebSocket, WebSocketConfig, WebSocketMessage
+from spikard import (
+    Request,
+    Spikard,
+    WebSocket,
+    WebSocketConfig,
+    WebSocketMessage,
+    WebSocketResponse,
+)
 
 app = Spikard(websocket=WebSocketConfig(ping_interval=None, close_timeout=2.0))
 produced = 0
@@ -20,6 +28,14 @@ PAYLOAD = b"\xab" * 65536
 async def echo(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
     async for message in socket:
         yield message
+
+
+@app.websocket("/callback-echo")
+async def callback_echo(request: Request) -> WebSocketResponse:
+    async def on_message(message: WebSocketMessage) -> WebSocketMessage:
+        return message
+
+    return WebSocketResponse(on_message=on_message)
 
 
 @app.websocket("/sink")
@@ -33,9 +49,12 @@ async def sink(socket: WebSocket) -> None:
 async def source(socket: WebSocket) -> AsyncIterator[bytes]:
     """Produce 64 KiB messages without end; a client that does not read must pace us."""
     global produced
+    pause = "pause" in socket.query_params  # awaits something between items
     while True:
         yield PAYLOAD
         produced += 1
+        if pause:
+            await anyio.lowlevel.checkpoint()
 
 
 @app.websocket("/raise")

@@ -114,11 +114,16 @@ async def test_a_ping_flood_from_a_client_that_never_reads_is_held_back_by_tcp()
         assert max(latencies) < 0.25
 
 
-async def test_a_client_that_never_reads_paces_the_producer() -> None:
+@pytest.mark.parametrize("says_hello", [False, True], ids=["silent", "one-unread-message"])
+async def test_a_client_that_never_reads_paces_the_producer(says_hello: bool) -> None:
+    """Also when a message the producer never reads waits in its queue (replies to queued
+    input may be held for one write, but never past a full transport)."""
     async with serve_subprocess(app=APP, drain=True) as server:
         await echo_latencies(server)
         before = await stats(server)
-        async with upgraded(server, "/source"):
+        async with upgraded(server, "/source?pause" if says_hello else "/source") as stream:
+            if says_hello:
+                await stream.send(masked_frame(0x1, b"hello"))
             await anyio.sleep(2.0)  # read nothing while the handler produces
             during = await stats(server)
             latencies = await echo_latencies(server)
@@ -134,6 +139,29 @@ async def test_a_client_that_never_reads_paces_the_producer() -> None:
         assert produced < 64 * MiB  # what loopback socket buffers can hold, not 200 MiB
         assert growth < MEMORY_BOUND
         assert max(latencies) < 0.25
+
+
+async def test_a_callback_client_that_never_reads_is_held_back_by_tcp() -> None:
+    """Replies of the callback interface are paced by the peer, even when every read ends
+    with a pong (no message follows it, so nothing else would wait for the drain)."""
+    burst = masked_frame(0x1, b"x" * 1000) * 20 + masked_frame(0xA, b"p")
+    async with serve_subprocess(app=APP, drain=True) as server:
+        await echo_latencies(server)
+        before = await stats(server)
+        sent = 0
+        async with upgraded(server, "/callback-echo") as stream:
+            with anyio.fail_after(30):
+                for _ in range(3000):  # paced, so that each server read ends with the pong
+                    with anyio.move_on_after(1.0) as blocked:
+                        await stream.send(burst)
+                    if blocked.cancelled_caught:
+                        break  # TCP pushed back: the server stopped reading
+                    sent += len(burst)
+                    await anyio.sleep(0.001)
+            during = await stats(server)
+        growth = (during["rss_kib"] - before["rss_kib"]) * 1024
+        print(f"callback flood: sent {sent / MiB:.1f} MiB; server RSS +{growth / MiB:.2f} MiB")
+        assert growth < MEMORY_BOUND
 
 
 async def faulty_client(server: Served, kind: int) -> None:

@@ -109,6 +109,21 @@ async def slow_accept(socket: WebSocket) -> AsyncIterator[str]:
         events.append("finally")
 
 
+@app.websocket("/record")
+async def record(socket: WebSocket) -> None:
+    """Read after an optional delay; record what arrived and how the loop ended."""
+    received: list[str] = []
+    details["received"] = received
+    try:
+        await anyio.sleep(float(socket.query_params.get("delay", "0")))
+        async for message in socket:
+            received.append(message.as_text() or "")
+        details["ending"] = "loop ended"
+    except anyio.get_cancelled_exc_class():
+        details["ending"] = "cancelled"
+        raise
+
+
 grace_app = Spikard(websocket=WebSocketConfig(handler_grace=0.2))
 
 
@@ -290,6 +305,24 @@ async def test_frames_sent_before_the_101_are_not_lost() -> None:
         with anyio.fail_after(3):
             await read_all(stream)
         await stream.aclose()
+
+
+@pytest.mark.parametrize("delay", ["0", "0.1"])
+async def test_messages_and_a_close_sent_with_the_handshake_are_all_read(delay: str) -> None:
+    """A close that came with the handshake ends the loop after the messages before it; it
+    does not cancel the handler for never having read (it reads as soon as it can)."""
+    async with app.test_server() as server:
+        details.clear()
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)
+        request = upgrade_request(f"/record?delay={delay}", port=server.port)
+        await stream.send(
+            request + text_frame("a") + text_frame("b") + text_frame("c") + close_frame(1000)
+        )
+        with anyio.fail_after(3):
+            data = await read_all(stream)
+        await stream.aclose()
+        assert data.startswith(b"HTTP/1.1 101")
+        assert details == {"received": ["a", "b", "c"], "ending": "loop ended"}
 
 
 async def test_receive_raises_connection_closed_ok_on_peer_close() -> None:

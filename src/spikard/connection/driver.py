@@ -188,7 +188,15 @@ class WebSocketConnection:
         self.messages_sent += 1
         if message.code is not None:
             self._start_close_deadline()
-        elif more_coming and self._loop is not None and self._direct_writer is not None:
+        elif (
+            more_coming
+            and self._loop is not None
+            and self._direct_writer is not None
+            and self._direct_writer.writable
+            and self.protocol.outgoing_size < self._config.read_size
+        ):
+            # Only while the peer keeps up and little is held back: otherwise the flush
+            # below waits for the drain, which is what paces a producer.
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._write_deferred)
@@ -313,14 +321,23 @@ class WebSocketConnection:
         self._reader = None  # the feed took its place
         if self._close_by is not None:
             self._close_timer = self._loop.call_at(self._close_by, self._close_deadline_passed)
-        protocol = self.protocol
-        events = protocol.take_pending()
-        if protocol.has_data_to_send:
-            self._write_soon()
-        delivered = self._deliver_now(events)
-        if self._on_pushed_all is not None:  # not over yet
-            self._feed.start(stalled=not delivered)
+        events = self.protocol.take_pending()
+        if events or self._feed.has_backlog or self.protocol.input_ended:
+            # What came with the handshake is delivered one loop turn later, as a reader
+            # task would: the handler is reading by then, not still inside accept().
+            self._feed.start(stalled=True)
+            self._loop.call_soon(self._push_first, events)
+        else:
+            self._feed.start()
         return True
+
+    def _push_first(self, events: list[Event]) -> None:
+        if self._on_pushed_all is None:
+            return  # stopped meanwhile
+        if self.protocol.has_data_to_send:
+            self._write_soon()
+        if self._deliver_now(events) and self._feed is not None:
+            self._feed.resume()
 
     def stop_pushing(self) -> None:
         """End :meth:`push_to`'s delivery now; the connection counts as dropped if still open."""
@@ -468,6 +485,8 @@ class WebSocketConnection:
             except ConnectionClosed:
                 pass
             last = len(events) - 1
+            while last >= 0 and isinstance(events[last], PongReceived):
+                last -= 1  # a trailing pong is no message: no reply will follow it
             for index, event in enumerate(events):
                 if isinstance(event, PongReceived):
                     self._on_pong(event.payload)
@@ -517,6 +536,10 @@ class WebSocketConnection:
                 raise self.protocol.closed_error() from None
 
     def _mark_closed(self) -> None:
+        if self._close_timer is not None:
+            # The close handshake is over: messages still queued are the handler's to take.
+            self._close_timer.cancel()
+            self._close_timer = None
         if not self._input_ended:
             self._input_ended = True
             if self._closed is not None:

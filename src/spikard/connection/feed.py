@@ -127,6 +127,11 @@ class TransportFeed:
         self._stopped = True
         self._consumer.end_of_input()
 
+    @property
+    def has_backlog(self) -> bool:
+        """True when bytes (or the end of the input) wait to be fed."""
+        return bool(self._backlog) or self._eof_pending
+
     def resume(self) -> None:
         """The consumer can take more again: feed the backlog, then read on."""
         if self._stalled:

@@ -115,6 +115,11 @@ class DirectWriter:
         self._transport = transport
         self._protocol = protocol
 
+    @property
+    def writable(self) -> bool:
+        """True while the transport takes more without buffering (the peer keeps up)."""
+        return bool(self._protocol.write_event.is_set())
+
     def write(self, data: bytes) -> bool:
         """Write ``data`` now; return True when the caller must await :meth:`drain`.
 

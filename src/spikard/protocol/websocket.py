@@ -58,7 +58,13 @@ from wsproto.events import (
 from wsproto.extensions import Extension
 
 from ..errors import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from ..messages import CloseCode, MessageType, WebSocketMessage, validate_close_code
+from ..messages import (
+    CloseCode,
+    MessageType,
+    WebSocketMessage,
+    new_message,
+    validate_close_code,
+)
 from .masking import unmask
 
 __all__ = ["PongReceived", "ProtocolState", "WebSocketProtocol"]
@@ -133,9 +139,11 @@ class WebSocketProtocol:
         "_size",
         "_to_wsproto",
         "_wsproto",
+        "_wsproto_pending",
         "close_code",
         "close_reason",
         "failure",
+        "input_ended",
         "peer_close",
         "state",
     )
@@ -155,6 +163,7 @@ class WebSocketProtocol:
         """No extension negotiated: whole data frames skip wsproto (see the module docs)."""
         self._inbound = bytearray()
         self._inbound_start = 0
+        self._wsproto_pending = False
         """Where the unparsed bytes of :attr:`_inbound` begin (parsed ones are dropped lazily)."""
         """Received bytes not yet parsed: an incomplete header or fast-path frame."""
         self._to_wsproto = 0
@@ -168,6 +177,8 @@ class WebSocketProtocol:
         self._parts: list[str | bytes] = []
         self._size = 0
         self.state = ProtocolState.OPEN
+        self.input_ended = False
+        """True once nothing more will be read: ``FAILING`` or ``CLOSED``."""
         self.close_code: int | None = None
         """How the connection ended; None while it is open or closing."""
         self.close_reason = ""
@@ -202,11 +213,11 @@ class WebSocketProtocol:
         a burst of tiny frames costs no more memory than its bytes while nobody can take
         the messages.
         """
-        if self.state is ProtocolState.CLOSED or self.state is ProtocolState.FAILING:
+        if self.input_ended:
             return []
         events: list[Event] = []
         if not self._fast:
-            self._feed_wsproto(data, events)
+            self._feed_wsproto(data, events, limit)
             return events
         buffer: bytes | bytearray = data
         position = 0
@@ -285,9 +296,14 @@ class WebSocketProtocol:
         return events
 
     @property
+    def outgoing_size(self) -> int:
+        """How many bytes wait in the outgoing buffer (:meth:`data_to_send` takes them)."""
+        return len(self._outgoing)
+
+    @property
     def has_unparsed_input(self) -> bool:
         """True when received bytes wait to be parsed (a frame's rest, or beyond a limit)."""
-        return len(self._inbound) > self._inbound_start
+        return len(self._inbound) > self._inbound_start or self._wsproto_pending
 
     @staticmethod
     def _parse_header(
@@ -341,7 +357,7 @@ class WebSocketProtocol:
     def _whole_message(self, opcode: int, payload: bytes) -> WebSocketMessage | None:
         """Build the message of a whole-message frame; None after failing the connection."""
         if opcode == _BINARY:
-            return WebSocketMessage(MessageType.BINARY, payload)
+            return new_message(MessageType.BINARY, payload)
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
@@ -350,7 +366,7 @@ class WebSocketProtocol:
         if len(text) > self._max_message_size or len(text) > self._max_frame_size:
             self._too_big(len(text))
             return None
-        return WebSocketMessage(MessageType.TEXT, text)
+        return new_message(MessageType.TEXT, text)
 
     def _receive_close(self, payload: bytes) -> None:
         """Handle a well-framed close frame from the peer (fast path)."""
@@ -380,9 +396,14 @@ class WebSocketProtocol:
             code, reason = self._initiated_close or (code, reason)
             self._finish(code, reason)
 
-    def _feed_wsproto(self, data: bytes, events: list[Event]) -> None:
-        """Let wsproto parse ``data``; append the events it completes."""
+    def _feed_wsproto(self, data: bytes, events: list[Event], limit: int = 0) -> None:
+        """Let wsproto parse ``data``; append the events it completes (up to ``limit``).
+
+        wsproto parses its buffer lazily, frame by frame, as its events are taken: stopping at
+        the limit leaves the rest unparsed, and a later call (even with no data) goes on.
+        """
         self._conn.receive_data(data)
+        self._wsproto_pending = False
         for event in self._conn.events():
             if isinstance(event, Message):
                 message = self._assemble(event)
@@ -397,6 +418,9 @@ class WebSocketProtocol:
                 events.append(PongReceived(bytes(event.payload)))
             elif isinstance(event, CloseConnection):
                 self._on_close_event(event)
+                break
+            if limit and len(events) >= limit:
+                self._wsproto_pending = True
                 break
 
     def receive_eof(self) -> None:
@@ -432,9 +456,9 @@ class WebSocketProtocol:
             self._parts = []
         self._size = 0
         if isinstance(event, TextMessage):
-            return WebSocketMessage(MessageType.TEXT, data)
+            return new_message(MessageType.TEXT, data)
         assert isinstance(event, BytesMessage)
-        return WebSocketMessage(MessageType.BINARY, bytes(data))
+        return new_message(MessageType.BINARY, bytes(data))
 
     def _on_close_event(self, event: CloseConnection) -> None:
         ws_state = self._conn.state
@@ -458,6 +482,7 @@ class WebSocketProtocol:
         self._size = 0
         if self.state is ProtocolState.OPEN:
             self.state = ProtocolState.FAILING
+            self.input_ended = True
             self.close_code = code
             self.close_reason = reason
         else:  # we were closing already: no second close frame
@@ -465,6 +490,7 @@ class WebSocketProtocol:
 
     def _finish(self, code: int, reason: str) -> None:
         self.state = ProtocolState.CLOSED
+        self.input_ended = True
         self.close_code = code
         self.close_reason = reason
         self._parts = []
@@ -570,11 +596,6 @@ class WebSocketProtocol:
         return data
 
     # ---- state -----------------------------------------------------------------------------
-
-    @property
-    def input_ended(self) -> bool:
-        """True once nothing more will be read: ``FAILING`` or ``CLOSED``."""
-        return self.state is ProtocolState.CLOSED or self.state is ProtocolState.FAILING
 
     @property
     def local_close_started(self) -> bool:

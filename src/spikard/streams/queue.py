@@ -108,6 +108,10 @@ class MessageQueue(Generic[_T]):
             if self._not_empty is None:
                 self._not_empty = self._waiter()
             await self._not_empty.wait()
+        return self.take()
+
+    def take(self) -> _T:
+        """Remove and return the oldest item now; only when :attr:`has_items` is True."""
         item = self._items.pop(0)
         if self._not_full is not None:
             self._not_full.set()

@@ -165,6 +165,10 @@ class WebSocket:
         return self
 
     async def __anext__(self) -> WebSocketMessage:
+        inbound = self._inbound
+        if inbound.has_items and self._connection is not None:
+            self._read_ever = True
+            return inbound.take()  # no wait: the common case under load
         if self._connection is None:
             await self._ensure_open()
         self._read_ever = True
