@@ -83,7 +83,7 @@ class LightTaskGroup:
     async def _run(
         self, func: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
     ) -> None:
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._loop)  # with the loop given: no loop lookup
         assert task is not None
         with anyio.CancelScope() as scope:
             self._tasks[task] = scope
