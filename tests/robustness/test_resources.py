@@ -58,60 +58,49 @@ async def echo_latencies(server: Served, count: int = 20) -> list[float]:
 
 
 TINY_FRAMES = masked_frame(0x2, b"") * 10923  # 64 KiB of empty messages
+PINGS = masked_frame(0x9, b"\x70" * 125) * 512  # 66 KiB; every ping needs a pong written back
 
 
-@pytest.mark.parametrize("burst", [FRAME, TINY_FRAMES], ids=["64-KiB-frames", "tiny-frames"])
-async def test_a_flood_at_a_handler_that_never_reads_is_held_back_by_tcp(burst: bytes) -> None:
+async def flood_until_blocked(server: Served, path: str, burst: bytes) -> tuple[int, int, float]:
+    """Send ``burst`` after ``burst`` without reading until TCP pushes back (or 200 MiB).
+
+    Returns the bytes sent, the server's RSS growth meanwhile, and the slowest echo of a
+    probe connection while the flood is held.
+    """
+    await echo_latencies(server)  # warm up
+    before = await stats(server)
+    sent = 0
+    async with upgraded(server, path) as stream:
+        with anyio.fail_after(30):
+            while sent < 200 * MiB:
+                with anyio.move_on_after(1.0) as blocked:
+                    await stream.send(burst)
+                if blocked.cancelled_caught:
+                    break  # TCP pushed back: the server stopped reading
+                sent += len(burst)
+        during = await stats(server)
+        latencies = await echo_latencies(server)
+    growth = (during["rss_kib"] - before["rss_kib"]) * 1024
+    return sent, growth, max(latencies)
+
+
+@pytest.mark.parametrize(
+    ("path", "burst"),
+    [("/sink", FRAME), ("/sink", TINY_FRAMES), ("/echo", PINGS)],
+    ids=["64-KiB-frames", "tiny-frames", "pings-whose-pongs-nobody-reads"],
+)
+async def test_a_flood_from_a_client_that_never_reads_is_held_back_by_tcp(
+    path: str, burst: bytes
+) -> None:
     async with serve_subprocess(app=APP, drain=True) as server:
-        await echo_latencies(server)  # warm up
-        before = await stats(server)
-        sent = 0
-        async with upgraded(server, "/sink") as stream:
-            with anyio.fail_after(30):
-                while sent < 200 * MiB:
-                    with anyio.move_on_after(1.0) as blocked:
-                        await stream.send(burst)
-                    if blocked.cancelled_caught:
-                        break  # TCP pushed back: the server stopped reading
-                    sent += len(burst)
-            during = await stats(server)
-            latencies = await echo_latencies(server)
-        growth = (during["rss_kib"] - before["rss_kib"]) * 1024
-        print(
-            f"flood: sent {sent / MiB:.1f} MiB before TCP blocked; "
-            f"server RSS +{growth / MiB:.2f} MiB; probe max {max(latencies) * 1000:.1f} ms"
-        )
-        assert sent < 200 * MiB, "the server kept reading a handler's unread input"
-        assert growth < MEMORY_BOUND
-        assert max(latencies) < 0.25
-
-
-async def test_a_ping_flood_from_a_client_that_never_reads_is_held_back_by_tcp() -> None:
-    """Every ping needs a pong written back: a peer that reads none must stop being read."""
-    ping = masked_frame(0x9, b"\x70" * 125)
-    burst = ping * 512  # 66 KiB
-    async with serve_subprocess(app=APP, drain=True) as server:
-        await echo_latencies(server)
-        before = await stats(server)
-        sent = 0
-        async with upgraded(server, "/echo") as stream:
-            with anyio.fail_after(30):
-                while sent < 200 * MiB:
-                    with anyio.move_on_after(1.0) as blocked:
-                        await stream.send(burst)
-                    if blocked.cancelled_caught:
-                        break  # TCP pushed back: the server stopped reading
-                    sent += len(burst)
-            during = await stats(server)
-            latencies = await echo_latencies(server)
-        growth = (during["rss_kib"] - before["rss_kib"]) * 1024
-        print(
-            f"ping flood: sent {sent / MiB:.1f} MiB of pings before TCP blocked; "
-            f"server RSS +{growth / MiB:.2f} MiB; probe max {max(latencies) * 1000:.1f} ms"
-        )
-        assert sent < 200 * MiB, "the server kept reading pings whose pongs nobody read"
-        assert growth < MEMORY_BOUND
-        assert max(latencies) < 0.25
+        sent, growth, slowest = await flood_until_blocked(server, path, burst)
+    print(
+        f"flood: sent {sent / MiB:.1f} MiB before TCP blocked; "
+        f"server RSS +{growth / MiB:.2f} MiB; probe max {slowest * 1000:.1f} ms"
+    )
+    assert sent < 200 * MiB, "the server kept reading input it could not act on"
+    assert growth < MEMORY_BOUND
+    assert slowest < 0.25
 
 
 @pytest.mark.parametrize("says_hello", [False, True], ids=["silent", "one-unread-message"])

@@ -2,18 +2,29 @@
 
 Theory of operation
 -------------------
-One :class:`WebSocketConnection` owns one accepted socket. :meth:`~WebSocketConnection.run`
-is its life: a reader loop that feeds the protocol and hands every complete message to a
-``deliver`` coroutine, in a cancel scope whose deadline is the close timeout once a close
-frame went out. Keepalive pings, pong deadlines and the idle timeout run on the server's
+One :class:`WebSocketConnection` owns one accepted socket. It is read in one of two ways:
+
+- **Pushed** (:meth:`~WebSocketConnection.push_to`; stream handlers on asyncio): the
+  transport's own callbacks (:class:`~.feed.TransportFeed`) hand every read to
+  :meth:`~WebSocketConnection.feed`, which parses a queue's worth of messages and puts them
+  straight into the handler's bounded queue. No task, and one event-loop wakeup per message
+  (the handler's). The close deadline is a loop timer.
+- **Pulled** (:meth:`~WebSocketConnection.run`; the callback shim, trio, TLS): a reader loop
+  feeds the protocol and hands every complete message to a ``deliver`` coroutine, in a
+  cancel scope whose deadline is the close timeout once a close frame went out.
+
+Keepalive pings, pong deadlines and the idle timeout run on the server's
 :class:`~.heartbeat.Heartbeat` (one task for all connections), through :meth:`on_timer`.
 
-- **Backpressure.** The reader awaits ``deliver`` before it reads again. The stream layer's
-  ``deliver`` puts the message in a bounded queue, the callback shim's runs ``on_message``;
-  either way a slow consumer stops the reads, and TCP flow control slows the peer.
-- **Writes** from any task go through :meth:`_flush`, under one lock. The protocol buffers the
-  bytes of every event, so whoever holds the lock writes everything queued, in order, and
-  the reader sends pong and close replies once per read.
+- **Backpressure.** Pulled, the reader awaits ``deliver`` before it reads again; pushed, a
+  full queue stalls the feed, which pauses the transport once a few reads are held, until
+  the handler takes a message. Either way a slow consumer stops the reads, and TCP flow
+  control slows the peer. Replies that pile up unread (pongs) stop the reads too.
+- **Writes** go to the transport as they are made (one lock where there is no direct
+  writer: trio, TLS). The protocol buffers the bytes of every event, so a flush writes
+  everything queued, in order, and pong and close replies go out once per read. A send
+  made while more received messages wait (``more_coming``) may ride along with the next
+  one, or go out on the loop's next turn, as long as the transport keeps up.
 - **Closing.** :attr:`closed` is set the moment the input ends (close handshake done, peer
   broke the protocol, or TCP lost), even while messages of the same read are still being
   delivered, so the layers above can react at once. After a peer's protocol error the error

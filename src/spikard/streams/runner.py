@@ -5,14 +5,14 @@ Theory of operation
 A session is one task group per connection (a :class:`~spikard.connection.tasks.LightTaskGroup`:
 plain tasks on asyncio). Before the handshake is answered only the handler runs (in the
 session's own task): it may look at the request and reject. The first read, send or yield
-accepts; accepting starts the connection driver's reader as a task of the group, which reads
-frames and delivers each message into the socket's bounded queue
-(:class:`~spikard.streams.queue.MessageQueue`).
+accepts; from then on the connection driver delivers each message into the socket's bounded
+queue (:class:`~spikard.streams.queue.MessageQueue`): from the transport's callbacks on
+asyncio (no task), from a reader task of the group elsewhere (trio, TLS).
 
 - **Outbound**: the handler's async iterable is pulled one item at a time, and the next item
   is asked for only after the previous one was written to the socket, so a slow client slows
   the producer instead of growing a buffer.
-- **Inbound**: the driver awaits the bounded queue; when the handler lags, reads stop.
+- **Inbound**: when the handler lags and the queue is full, reads stop.
 - **Peer gone**: when the connection ends, the socket's iterator ends (after the messages
   already queued). A handler that never read from the socket is cancelled at once; one that
   reads gets ``handler_grace`` seconds to finish what follows its loop, then is cancelled.
