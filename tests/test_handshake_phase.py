@@ -37,6 +37,38 @@ async def test_client_leaving_before_accept_cancels_the_handler() -> None:
                 await anyio.sleep(0.01)
 
 
+async def test_client_that_left_while_an_earlier_request_was_served_cancels_the_handler() -> None:
+    """The client's EOF may be read while a keep-alive request before the handshake is still
+    being answered: the handshake's departure watch must still see that it left."""
+    app = Spikard()
+    started = anyio.Event()
+    finished = anyio.Event()
+
+    @app.get("/busy")
+    async def busy() -> str:
+        await anyio.sleep(0.2)
+        return "ok"
+
+    @app.websocket("/slow")
+    async def slow(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
+        started.set()
+        try:
+            await anyio.sleep_forever()
+            yield WebSocketMessage.text("unreachable")
+        finally:
+            finished.set()
+
+    async with app.test_server() as server:
+        with anyio.fail_after(5):
+            stream = await anyio.connect_tcp("127.0.0.1", server.port)
+            busy_request = b"GET /busy HTTP/1.1\r\nHost: x\r\n\r\n"
+            await stream.send(busy_request + upgrade_request("/slow", port=server.port))
+            await stream.send_eof()
+            await started.wait()
+            await finished.wait()
+            await stream.aclose()
+
+
 async def test_frames_sent_before_the_101_are_not_lost() -> None:
     app = Spikard()
     may_accept = anyio.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import anyio
 import pytest
@@ -20,7 +21,8 @@ async def test_an_expired_deadline_stops_the_block_and_nothing_after_it() -> Non
     await asyncio.sleep(0.01)  # the task is not left cancelled
     current = asyncio.current_task()
     assert current is not None
-    assert current.cancelling() == 0
+    if sys.version_info >= (3, 11):  # anyio's scope on 3.10, which has no cancel counting
+        assert current.cancelling() == 0
 
 
 async def test_a_block_that_ends_in_time_is_not_stopped() -> None:

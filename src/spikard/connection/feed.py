@@ -77,10 +77,7 @@ class TransportFeed:
         self._chunk_size = chunk_size
         self._high_water = high_water
         self._low_water = high_water // 4
-        self._backlog = bytearray()
-        for chunk in protocol.read_queue:  # what arrived before the feed took over
-            self._backlog += chunk
-        protocol.read_queue.clear()
+        self._backlog = bytearray(reader.take_queued())  # what came before the feed took over
         self._stalled = False
         self._stopped = False
         self._write_blocked = False

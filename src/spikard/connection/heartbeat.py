@@ -84,10 +84,14 @@ class Heartbeat:
             self._wakeup = anyio.Event()
             with anyio.move_on_after(self._tick):  # ticks on when empty: joining costs nothing
                 await self._wakeup.wait()
-            now = anyio.current_time()
-            for member in list(self._members):
-                try:
-                    member.on_timer(now)
-                except Exception:
-                    logger.exception("timer of %r failed", member)
-                    self._members.discard(member)
+            self._tick_members(anyio.current_time())
+
+    def _tick_members(self, now: float) -> None:
+        # A function of its own: its loop variable does not keep the last member alive
+        # until the next tick.
+        for member in list(self._members):
+            try:
+                member.on_timer(now)
+            except Exception:
+                logger.exception("timer of %r failed", member)
+                self._members.discard(member)

@@ -213,6 +213,8 @@ class WebSocketUpgrade:
             reader=owner.reader,
             writer=owner.writer,
         )
+        if owner.reader is not None:
+            owner.reader.set_high_water(4 * config.read_size)
         self._departure = None
         if self.peer_gone:
             protocol.receive_eof()
@@ -317,9 +319,10 @@ class HTTPConnection:
         self.stream = stream
         self.writer = direct_writer(stream)
         """Writes straight to the asyncio transport; None for other streams."""
-        self.reader = direct_reader(stream, 4 * websocket_config.read_size)
+        self.reader = direct_reader(stream, _READ_SIZE)
         """Reads straight from the asyncio transport (for HTTP, then the WebSocket); None for
-        other streams, which are read through anyio and do not read ahead."""
+        other streams, which are read through anyio and do not read ahead. HTTP reads ahead
+        one read's worth; an accepted WebSocket four of its reads."""
         if self.reader is None:
             pause_unrequested_reads(stream)
         self.event_loop = event_loop_of(stream)
@@ -444,8 +447,10 @@ class HTTPConnection:
                 config.request_timeout if first else config.keep_alive_timeout, loop
             ) as scope:
                 self._idle_scope = scope
-                await self._fill()
-                self._idle_scope = None
+                try:
+                    await self._fill()
+                finally:
+                    self._idle_scope = None
                 if self._shutting_down:
                     return None
                 reading = True

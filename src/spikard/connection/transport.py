@@ -205,6 +205,21 @@ class DirectReader:
         protocol.connection_lost = self._lost_hook
         transport.set_protocol(protocol)  # uvloop caches the protocol's callbacks
 
+    def set_high_water(self, high_water: int) -> None:
+        """Read ahead up to ``high_water`` bytes from now on (pausing the transport above)."""
+        self._high_water = high_water
+        self._low_water = high_water // 4
+        if self._buffered > high_water and self._transport.is_reading():
+            self._transport.pause_reading()
+
+    def take_queued(self) -> bytes:
+        """Remove and return every byte queued so far (for whoever reads on without it)."""
+        queue = self._protocol.read_queue
+        data = b"".join(queue)
+        queue.clear()
+        self._buffered = 0
+        return data
+
     def redirect(
         self, on_data: Callable[[bytes], None] | None, on_end: Callable[[], None] | None
     ) -> None:
@@ -344,11 +359,15 @@ def watch_departure(reader: DirectReader, callback: Callable[[], None]) -> Depar
     """Notice a peer that leaves, through the connection's ``reader``: no task.
 
     Reading goes on so that EOF can be seen; what arrives meanwhile stays queued for the
-    reader, which pauses the transport above its high-water mark.
+    reader, which pauses the transport above its high-water mark. A peer that left already
+    (the reader saw its EOF while the request was being handled) is reported at once.
     """
     transport = reader.transport
+    protocol = reader.protocol
     watch = DepartureWatch(reader, callback)
-    if not transport.is_closing() and not transport.is_reading():
+    if protocol.is_at_eof or protocol.exception is not None or transport.is_closing():
+        watch._end_of_input()
+    elif not transport.is_reading():
         transport.resume_reading()
     return watch
 

@@ -162,10 +162,11 @@ class WebSocketProtocol:
         self._fast = not extensions
         """No extension negotiated: whole data frames skip wsproto (see the module docs)."""
         self._inbound = bytearray()
-        self._inbound_start = 0
-        self._wsproto_pending = False
-        """Where the unparsed bytes of :attr:`_inbound` begin (parsed ones are dropped lazily)."""
         """Received bytes not yet parsed: an incomplete header or fast-path frame."""
+        self._inbound_start = 0
+        """Where the unparsed bytes of :attr:`_inbound` begin (parsed ones are dropped lazily)."""
+        self._wsproto_pending = False
+        """wsproto holds frames it has not parsed yet: a limit stopped it."""
         self._to_wsproto = 0
         """Bytes of the current frame still to be streamed to wsproto."""
         self._fragmented = False
