@@ -11,35 +11,9 @@ from spikard import Spikard, WebSocket, WebSocketMessage
 from .helpers import read_until, upgrade_request, ws_connect
 
 
-async def test_client_leaving_before_accept_cancels_the_handler() -> None:
-    app = Spikard()
-    started = anyio.Event()
-    finished = anyio.Event()
-
-    @app.websocket("/slow")
-    async def slow(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
-        started.set()
-        try:
-            await anyio.sleep_forever()  # never touches the socket: the handshake stays open
-            yield WebSocketMessage.text("unreachable")
-        finally:
-            finished.set()
-
-    async with app.test_server() as server:
-        with anyio.fail_after(5):
-            stream = await anyio.connect_tcp("127.0.0.1", server.port)
-            await stream.send(upgrade_request("/slow", port=server.port))
-            await started.wait()
-            await stream.aclose()
-            await finished.wait()
-            assert server.server is not None
-            while server.server.connection_count:
-                await anyio.sleep(0.01)
-
-
-async def test_client_that_left_while_an_earlier_request_was_served_cancels_the_handler() -> None:
-    """The client's EOF may be read while a keep-alive request before the handshake is still
-    being answered: the handshake's departure watch must still see that it left."""
+def app_that_never_accepts() -> tuple[Spikard, anyio.Event, anyio.Event]:
+    """An app whose ``/slow`` handler never touches the socket (the handshake stays open),
+    with events set when it starts and when it ends; ``/busy`` answers HTTP after 0.2 s."""
     app = Spikard()
     started = anyio.Event()
     finished = anyio.Event()
@@ -58,6 +32,27 @@ async def test_client_that_left_while_an_earlier_request_was_served_cancels_the_
         finally:
             finished.set()
 
+    return app, started, finished
+
+
+async def test_client_leaving_before_accept_cancels_the_handler() -> None:
+    app, started, finished = app_that_never_accepts()
+    async with app.test_server() as server:
+        with anyio.fail_after(5):
+            stream = await anyio.connect_tcp("127.0.0.1", server.port)
+            await stream.send(upgrade_request("/slow", port=server.port))
+            await started.wait()
+            await stream.aclose()
+            await finished.wait()
+            assert server.server is not None
+            while server.server.connection_count:
+                await anyio.sleep(0.01)
+
+
+async def test_client_that_left_while_an_earlier_request_was_served_cancels_the_handler() -> None:
+    """The client's EOF may be read while a keep-alive request before the handshake is still
+    being answered: the handshake's departure watch must still see that it left."""
+    app, started, finished = app_that_never_accepts()
     async with app.test_server() as server:
         with anyio.fail_after(5):
             stream = await anyio.connect_tcp("127.0.0.1", server.port)
