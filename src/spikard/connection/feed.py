@@ -175,7 +175,7 @@ class TransportFeed:
             transport.resume_reading()
 
     def stop(self) -> None:
-        """Stop feeding: later bytes are ignored, and the hooks come off the protocol."""
+        """Stop feeding: later bytes queue in the reader again; the feed's hooks come off."""
         self._stopped = True
         self._backlog.clear()
         self._reader.redirect(None, None)
