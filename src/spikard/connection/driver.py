@@ -486,8 +486,14 @@ class WebSocketConnection:
         protocol = self.protocol
         events = protocol.take_pending()
         read_size = self._config.read_size
+        limit = self._config.max_queue
         reader = self._reader or direct_reader(self._stream, 4 * read_size)
-        receive = reader.receive if reader is not None else self._stream.receive
+        if reader is not None:
+            # The transport's own reads, whole: a large message arrives without re-slicing.
+            receive, max_read = reader.receive, 4 * read_size
+        else:
+            receive, max_read = self._stream.receive, read_size
+        full_batch = False
         while True:
             if protocol.input_ended:
                 self._mark_closed()
@@ -503,20 +509,25 @@ class WebSocketConnection:
                     self._on_pong(event.payload)
                 else:
                     self._delivering = True
-                    self._more_input = index < last
+                    self._more_input = full_batch or index < last
                     self.messages_received += 1
                     await deliver(event)
                     self._delivering = False
             self._more_input = False
             if protocol.input_ended:
                 return
-            try:
-                data = await receive(read_size)
-            except _TRANSPORT_ERRORS:
-                protocol.receive_eof()
-                events = []
-                continue
-            events = protocol.receive_data(data)
+            if full_batch:
+                # Parsed a batch's worth at a time: the rest of the read is still bytes.
+                events = protocol.receive_data(b"", limit)
+            else:
+                try:
+                    data = await receive(max_read)
+                except _TRANSPORT_ERRORS:
+                    protocol.receive_eof()
+                    events = []
+                    continue
+                events = protocol.receive_data(data, limit)
+            full_batch = len(events) >= limit
 
     async def _flush(self) -> None:
         if not self.protocol.has_data_to_send:
