@@ -216,7 +216,7 @@ class WebSocketConnection:
 
     @property
     def more_input(self) -> bool:
-        """True while the message being delivered has others from the same read behind it."""
+        """True while the message being delivered may have others received behind it."""
         return self._more_input
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
