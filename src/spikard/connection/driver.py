@@ -343,12 +343,10 @@ class WebSocketConnection:
         return True
 
     def _push_first(self, events: list[Event]) -> None:
-        if self._on_pushed_all is None:
-            return  # stopped meanwhile
-        if self.protocol.has_data_to_send:
-            self._write_soon()
-        if self._deliver_now(events) and self._feed is not None:
-            self._feed.resume()
+        if self._on_pushed_all is not None and self.protocol.has_data_to_send:
+            self._write_soon()  # replies to pings that came with the handshake
+        self._pending = events
+        self._sink_has_room()  # delivers them, then lets the feed go on
 
     def stop_pushing(self) -> None:
         """End :meth:`push_to`'s delivery now; the connection counts as dropped if still open."""
@@ -587,29 +585,25 @@ class WebSocketConnection:
             if self._heartbeat is not None:
                 self._heartbeat.start_soon(self._flush_quietly)
             return
-        data = self.protocol.data_to_send()
-        if self._aborted:
-            return  # the connection is being dropped: nothing more goes out
-        try:
-            # Small (control frames): written without waiting, but while the peer is not
-            # reading them, a pushed connection stops reading what would need more replies.
-            if writer.write(data) and self._feed is not None:
-                self._feed.pause_until_writable()
-        except _TRANSPORT_ERRORS:
-            self.protocol.receive_eof()
-            self._mark_closed()
+        # Small (control frames): written without waiting, but while the peer is not reading
+        # them, a pushed connection stops reading what would need more replies.
+        self._write_queued(writer, pause_reads_when_full=True)
 
     def _write_deferred(self) -> None:
         """Write what :meth:`send` left for the loop's next turn (unless written since)."""
         self._flush_scheduled = False
         writer = self._direct_writer
-        if not self.protocol.has_data_to_send or writer is None:
-            return
+        if writer is not None and self.protocol.has_data_to_send:
+            # A full buffer makes the next send wait for the drain.
+            self._write_queued(writer, pause_reads_when_full=False)
+
+    def _write_queued(self, writer: DirectWriter, pause_reads_when_full: bool) -> None:
         data = self.protocol.data_to_send()
         if self._aborted:
-            return
+            return  # the connection is being dropped: nothing more goes out
         try:
-            writer.write(data)  # a full buffer makes the next send wait for the drain
+            if writer.write(data) and pause_reads_when_full and self._feed is not None:
+                self._feed.pause_until_writable()
         except _TRANSPORT_ERRORS:
             self.protocol.receive_eof()
             self._mark_closed()

@@ -478,8 +478,7 @@ class HTTPConnection:
 
     async def _receive_into_h11(self) -> None:
         try:
-            reader = self.reader
-            data = await (reader or self.stream).receive(_READ_SIZE)
+            data = await (self.reader or self.stream).receive(_READ_SIZE)
         except anyio.EndOfStream:
             data = b""
         except _TRANSPORT_ERRORS:
