@@ -5,23 +5,46 @@
     python -m benchmarks.run                      # full run (about 12 minutes)
     python -m benchmarks.run --quick              # about a second per workload, spikard only
     python -m benchmarks.run --servers spikard-stream,websockets --workloads a,c --rounds 5
+    python -m benchmarks.run --before <rev> --rounds 5   # this tree against commit <rev>
 
 For each workload, each round starts every server once (a fresh process per measurement, in
 an order rotated every round), runs the load generator against it in a separate process,
 and stops it. Medians over rounds are reported, and ratios against ``spikard-stream`` are the
 median of the per-round ratios, so drifting machine noise cancels. Results go to
 ``benchmarks/results/latest.json`` and a Markdown report to ``latest.md``.
+
+``--before REV`` (a commit, tag or any git revision) checks REV out once into a detached git
+worktree under a temporary directory (removed at the end, also on Ctrl-C, SIGTERM or an
+error) and adds a ``NAME@before`` twin of each selected spikard server (``spikard-stream``,
+``spikard-callback``, ``spikard-trio``; without ``--servers``, the default set includes
+both of the first two): the same peer module from this tree, started with
+``PYTHONPATH=<worktree>/src:<repo root>`` so that ``import spikard`` gets REV's code. The
+spikard servers of this tree then run with ``PYTHONPATH=<repo root>/src:<repo root>``, so
+"after" is this tree's ``src`` whatever is installed. Each such process checks where spikard
+came from (``$BENCH_SPIKARD_SRC``) and exits before listening if it is the wrong one, and
+every peer module is imported that way once before measuring, failing the run up front. A
+twin runs right next to its counterpart in every round (which one goes first alternates), so
+the two share the machine's noise. The report adds a before/after table, the cost of each
+spikard server over its twin (median of per-round ratios; above 1.10 is flagged), and the
+value of every target for the ``@before`` servers; the JSON records REV and its full commit
+hash under ``config.before``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import math
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +54,7 @@ from .servers import (
     SERVERS,
     LoadgenError,
     ServerSpec,
+    check_spikard_import,
     machine_info,
     placement_cpus,
     run_loadgen,
@@ -58,6 +82,13 @@ TARGETS: list[tuple[str, str, float]] = [
 RSS_TARGET_KIB = 15.0
 SHIM_TOLERANCE = 1.10
 
+BEFORE = "@before"
+"""Suffix of the servers running the ``--before`` revision's spikard."""
+SPIKARD_SERVERS = ("spikard-stream", "spikard-callback", "spikard-trio")
+"""The servers ``--before`` adds a twin of (when selected)."""
+SLOWDOWN_LIMIT = 1.10
+"""Most a spikard server may cost relative to its ``@before`` twin before it is flagged."""
+
 PLACEMENT_NAMES = ("auto", "split", "same", "none")
 # auto: ping-pong workloads (one side runs at a time) share a core, so no message pays a
 # cross-core wakeup; workloads that keep the server busy give it a core of its own.
@@ -76,6 +107,96 @@ def cpus(placement: str, workload: str) -> tuple[int | None, int | None]:
     return placement_cpus(
         AUTO_PLACEMENT.get(workload, "split") if placement == "auto" else placement
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Before:
+    """The ``--before`` revision, checked out in a worktree for the run."""
+
+    rev: str
+    commit: str
+    subject: str
+    src: Path
+
+    def record(self) -> dict[str, str]:
+        return {"rev": self.rev, "commit": self.commit, "subject": self.subject}
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@contextlib.contextmanager
+def before_worktree(rev: str) -> Iterator[Before]:
+    """Check ``rev`` out into a detached worktree under a temporary directory; remove it after.
+
+    Raises :class:`SystemExit` when ``rev`` is no commit or has no ``src/spikard``.
+    """
+    resolved = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    commit = resolved.stdout.strip()
+    if resolved.returncode != 0 or not commit:
+        raise SystemExit(f"--before: {rev!r} is not a commit of {ROOT}")
+    subject = _git("log", "-1", "--format=%s", commit).stdout.strip()
+    tmp = Path(tempfile.mkdtemp(prefix="spikard-before-"))
+    tree = tmp / "spikard"
+    try:
+        added = _git("worktree", "add", "--detach", str(tree), commit)
+        if added.returncode != 0:
+            raise SystemExit(f"--before: git worktree add failed: {added.stderr.strip()}")
+        log(f"--before {rev}: {commit[:12]} {subject!r} checked out in {tree}")
+        if not (tree / "src" / "spikard" / "__init__.py").is_file():
+            raise SystemExit(f"--before: {rev} ({commit[:12]}) has no src/spikard/__init__.py")
+        yield Before(rev, commit, subject, tree / "src")
+    finally:
+        if tree.exists():
+            removed = _git("worktree", "remove", "--force", str(tree))
+            if removed.returncode != 0:
+                log(f"--before: git worktree remove failed: {removed.stderr.strip()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _git("worktree", "prune")
+        if tree.exists():
+            log(f"--before: could not remove {tree}")
+        else:
+            log(f"--before: removed the worktree {tree}")
+
+
+def server_groups(names: Sequence[str], before: Before | None) -> list[list[ServerSpec]]:
+    """The servers to run, each with its ``@before`` twin (if any) in the same group.
+
+    With ``before``, this tree's spikard servers import spikard from ``ROOT/src`` explicitly,
+    so both sides of the comparison are pinned to a known source.
+    """
+    groups = []
+    for name in names:
+        spec = SERVERS[name]
+        if before is None or name not in SPIKARD_SERVERS:
+            groups.append([spec])
+            continue
+        after = dataclasses.replace(spec, spikard_src=str(ROOT / "src"))
+        twin = dataclasses.replace(
+            spec,
+            name=name + BEFORE,
+            stack=f"{spec.stack}; spikard at {before.rev} = {before.commit[:12]}",
+            spikard_src=str(before.src),
+            version=f"at {before.commit[:12]}",
+        )
+        groups.append([after, twin])
+    return groups
+
+
+def check_imports(groups: Sequence[Sequence[ServerSpec]]) -> None:
+    """Import every peer module that runs a chosen spikard; SystemExit when one fails."""
+    for group in groups:
+        for spec in group:
+            if spec.spikard_src is None:
+                continue
+            try:
+                where = check_spikard_import(spec)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+                raise SystemExit(f"--before: {exc}") from exc
+            log(f"{spec.name}: {spec.module} imports spikard from {Path(where).parent}")
 
 
 def measure(
@@ -105,8 +226,9 @@ def _brief(result: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def run_suite(args: argparse.Namespace) -> dict[str, Any]:
-    servers = [SERVERS[name] for name in args.servers]
+def run_suite(args: argparse.Namespace, before: Before | None = None) -> dict[str, Any]:
+    groups = server_groups(args.servers, before)
+    servers = [spec for group in groups for spec in group]
     loadgen_args: list[str] = ["--quick"] if args.quick else []
     if args.duration is not None and not args.quick:
         loadgen_args += ["--duration", str(args.duration)]
@@ -128,8 +250,15 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         for workload in args.workloads:
             rounds = args.rss_rounds if workload == "e" else args.rounds
             for round_index in range(rounds):
-                shift = round_index % len(servers)
-                for spec in servers[shift:] + servers[:shift]:
+                # Rotate the groups; a server and its @before twin stay next to each other,
+                # the one going first alternating from round to round.
+                shift = round_index % len(groups)
+                order = [
+                    spec
+                    for group in groups[shift:] + groups[:shift]
+                    for spec in (group if round_index % 2 == 0 else group[::-1])
+                ]
+                for spec in order:
                     (result,) = measure(spec, [workload], loadgen_args, args.placement)
                     result["round"] = round_index
                     runs[workload][spec.name].append(result)
@@ -138,20 +267,19 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
                         f"[{workload} {round_index + 1}/{rounds} {elapsed:4.0f}s] "
                         f"{spec.name}: {_brief(result)}"
                     )
-    return {
-        "machine": machine,
-        "config": {
-            "servers": {s.name: s.stack for s in servers},
-            "workloads": list(args.workloads),
-            "rounds": args.rounds,
-            "rss_rounds": args.rss_rounds,
-            "quick": args.quick,
-            "placement": args.placement,
-            "loadgen_args": loadgen_args,
-            "seconds": round(time.monotonic() - started, 1),
-        },
-        "runs": runs,
+    config: dict[str, Any] = {
+        "servers": {s.name: s.stack for s in servers},
+        "workloads": list(args.workloads),
+        "rounds": args.rounds,
+        "rss_rounds": args.rss_rounds,
+        "quick": args.quick,
+        "placement": args.placement,
+        "loadgen_args": loadgen_args,
+        "seconds": round(time.monotonic() - started, 1),
     }
+    if before is not None:
+        config["before"] = before.record()
+    return {"machine": machine, "config": config, "runs": runs}
 
 
 # ---- summarizing -------------------------------------------------------------------------------
@@ -185,62 +313,115 @@ def summarize(report: dict[str, Any]) -> None:
 
     ratios: dict[str, dict[str, float | None]] = {}
     for workload, by_server in runs.items():
-        base = {r["round"]: r for r in _good(by_server.get(BASELINE, []))}
-        ratios[workload] = {}
-        for server, rounds in by_server.items():
-            if server == BASELINE:
-                continue
-            per_round = []
-            for r in _good(rounds):
-                b = base.get(r["round"])
-                cost, base_cost = r.get(COST[workload]), b and b.get(COST[workload])
-                if cost and base_cost:
-                    per_round.append(base_cost / cost)
-            ratios[workload][server] = _median(per_round)
+        ratios[workload] = {
+            server: ratio(runs, workload, BASELINE, server)
+            for server in by_server
+            if server != BASELINE
+        }
     report["ratios"] = ratios
+    before_after: dict[str, dict[str, float | None]] = {}
+    for workload, by_server in runs.items():
+        before_after[workload] = {
+            server: ratio(runs, workload, server, server + BEFORE)
+            for server in by_server
+            if server + BEFORE in by_server
+        }
+    if any(before_after.values()):
+        report["before_after"] = before_after
+    else:
+        report.pop("before_after", None)
     report["targets"] = targets(report)
 
 
+def ratio(
+    runs: dict[str, dict[str, list[dict[str, Any]]]], workload: str, num: str, den: str
+) -> float | None:
+    """Median over rounds of cost(``num``) / cost(``den``), each within one round."""
+    key = COST[workload]
+    by_server = runs.get(workload, {})
+    dens = {r["round"]: r.get(key) for r in _good(by_server.get(den, []))}
+    per_round = [
+        r[key] / dens[r["round"]]
+        for r in _good(by_server.get(num, []))
+        if r.get(key) and dens.get(r["round"])
+    ]
+    return _median(per_round)
+
+
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    ratios = report["ratios"]
+    """Every target, measured for spikard-stream and, with ``--before``, for its twin.
+
+    With a twin, ``before`` is the same target's value for the ``@before`` servers and
+    ``verdict`` says whether the target holds, or else is no worse than before (within
+    :data:`SLOWDOWN_LIMIT`), or is worse.
+    """
+    runs = report["runs"]
     summary = report["summary"]
+    stream, callback = BASELINE, "spikard-callback"
+    has_before = any(stream + BEFORE in by_server for by_server in runs.values())
     checks: list[dict[str, Any]] = []
+
+    def add(
+        target: str, limit: float, now: float | None, then: float | None, low: float | None
+    ) -> None:
+        def met(value: float | None) -> bool | None:
+            return None if value is None else (low is None or low <= value) and value <= limit
+
+        check: dict[str, Any] = {"target": target, "measured": now, "limit": limit}
+        check["met"] = met(now)
+        if has_before:
+            check["before"] = then
+            check["before_met"] = met(then)
+            if now is None:
+                verdict = None
+            elif check["met"]:
+                verdict = "holds"
+            elif then is None:
+                verdict = "missed"
+            elif _excess(now, low, limit) <= _excess(then, low, limit) * SLOWDOWN_LIMIT:
+                verdict = "no worse than before"
+            else:
+                verdict = "worse than before"
+            check["verdict"] = verdict
+        checks.append(check)
+
     for workload, peer, limit in TARGETS:
-        ratio = ratios.get(workload, {}).get(peer)
-        checks.append(
-            {
-                "target": f"({workload}) spikard-stream CPU <= {limit:.3g} x {peer}",
-                "measured": ratio,
-                "limit": limit,
-                "met": None if ratio is None else ratio <= limit,
-            }
+        add(
+            f"({workload}) spikard-stream CPU <= {limit:.3g} x {peer}",
+            limit,
+            ratio(runs, workload, stream, peer),
+            ratio(runs, workload, stream + BEFORE, peer),
+            None,
         )
-    rss = summary.get("e", {}).get(BASELINE, {})
+    rss = summary.get("e", {}).get(stream, {})
+    rss_before = summary.get("e", {}).get(stream + BEFORE, {})
     counts = sorted(int(k.rsplit("_", 1)[1]) for k in rss if k.startswith("kib_per_conn_"))
     for count in counts:
-        value = rss.get(f"kib_per_conn_{count}")
-        checks.append(
-            {
-                "target": f"(e) spikard-stream RSS per idle conn at {count:,} <= "
-                f"{RSS_TARGET_KIB:g} KiB",
-                "measured": value,
-                "limit": RSS_TARGET_KIB,
-                "met": None if value is None else value <= RSS_TARGET_KIB,
-            }
+        add(
+            f"(e) spikard-stream RSS per idle conn at {count:,} <= {RSS_TARGET_KIB:g} KiB",
+            RSS_TARGET_KIB,
+            rss.get(f"kib_per_conn_{count}"),
+            rss_before.get(f"kib_per_conn_{count}"),
+            None,
         )
     for workload in ("a", "b", "c", "d"):
-        stream_over_shim = ratios.get(workload, {}).get("spikard-callback")
-        shim = None if not stream_over_shim else 1 / stream_over_shim
-        checks.append(
-            {
-                "target": f"({workload}) callback shim CPU / stream within "
-                f"{1 / SHIM_TOLERANCE:.2f}..{SHIM_TOLERANCE:g}",
-                "measured": shim,
-                "limit": SHIM_TOLERANCE,
-                "met": None if shim is None else 1 / SHIM_TOLERANCE <= shim <= SHIM_TOLERANCE,
-            }
+        stream_over_shim = ratio(runs, workload, stream, callback)
+        then_over_shim = ratio(runs, workload, stream + BEFORE, callback + BEFORE)
+        add(
+            f"({workload}) callback shim CPU / stream within "
+            f"{1 / SHIM_TOLERANCE:.2f}..{SHIM_TOLERANCE:g}",
+            SHIM_TOLERANCE,
+            None if not stream_over_shim else 1 / stream_over_shim,
+            None if not then_over_shim else 1 / then_over_shim,
+            1 / SHIM_TOLERANCE,
         )
     return checks
+
+
+def _excess(value: float, low: float | None, limit: float) -> float:
+    """How far ``value`` lies outside ``low..limit``, as a factor: 1 inside it."""
+    below = low / value if low is not None and value > 0 else 1.0
+    return max(value / limit, below, 1.0)
 
 
 # ---- Markdown ------------------------------------------------------------------------------------
@@ -262,10 +443,23 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = ""
     return lines
 
 
+def _label(server: str, config: dict[str, Any]) -> str:
+    before = config.get("before")
+    if server.endswith(BEFORE) and before:
+        return f"{server} (spikard at {before['commit'][:12]})"
+    return SERVERS[server].label() if server in SERVERS else server
+
+
+def _flag(value: float | None, limit: float) -> str:
+    text = _fmt(value, 2)
+    return f"**{text}** (> {limit:.2f})" if value is not None and value > limit else text
+
+
 def render(report: dict[str, Any]) -> str:
     summary: dict[str, dict[str, dict[str, Any]]] = report["summary"]
     machine = report["machine"]
     config = report["config"]
+    before = config.get("before")
     servers = list(config["servers"])
     workloads = [w for w in WORKLOAD_NAMES if w in summary]
 
@@ -286,7 +480,8 @@ def render(report: dict[str, Any]) -> str:
         f"Linux {machine['kernel']}, Python {machine['python']}; spikard at "
         f"{machine.get('spikard_commit') or '?'}"
         f"{' + uncommitted src changes' if machine.get('spikard_src_modified') else ''}; "
-        f"rounds {config['rounds']} (RSS {config['rss_rounds']}), "
+        + (f"@before: spikard at {before['rev']} = {before['commit'][:12]}; " if before else "")
+        + f"rounds {config['rounds']} (RSS {config['rss_rounds']}), "
         f"load generator {' '.join(config['loadgen_args']) or 'defaults'}, "
         f"placement {config['placement']}"
         f"{', quick' if config['quick'] else ''}; {config['seconds']:.0f} s.",
@@ -314,9 +509,7 @@ def render(report: dict[str, Any]) -> str:
         header.append(labels["f"])
         columns.append(("f", "server_cpu_us_per_unit", 1))
     rows = [
-        [SERVERS[s].label() if s in SERVERS else s]
-        + [_fmt(get(w, s, key), d) for w, key, d in columns]
-        for s in servers
+        [_label(s, config)] + [_fmt(get(w, s, key), d) for w, key, d in columns] for s in servers
     ]
     out += _table(header, rows)
 
@@ -355,13 +548,64 @@ def render(report: dict[str, Any]) -> str:
         rows = [[p] + [_fmt(ratios[w].get(p), 2) for w in workloads] for p in peers]
         out += _table(header, rows)
 
+    before_after: dict[str, dict[str, float | None]] = report.get("before_after") or {}
+    pairs = [s for s in servers if s + BEFORE in servers]
+    if before_after and pairs:
+        where = f"spikard at {before['rev']} = {before['commit'][:12]}" if before else "@before"
+        out += [
+            "",
+            f"Before/after: cost of each spikard server over its @before twin ({where}), "
+            "median of per-round ratios (server CPU per unit; RSS per connection for e). "
+            f"Above 1: the new code costs more; above {SLOWDOWN_LIMIT:.2f} is flagged.",
+            "",
+        ]
+        header = ["workload"] + [f"{s} / @before" for s in pairs]
+        rows = [
+            [f"({w})"] + [_flag(before_after.get(w, {}).get(s), SLOWDOWN_LIMIT) for s in pairs]
+            for w in workloads
+        ]
+        out += _table(header, rows)
+        slower = [
+            f"({w}) {s} {value:.2f}"
+            for w in workloads
+            for s in pairs
+            if (value := before_after.get(w, {}).get(s)) is not None and value > SLOWDOWN_LIMIT
+        ]
+        missing = [
+            f"({w}) {s}" for w in workloads for s in pairs if before_after.get(w, {}).get(s) is None
+        ]
+        out += [
+            "",
+            f"More than {SLOWDOWN_LIMIT - 1:.0%} slower than before: "
+            + (", ".join(slower) if slower else "none")
+            + (f"; not measured: {', '.join(missing)}" if missing else "")
+            + ".",
+        ]
+
     if report.get("targets") and BASELINE in servers:
+        status = {True: "met", False: "**missed**", None: "not measured"}
+        with_before = any("before" in check for check in report["targets"])
         out += ["", "Targets (issue 4):", ""]
+        if with_before:
+            out += [
+                "(`before`: the same target for the @before servers; `verdict`: holds, or "
+                f"else no worse than before within {SLOWDOWN_LIMIT - 1:.0%}, or worse.)",
+                "",
+            ]
         rows = []
         for check in report["targets"]:
-            met = {True: "met", False: "**missed**", None: "not measured"}[check["met"]]
-            rows.append([check["target"], _fmt(check["measured"], 2), met])
-        out += _table(["target", "measured", "status"], rows, "lrl")
+            row = [check["target"], _fmt(check["measured"], 2), status[check["met"]]]
+            if with_before:
+                verdict = check.get("verdict") or "-"
+                if verdict == "worse than before":
+                    verdict = "**worse than before**"
+                row += [_fmt(check.get("before"), 2), status[check.get("before_met")], verdict]
+            rows.append(row)
+        if with_before:
+            header = ["target", "measured", "status", "before", "before status", "verdict"]
+            out += _table(header, rows, "lrlrll")
+        else:
+            out += _table(["target", "measured", "status"], rows, "lrl")
 
     out += [
         "",
@@ -419,6 +663,10 @@ def _names(valid: Sequence[str]) -> Callable[[str], list[str]]:
     return parse
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Run spikard's WebSocket benchmark suite against its peers."
@@ -439,6 +687,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="CPU pinning: split (server on CPU 1, load generator on 0), same (both on 1), "
         "none, or auto (same for ping-pong workloads, split for the others)",
     )
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also run the spikard servers at git revision REV (from a temporary worktree) "
+        "as NAME@before, interleaved in the same rounds, and report new/before ratios",
+    )
     parser.add_argument("--output", type=Path, help="JSON file (results/latest.json)")
     parser.add_argument("--baseline", action="store_true", help="also keep a dated copy")
     parser.add_argument("--plots", action="store_true", help="then run benchmarks.plots")
@@ -453,6 +707,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.servers is None:
         args.servers = [BASELINE] if args.quick else list(SERVERS)
+        if args.before and "spikard-callback" not in args.servers:
+            args.servers.append("spikard-callback")
+    if args.before and not set(args.servers) & set(SPIKARD_SERVERS):
+        parser.error(f"--before needs one of {', '.join(SPIKARD_SERVERS)} among --servers")
     if args.quick:
         args.rounds = args.rss_rounds = 1
         if args.placement == "auto":
@@ -463,7 +721,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .loadgen import raise_nofile_limit
 
     raise_nofile_limit()  # inherited by the servers: workload e opens 10,000 connections
-    report = run_suite(args)
+    # SIGTERM unwinds like Ctrl-C, so the running server is stopped and the worktree removed.
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with contextlib.ExitStack() as stack:
+            before = stack.enter_context(before_worktree(args.before)) if args.before else None
+            if before is not None:
+                check_imports(server_groups(args.servers, before))
+            report = run_suite(args, before)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
     summarize(report)
     text = render(report)
     output = args.output or RESULTS / "latest.json"

@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .peers import SPIKARD_SRC_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root: processes run there so ``python -m benchmarks...`` resolves."""
 
@@ -29,8 +31,16 @@ class ServerSpec:
     args: tuple[str, ...]
     stack: str
     package: str
+    spikard_src: str | None = None
+    """If set, the process runs with ``PYTHONPATH=<spikard_src>:<ROOT>``, so ``import spikard``
+    finds the package in that ``src`` directory (say a worktree of an older commit) while the
+    peer modules still come from this tree; the peer exits unless it really got that one."""
+    version: str | None = None
+    """Shown by :meth:`label` instead of the installed package's version."""
 
     def label(self) -> str:
+        if self.version:
+            return f"{self.name} ({self.package} {self.version})"
         return server_label(self.name, self.package)
 
 
@@ -111,6 +121,52 @@ VERSIONED = (
     "uvloop",
     "trio",
 )
+
+
+def spikard_env(src: str | Path) -> dict[str, str]:
+    """The environment of a process that must import spikard from ``src`` (a ``src`` dir)."""
+    env = dict(os.environ)
+    path = [str(src), str(ROOT)]
+    if env.get("PYTHONPATH"):
+        path.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(path)
+    env[SPIKARD_SRC_ENV] = str(src)
+    return env
+
+
+def check_spikard_import(spec: ServerSpec, timeout: float = 60.0) -> str:
+    """Import ``spec``'s peer module the way its server process will; return spikard's path.
+
+    Raises :class:`RuntimeError` (with the child's last lines) when the import fails, say
+    because an older spikard lacks a name the peer uses, or when spikard came from anywhere
+    but ``spec.spikard_src``.
+    """
+    code = (
+        "import importlib, sys\n"
+        "importlib.import_module(sys.argv[1])\n"
+        "from benchmarks.peers import check_spikard_source\n"
+        "check_spikard_source()\n"
+        "import benchmarks, spikard\n"
+        "print(spikard.__file__)\n"
+        "print(benchmarks.__file__)\n"
+    )
+    env = spikard_env(spec.spikard_src) if spec.spikard_src else None
+    done = subprocess.run(
+        [sys.executable, "-c", code, spec.module],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or len(lines) < 2:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"{spec.name}: importing {spec.module} failed: {tail}")
+    if Path(lines[-1]).resolve().parent != ROOT / "benchmarks":
+        raise RuntimeError(f"{spec.name}: benchmarks imported from {lines[-1]}, not {ROOT}")
+    return lines[-2]
 
 
 def package_version(name: str) -> str | None:
@@ -206,6 +262,17 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
             proc.wait(5.0)
 
 
+def log_tail(log: Path, lines: int = 2) -> str:
+    """The last non-empty ``lines`` of ``log``, joined by `` | ``."""
+    try:
+        with open(log, "rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
+            text = file.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return " | ".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
 @dataclass
 class RunningServer:
     spec: ServerSpec
@@ -228,6 +295,7 @@ def running_server(
         proc = subprocess.Popen(
             command,
             cwd=ROOT,
+            env=spikard_env(spec.spikard_src) if spec.spikard_src else None,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -236,7 +304,11 @@ def running_server(
     try:
         if cpu is not None:
             os.sched_setaffinity(proc.pid, {cpu})
-        wait_listening(proc, port, 30.0)
+        try:
+            wait_listening(proc, port, 30.0)
+        except RuntimeError as exc:
+            tail = log_tail(log) if proc.poll() is not None else ""
+            raise RuntimeError(f"{exc}: {tail}" if tail else str(exc)) from exc
         yield RunningServer(spec, port, proc.pid, log)
     finally:
         stop_process(proc)
