@@ -3,6 +3,7 @@
 Serves ``/echo`` and ``/`` (so conformance suites that connect to the root work too)::
 
     python examples/echo.py --port 9001 --max-message-size 16777216 --permessage-deflate
+    python examples/echo.py --port 9443 --ssl-certfile cert.pem --ssl-keyfile key.pem  # wss://
     python -m spikard examples.echo:app
 
 The handler is the smallest stream handler there is: the socket is an async iterator of
@@ -13,6 +14,7 @@ at a time (the next message is read only after the previous echo was written).
 from __future__ import annotations
 
 import argparse
+import ssl
 from collections.abc import AsyncIterator
 
 from spikard import Spikard, WebSocket, WebSocketConfig, WebSocketMessage
@@ -55,9 +57,25 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="accept permessage-deflate (compression) when the client offers it",
     )
+    parser.add_argument(
+        "--ssl-certfile",
+        metavar="PEM",
+        help="serve wss:// (and https://) with this certificate chain",
+    )
+    parser.add_argument(
+        "--ssl-keyfile",
+        metavar="PEM",
+        help="private key of --ssl-certfile (default: the key is in the certfile)",
+    )
     args = parser.parse_args(argv)
+    if args.ssl_keyfile and not args.ssl_certfile:
+        parser.error("--ssl-keyfile needs --ssl-certfile")
+    ssl_context = None
+    if args.ssl_certfile:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
     application = create_app(args.max_message_size, deflate=args.permessage_deflate)
-    application.run(args.host, args.port, backend=args.backend)
+    application.run(args.host, args.port, backend=args.backend, ssl_context=ssl_context)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
-"""Autobahn|Testsuite, quick groups (1-7, 10), against examples/echo.py.
+"""Autobahn|Testsuite, quick groups (1-7, 10), against examples/echo.py on asyncio and trio.
 
 The suite is Python 2 only; the runner in ``../shared/conformance`` builds its own virtualenv
 (about a minute, once). Skipped with the reason when the runner or Python 2.7 is missing.
-The full runs (9.* limits, 12.*/13.* permessage-deflate) take minutes: see
+Each backend is one test (about 10-20 s), run one after the other: ``asyncio`` is the default
+``app.run()`` loop (uvloop when installed, as in the ``test`` extra), ``trio`` the portable
+anyio path. The full runs (9.* limits, 12.*/13.* permessage-deflate, TLS) take minutes: see
 ``scripts/conformance.sh full`` and ``docs/conformance/``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,12 +19,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = Path(os.environ.get("CONFORMANCE_DIR", ROOT.parent / "shared" / "conformance")) / "run.sh"
+BACKENDS = ("asyncio", "trio")
+QUICK_CASES = 247
+INFORMATIONAL = 3  # 7.1.6, 7.13.1 and 7.13.2 are informational for every server
 
 pytestmark = pytest.mark.conformance
 
@@ -41,21 +48,42 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def echo_server() -> Iterator[str]:
+@dataclass(frozen=True)
+class EchoServer:
+    url: str
+    backend: str
+    log: Path
+
+    def log_tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+
+@pytest.fixture(params=BACKENDS)
+def echo_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EchoServer]:
+    backend: str = request.param
+    if backend == "trio" and importlib.util.find_spec("trio") is None:
+        pytest.skip("trio is not installed (pip install -e '.[test]')")
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "echo.py"),
-            "--port",
-            str(port),
-            "--max-message-size",
-            str(16 * 1024 * 1024),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / f"echo-{backend}.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "examples" / "echo.py"),
+                "--port",
+                str(port),
+                "--backend",
+                backend,
+                "--max-message-size",
+                str(16 * 1024 * 1024),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = EchoServer(f"ws://127.0.0.1:{port}/", backend, log)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -64,9 +92,11 @@ def echo_server() -> Iterator[str]:
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("examples/echo.py did not start")
+                    pytest.fail(
+                        f"examples/echo.py --backend {backend} did not start:\n{server.log_tail()}"
+                    )
                 time.sleep(0.1)
-        yield f"ws://127.0.0.1:{port}/"
+        yield server
     finally:
         process.terminate()
         try:
@@ -79,24 +109,26 @@ def echo_server() -> Iterator[str]:
 @pytest.mark.skipif(not RUNNER.exists(), reason=f"no Autobahn runner at {RUNNER}")
 @pytest.mark.skipif(not python27_available(), reason="Autobahn|Testsuite needs Python 2.7")
 @pytest.mark.timeout(600)
-def test_autobahn_quick_groups_all_ok(echo_server: str, tmp_path: Path) -> None:
+def test_autobahn_quick_groups_all_ok(echo_server: EchoServer, tmp_path: Path) -> None:
+    report = tmp_path / "report"
     completed = subprocess.run(
-        ["bash", str(RUNNER), "-q", "-o", str(tmp_path), echo_server],
+        ["bash", str(RUNNER), "-q", "-o", str(report), echo_server.url],
         capture_output=True,
         text=True,
         timeout=580,
         check=False,
     )
     output = completed.stdout + completed.stderr
-    if completed.returncode == 2 and not (tmp_path / "index.json").exists():
+    if completed.returncode == 2 and not (report / "index.json").exists():
         pytest.skip(f"the Autobahn suite could not be installed or run:\n{output[-2000:]}")
-    assert completed.returncode == 0, output
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["cases"] == summary["expected"] == 247
+    context = f"backend {echo_server.backend}\n{output}\nserver log:\n{echo_server.log_tail()}"
+    assert completed.returncode == 0, context
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["cases"] == summary["expected"] == QUICK_CASES, context
     for group, counts in summary["groups"].items():
         not_ok = {
             k: v for k, v in counts.items() if k not in ("OK", "INFORMATIONAL", "total", "secs")
         }
-        assert not not_ok, f"group {group}: {counts}"
+        assert not not_ok, f"backend {echo_server.backend}, group {group}: {counts}"
     informational = sum(counts.get("INFORMATIONAL", 0) for counts in summary["groups"].values())
-    assert informational == 3  # 7.1.6, 7.13.1 and 7.13.2 are informational for every server
+    assert informational == INFORMATIONAL, context

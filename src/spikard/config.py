@@ -47,6 +47,17 @@ class WebSocketConfig:
     no ``Origin`` (non-browsers) are always allowed."""
     idle_timeout: float | None = None
     """Close with 1000 after this many seconds without a message either way; None: never."""
+    write_timeout: float | None = None
+    """Seconds a write may make no progress (the peer reads nothing) before the connection
+    is dropped; any progress restarts the clock. None means ``ping_timeout``."""
+    max_buffered_bytes: int | None = 256 * MiB
+    """Inbound bytes buffered for applications across every connection of the process;
+    above it, connections stop reading until applications catch up. None: no bound."""
+
+    @property
+    def effective_write_timeout(self) -> float:
+        """``write_timeout``, or ``ping_timeout`` when it is not set."""
+        return self.write_timeout if self.write_timeout is not None else self.ping_timeout
 
     def __post_init__(self) -> None:
         _positive("max_message_size", self.max_message_size)
@@ -65,6 +76,10 @@ class WebSocketConfig:
             raise ValueError("retry_after must not be negative")
         if self.idle_timeout is not None:
             _positive("idle_timeout", self.idle_timeout)
+        if self.write_timeout is not None:
+            _positive("write_timeout", self.write_timeout)
+        if self.max_buffered_bytes is not None:
+            _positive("max_buffered_bytes", self.max_buffered_bytes)
         if isinstance(self.allowed_origins, str):
             raise TypeError("allowed_origins must be a tuple of origins, not a string")
 

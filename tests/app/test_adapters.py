@@ -27,7 +27,7 @@ from spikard import (
     WebSocketResponse,
 )
 from spikard.app.adapters import adapt_http_handler, adapt_websocket_handler
-from spikard.connection.callbacks import Callbacks
+from spikard.streams.callbacks import Callbacks
 
 from ..helpers import ws_connect
 

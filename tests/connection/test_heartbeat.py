@@ -15,6 +15,10 @@ class Member:
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[float] = []
         self.fail = fail
+        self.told = 0
+
+    def timer_failed(self) -> None:
+        self.told += 1
 
     def on_timer(self, now: float) -> None:
         self.calls.append(now)
@@ -65,7 +69,9 @@ async def test_a_member_joining_after_all_left_is_ticked() -> None:
     assert len(second.calls) >= 2
 
 
-async def test_a_failing_member_is_logged_and_dropped(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failing_member_is_logged_dropped_and_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     heartbeat = Heartbeat()
     bad, good = Member(fail=True), Member()
     with caplog.at_level(logging.ERROR, "spikard.websocket"):
@@ -76,24 +82,17 @@ async def test_a_failing_member_is_logged_and_dropped(caplog: pytest.LogCaptureF
             await anyio.sleep(0.1)
             task_group.cancel_scope.cancel()
     assert len(bad.calls) == 1
+    assert bad.told == 1  # it ends itself instead of running on without its timers
     assert len(good.calls) >= 3
     assert "timer of" in caplog.text
+    assert "RuntimeError: boom" in caplog.text  # with its traceback
 
 
-async def test_start_soon_runs_in_the_heartbeat_task_group() -> None:
+async def test_running_is_true_only_while_it_runs() -> None:
     heartbeat = Heartbeat()
-    with pytest.raises(RuntimeError):
-        heartbeat.start_soon(anyio.sleep, 0)
-    done = anyio.Event()
-
-    async def work() -> None:
-        done.set()
-
+    assert not heartbeat.running
     async with anyio.create_task_group() as task_group:
         await task_group.start(heartbeat.run)
         assert heartbeat.running
-        heartbeat.start_soon(work)
-        with anyio.fail_after(1):
-            await done.wait()
         task_group.cancel_scope.cancel()
     assert not heartbeat.running

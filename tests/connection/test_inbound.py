@@ -1,41 +1,50 @@
-"""The bounded queue between a connection's reader and its handler."""
+"""The bounded queue between a connection and the application that reads it."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 
-from spikard.streams.queue import MessageQueue
+from spikard.connection.inbound import MessageQueue
 
 
 async def test_items_come_out_in_order_and_close_ends_the_stream() -> None:
     queue = MessageQueue[int](4)
     for item in range(3):
-        await queue.put(item)
+        queue.put_nowait(item)
     queue.close()
     assert [await queue.get() for _ in range(3)] == [0, 1, 2]
     with pytest.raises(anyio.EndOfStream):
         await queue.get()
     with pytest.raises(anyio.ClosedResourceError):
-        await queue.put(3)
+        queue.put_nowait(3)
 
 
-async def test_a_full_queue_makes_the_producer_wait() -> None:
+def test_room_counts_down_to_full() -> None:
     queue = MessageQueue[int](2)
-    sent: list[int] = []
+    assert queue.has_room and queue.room == 2
+    queue.put_nowait(1)
+    assert queue.room == 1
+    queue.put_nowait(2)
+    assert not queue.has_room
+    assert queue.statistics() == (2, 2)
+    assert queue.take() == 1
+    assert queue.has_room
 
-    async def produce() -> None:
-        for item in range(5):
-            await queue.put(item)
-            sent.append(item)
+
+async def test_a_waiting_consumer_is_woken_by_a_put() -> None:
+    queue = MessageQueue[int](2)
+    got: list[int] = []
+
+    async def consume() -> None:
+        got.append(await queue.get())
 
     async with anyio.create_task_group() as task_group:
-        task_group.start_soon(produce)
+        task_group.start_soon(consume)
         await anyio.wait_all_tasks_blocked()
-        assert sent == [0, 1]  # the third put waits for room
-        assert queue.statistics().current_buffer_used == 2
-        assert [await queue.get() for _ in range(5)] == [0, 1, 2, 3, 4]
-    assert sent == [0, 1, 2, 3, 4]
+        assert got == []
+        queue.put_nowait(5)
+    assert got == [5]
 
 
 async def test_a_cancelled_consumer_leaves_the_others_waiting() -> None:
@@ -52,7 +61,7 @@ async def test_a_cancelled_consumer_leaves_the_others_waiting() -> None:
             await anyio.wait_all_tasks_blocked()
             doomed.cancel_scope.cancel()
         await anyio.wait_all_tasks_blocked()
-        await queue.put("survivor's")
+        queue.put_nowait("survivor's")
     assert got == ["survivor's"]
 
 
@@ -64,36 +73,17 @@ async def test_a_consumer_cancelled_while_waiting_can_wait_again() -> None:
 
         async def later() -> None:
             await anyio.sleep(0.01)
-            await queue.put(7)
+            queue.put_nowait(7)
 
         task_group.start_soon(later)
         with anyio.fail_after(2):
             assert await queue.get() == 7
 
 
-async def test_discard_drops_items_and_wakes_the_producer() -> None:
+async def test_discard_drops_items_and_wakes_consumers() -> None:
     queue = MessageQueue[int](1)
-    await queue.put(1)
-    async with anyio.create_task_group() as task_group:
-
-        async def blocked_put() -> None:
-            with pytest.raises(anyio.ClosedResourceError):
-                await queue.put(2)
-
-        task_group.start_soon(blocked_put)
-        await anyio.wait_all_tasks_blocked()
-        queue.discard()
+    queue.put_nowait(1)
+    queue.discard()
     assert queue.statistics().current_buffer_used == 0
-
-
-async def test_try_put_takes_an_item_only_while_there_is_room() -> None:
-    queue = MessageQueue[int](2)
-    assert queue.try_put(1)
-    assert queue.try_put(2)
-    assert not queue.try_put(3)  # full: the caller must wait with put()
-    assert await queue.get() == 1
-    assert queue.try_put(3)
-    queue.close()
-    with pytest.raises(anyio.ClosedResourceError):
-        queue.try_put(4)
-    assert [await queue.get(), await queue.get()] == [2, 3]
+    with pytest.raises(anyio.EndOfStream):
+        await queue.get()

@@ -7,7 +7,7 @@ import asyncio
 import anyio
 import pytest
 
-from spikard.connection.transport import LightEvent
+from spikard.connection.events import LightEvent
 
 pytestmark = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 

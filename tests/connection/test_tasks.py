@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import anyio
 import pytest
 
 from spikard.connection.tasks import LightTaskGroup
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 
 async def wait_forever(stopped: anyio.Event) -> None:
@@ -98,3 +103,20 @@ async def test_an_error_in_the_body_cancels_the_tasks() -> None:
         await session()
     assert leaves(raised.value) == [KeyError]
     assert stopped.is_set()
+
+
+async def test_every_error_is_raised_in_one_exception_group() -> None:
+    async def fail(error: Exception) -> None:
+        raise error
+
+    async def session() -> None:
+        async with LightTaskGroup() as tasks:
+            tasks.start_soon(fail, ValueError("one"))
+            tasks.start_soon(fail, KeyError("two"))
+
+    with anyio.fail_after(2), pytest.raises(BaseExceptionGroup) as raised:
+        await session()
+    assert sorted(type(error).__name__ for error in raised.value.exceptions) == [
+        "KeyError",
+        "ValueError",
+    ]

@@ -15,7 +15,6 @@ from typing import Any
 import anyio
 import pytest
 import websockets
-from anyio.abc import SocketAttribute
 from websockets.exceptions import InvalidStatus
 
 from spikard import Spikard, WebSocket, WebSocketMessage
@@ -43,7 +42,8 @@ def make_app(seen: list[int], gone: anyio.Event | None = None) -> Spikard:
 
     @app.websocket("/echo")
     async def echo(socket_: WebSocket) -> AsyncIterator[WebSocketMessage]:
-        raw = socket_._upgrade._owner.stream.extra(SocketAttribute.raw_socket)
+        transport = socket_.connection._transport._transport  # type: ignore[attr-defined]
+        raw = transport.get_extra_info("socket")
         seen.append(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
         async for message in socket_:
             yield message

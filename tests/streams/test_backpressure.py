@@ -74,7 +74,7 @@ async def lazy_reader(socket: WebSocket) -> AsyncIterator[str]:
     release = state["release"]
     assert isinstance(release, anyio.Event)
     await release.wait()
-    state["queued when released"] = socket._inbound.statistics().current_buffer_used
+    state["queued when released"] = socket.connection.queued_messages
     seen: list[int] = []
     async for message in socket:
         data = message.as_binary()

@@ -20,10 +20,10 @@ import typing
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
-from ..connection.callbacks import Callbacks
 from ..errors import RoutingError
 from ..requests import Request
 from ..responses import Response, to_response
+from ..streams.callbacks import Callbacks
 from ..streams.runner import HandlerResult, SessionStart
 from ..streams.socket import WebSocket
 

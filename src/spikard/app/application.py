@@ -12,13 +12,12 @@ from typing import Any, TypeVar
 import anyio
 
 from ..config import HTTPConfig, WebSocketConfig
-from ..connection.http import WebSocketUpgrade
+from ..connection.contract import WebSocketConnection
 from ..errors import HTTPException, RoutingError
 from ..pubsub import Broker, create_broker
 from ..requests import Request
 from ..responses import PlainTextResponse, Response
 from ..streams.runner import SessionStart, run_session
-from ..streams.socket import WebSocket
 from ..testing.server import TestServerInfo, running_test_server
 from .adapters import HTTPEndpoint, adapt_http_handler, adapt_websocket_handler
 from .routing import PathPattern, Route
@@ -173,14 +172,16 @@ class Spikard:
 
     # ---- request handling ------------------------------------------------------------------
 
-    async def __call__(self, request: Request, upgrade: WebSocketUpgrade | None) -> Response | None:
+    async def __call__(
+        self, request: Request, upgrade: WebSocketConnection | None
+    ) -> Response | None:
         """Answer ``request``, or run the WebSocket session when ``upgrade`` is given."""
         if upgrade is not None:
             for ws_route in self._websocket_routes:
                 params = ws_route.pattern.match(request.path)
                 if params is not None:
                     request.path_params = params
-                    await run_session(WebSocket(request, upgrade), ws_route.handler)
+                    await run_session(upgrade, ws_route.handler)
                     return None
             if not self._match_http(request)[0]:
                 return PlainTextResponse("Not Found", 404)

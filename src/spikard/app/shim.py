@@ -6,8 +6,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ..connection.callbacks import Callbacks
 from ..messages import WebSocketMessage, coerce_message
+from ..streams.callbacks import Callbacks
 
 __all__ = ["WebSocketResponse"]
 

@@ -5,15 +5,17 @@ the handler. An anyio task group wraps every task in a task handle, a cancel sco
 event, and each call into them costs a clock or loop lookup: on a server that opens
 thousands of connections a second, that is a measurable share of each. On asyncio a
 :class:`LightTaskGroup` therefore runs its tasks as plain asyncio tasks, each in its own
-anyio cancel scope (so cancelling them respects shields), with a task group's contract:
+anyio cancel scope (so cancelling them respects shields), with an anyio task group's contract:
 leaving the ``async with`` block waits for them all, an exception in the block (or its
-cancellation) cancels them, and the first error of a task is raised when the block ends.
-Elsewhere (trio) it is an anyio task group.
+cancellation) cancels them, and a task's error cancels the rest; every error of the tasks
+(and of the block) is raised at the end in one ``ExceptionGroup``, as anyio's task groups
+raise on every backend. Elsewhere (trio) it is an anyio task group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
@@ -21,13 +23,16 @@ from typing import Any
 import anyio
 import anyio.abc
 
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
 __all__ = ["LightTaskGroup"]
 
 
 class LightTaskGroup:
     """``async with LightTaskGroup() as tasks: tasks.start_soon(...)``; see the module docs."""
 
-    __slots__ = ("_done", "_error", "_group", "_loop", "_tasks")
+    __slots__ = ("_done", "_errors", "_group", "_loop", "_tasks")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         if loop is None:
@@ -40,7 +45,7 @@ class LightTaskGroup:
         self._tasks: dict[asyncio.Task[Any], anyio.CancelScope | None] = {}
         """Each task and its cancel scope, made by the task itself once it runs."""
         self._done: asyncio.Future[None] | None = None
-        self._error: BaseException | None = None
+        self._errors: list[BaseException] = []
 
     async def __aenter__(self) -> LightTaskGroup:
         if self._loop is None:
@@ -104,9 +109,10 @@ class LightTaskGroup:
         del self._tasks[task]
         if not task.cancelled():
             error = task.exception()
-            if error is not None and self._error is None:
-                self._error = error
-                self.cancel()
+            if error is not None:
+                if not self._errors:
+                    self.cancel()
+                self._errors.append(error)
         if not self._tasks and self._done is not None and not self._done.done():
             self._done.set_result(None)
 
@@ -131,8 +137,11 @@ class LightTaskGroup:
                 # still awaited, as a task group would.
                 cancelled = True
                 self.cancel()
+        errors = self._errors
+        if exc is not None and not isinstance(exc, asyncio.CancelledError):
+            errors = [exc, *errors]
+        if errors:
+            raise BaseExceptionGroup("unhandled errors in a task group", errors) from None
         if cancelled and exc is None:
             raise asyncio.CancelledError
-        if self._error is not None and exc is None:
-            raise self._error
         return None

@@ -1,38 +1,52 @@
-"""Accepting connections: the event loop's own server on asyncio, anyio's loop elsewhere.
+"""Accepting connections: which driver serves a listener.
 
-anyio's listener accepts one connection per ``await``: a cancel scope, a reader registered
-and removed on the listening socket, and a second ``await`` to wrap the socket in a
-transport, for every connection. On asyncio (without TLS) :func:`serve_listener` hands the
-listening sockets to ``loop.create_server`` instead, which accepts in the event loop itself
-and builds the same anyio socket stream (anyio's own protocol class, so every anyio feature
-of the stream is intact) for each connection. A duplicate of each listening socket is
-given to the loop, so closing its server never closes the anyio listener's socket.
+On asyncio without TLS the listening sockets go to the event loop itself
+(:func:`~spikard.connection.asyncio_driver.serve_sockets`): every connection is an
+``asyncio.Protocol`` of spikard's, with no anyio stream in between. Everything else (trio,
+TLS on any backend) is served by anyio's listener, each stream wrapped in the portable
+driver (:func:`~spikard.connection.stream_driver.open_stream_transport`). This is the one
+place that asks which event loop runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
 import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSListener
 
-from ..connection.transport import LightEvent
+from ..connection.asyncio_driver import AsyncioTransport, serve_sockets
+from ..connection.stream_driver import open_stream_transport
+from ..connection.transport import Transport
 
 __all__ = ["serve_listener"]
 
-Handler = Callable[[anyio.abc.ByteStream], Coroutine[Any, Any, None]]
+TransportHandler = Callable[[Transport], Coroutine[Any, Any, None]]
 
 
-def _asyncio_listening_sockets(listener: anyio.abc.Listener[Any]) -> list[socket.socket] | None:
-    """The sockets of a plain anyio asyncio TCP listener (or a group of them), else None."""
-    listeners = getattr(listener, "listeners", [listener])
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _listening_sockets(listener: anyio.abc.Listener[Any]) -> list[socket.socket] | None:
+    """The raw sockets of a TCP listener (or a group of them), via anyio's public attributes."""
     sockets = []
-    for sub in listeners:
-        raw = getattr(sub, "_raw_socket", None)
-        if type(sub).__module__ != "anyio._backends._asyncio" or not isinstance(raw, socket.socket):
+    for sub in getattr(listener, "listeners", [listener]):
+        try:
+            raw = sub.extra(SocketAttribute.raw_socket)
+        except anyio.TypedAttributeLookupError:
+            return None
+        if not isinstance(raw, socket.socket):
             return None
         sockets.append(raw)
     return sockets
@@ -40,45 +54,29 @@ def _asyncio_listening_sockets(listener: anyio.abc.Listener[Any]) -> list[socket
 
 async def serve_listener(
     listener: anyio.abc.Listener[Any],
-    handler: Handler,
+    handler: TransportHandler,
     task_group: Any,
+    ssl_context: ssl.SSLContext | None = None,
+    read_size: int = 65536,
 ) -> None:
-    """Accept connections until cancelled; run ``handler(stream)`` for each in ``task_group``.
+    """Accept connections until cancelled; run ``handler(transport)`` for each in ``task_group``.
 
     ``task_group`` needs a ``start_soon(func, *args)`` method (an anyio task group, or a
     :class:`~spikard.connection.tasks.LightTaskGroup`).
     """
-    sockets = _asyncio_listening_sockets(listener)
-    if sockets is None:
-        await listener.serve(handler, task_group)
+    sockets = _listening_sockets(listener) if ssl_context is None and _on_asyncio() else None
+    if sockets is not None:
+
+        def connected(transport: AsyncioTransport) -> None:
+            task_group.start_soon(handler, transport)
+
+        await serve_sockets(sockets, connected)
         return
-    from anyio._backends._asyncio import SocketStream, StreamProtocol
 
-    loop = asyncio.get_running_loop()
-    set_nodelay = not type(loop).__module__.startswith("uvloop")  # uvloop sets it already
+    async def serve_stream(stream: anyio.abc.ByteStream) -> None:
+        async with open_stream_transport(stream, read_size) as transport:
+            await handler(transport)
 
-    class AcceptedProtocol(StreamProtocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)
-            self.event_loop = loop
-            self.read_event = LightEvent(loop)  # type: ignore[assignment]
-            self.write_event = LightEvent(loop)  # type: ignore[assignment]
-            self.write_event.set()
-            if set_nodelay:
-                raw = transport.get_extra_info("socket")
-                if raw is not None:
-                    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            stream = SocketStream(transport, self)  # type: ignore[arg-type]
-            task_group.start_soon(handler, stream)
-
-        def pause_writing(self) -> None:
-            self.write_event = LightEvent(loop)  # type: ignore[assignment]
-
-    servers: list[asyncio.AbstractServer] = []
-    try:
-        for listening in sockets:
-            servers.append(await loop.create_server(AcceptedProtocol, sock=listening.dup()))
-        await anyio.sleep_forever()
-    finally:
-        for server in servers:
-            server.close()
+    if ssl_context is not None:
+        listener = TLSListener(listener, ssl_context, standard_compatible=False)
+    await listener.serve(serve_stream, task_group)

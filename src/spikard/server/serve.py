@@ -11,13 +11,13 @@ from typing import Any
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
-from anyio.streams.tls import TLSListener
 
 from ..config import HTTPConfig, WebSocketConfig
+from ..connection.budget import InboundBudget
 from ..connection.heartbeat import Heartbeat
 from ..connection.http import HTTPConnection, RequestHandler, WebSocketCounter
 from ..connection.tasks import LightTaskGroup
-from ..connection.transport import remote_address
+from ..connection.transport import Transport
 from ..datastructures import Address
 from .accept import serve_listener
 
@@ -57,6 +57,7 @@ class Server:
         self._connections: set[HTTPConnection] = set()
         self._websockets = WebSocketCounter()
         self._heartbeat = Heartbeat()
+        self._budget = InboundBudget(self._websocket_config.max_buffered_bytes)
         self._shutdown_requested = anyio.Event()
         self._drained = anyio.Event()
         self._force_scope: anyio.CancelScope | None = None
@@ -112,10 +113,7 @@ class Server:
             Address(*sub.extra(SocketAttribute.local_address)[:2])
             for sub in listener.listeners  # type: ignore[attr-defined]
         ]
-        scheme = "http"
-        if self._ssl_context is not None:
-            listener = TLSListener(listener, self._ssl_context, standard_compatible=False)
-            scheme = "https"
+        scheme = "http" if self._ssl_context is None else "https"
         try:
             async with anyio.create_task_group() as task_group, LightTaskGroup() as connections:
                 self._force_scope = task_group.cancel_scope
@@ -126,8 +124,10 @@ class Server:
                     accept_group.start_soon(
                         serve_listener,
                         listener,
-                        lambda stream: self._handle(stream, scheme),
+                        lambda transport: self._handle(transport, scheme),
                         connections,
+                        self._ssl_context,
+                        self._websocket_config.read_size,
                     )
                     task_status.started(self.addresses)
                     await self._shutdown_requested.wait()
@@ -146,10 +146,10 @@ class Server:
         logger.info("shutting down: closing %d connection(s)", len(self._connections))
         assert self._task_group is not None
         with anyio.move_on_after(self._http_config.shutdown_timeout):
-            # Each goodbye runs in the serving task group: one that blocks (a peer that stopped
-            # reading) delays nobody, and is cancelled with the rest at the deadline.
+            # Each goodbye is synchronous (a close frame written without waiting), so one
+            # peer that stopped reading delays nobody; the deadline cuts what is left.
             for connection in list(self._connections):
-                self._task_group.start_soon(connection.shutdown)
+                connection.shutdown()
             await self._drained.wait()
         if self._connections:
             logger.warning(
@@ -168,21 +168,16 @@ class Server:
         if self._connection_tasks is not None:
             self._connection_tasks.cancel()
 
-    async def _handle(self, stream: anyio.abc.ByteStream, scheme: str) -> None:
-        try:
-            remote = remote_address(stream)
-            client = Address(str(remote[0]), int(remote[1])) if isinstance(remote, tuple) else None
-        except (IndexError, TypeError, ValueError):
-            client = None
+    async def _handle(self, transport: Transport, scheme: str) -> None:
         connection = HTTPConnection(
-            stream,
+            transport,
             self._handler,
             self._http_config,
             self._websocket_config,
-            client=client,
             scheme=scheme,
             websockets=self._websockets,
             heartbeat=self._heartbeat,
+            budget=self._budget,
         )
         self._connections.add(connection)
         try:

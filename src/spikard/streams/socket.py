@@ -1,21 +1,22 @@
-"""The :class:`WebSocket` a stream handler receives: an async iterator of incoming messages."""
+"""The :class:`WebSocket` a stream handler receives: an async iterator of incoming messages.
+
+It speaks to its connection through the connection contract
+(:class:`~spikard.connection.contract.WebSocketConnection`) only.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import anyio.abc
 
+from ..connection.contract import WebSocketConnection
 from ..datastructures import Address, Headers, QueryParams
-from ..errors import ConnectionClosedError, ConnectionClosedOK, HandshakeRejected
+from ..errors import ConnectionClosed, ConnectionClosedError
 from ..messages import CloseCode, WebSocketMessage, coerce_message, validate_close_code
-from .queue import MessageQueue
 
 if TYPE_CHECKING:
-    from ..connection.driver import WebSocketConnection
-    from ..connection.http import WebSocketUpgrade
     from ..requests import Request
 
 __all__ = ["WebSocket"]
@@ -35,22 +36,22 @@ class WebSocket:
     :class:`~spikard.errors.HandshakeRejected`), and the client gets an HTTP response.
     """
 
-    def __init__(self, request: Request, upgrade: WebSocketUpgrade) -> None:
-        self.request = request
+    __slots__ = (
+        "_accepted",
+        "_accepting",
+        "_connection",
+        "_read_ever",
+        "request",
+        "sends_in_progress",
+        "waiting_readers",
+    )
+
+    def __init__(self, connection: WebSocketConnection) -> None:
+        self.request: Request = connection.request
         """The handshake request (path, headers, query and path parameters, cookies, client)."""
-        self.subprotocol: str | None = None
-        """The subprotocol chosen at accept time, if any."""
-        self._upgrade = upgrade
-        self._connection: WebSocketConnection | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
-        self._on_accept: Callable[[WebSocketConnection], None] | None = None
-        config = upgrade.websocket_config
-        # Not MessageQueue[WebSocketMessage](...): calling a subscripted generic costs more.
-        self._inbound: MessageQueue[WebSocketMessage] = MessageQueue(
-            config.max_queue, upgrade.event_loop
-        )
+        self._connection = connection
         self.waiting_readers = 0
-        """How many tasks are blocked reading this socket right now."""
+        """How many tasks are in a read or an accept of this socket right now."""
         self.sends_in_progress = 0
         """How many sends are being written right now."""
         self._read_ever = False
@@ -59,6 +60,11 @@ class WebSocket:
         """Created only when a second task waits for an accept in progress."""
 
     # ---- request shortcuts -----------------------------------------------------------------
+
+    @property
+    def connection(self) -> WebSocketConnection:
+        """The connection underneath (the connection contract)."""
+        return self._connection
 
     @property
     def path(self) -> str:
@@ -93,14 +99,19 @@ class WebSocket:
     @property
     def subprotocols(self) -> tuple[str, ...]:
         """The subprotocols the client offered, in its order of preference."""
-        return self._upgrade.offer.subprotocols
+        return self._connection.subprotocols
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol chosen at accept time, if any."""
+        return self._connection.subprotocol
 
     # ---- handshake -------------------------------------------------------------------------
 
     @property
     def accepted(self) -> bool:
         """True once the handshake was accepted (101 sent)."""
-        return self._upgrade.accepted
+        return self._connection.accepted
 
     async def accept(
         self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None
@@ -122,17 +133,15 @@ class WebSocket:
 
     async def _accept(self, subprotocol: str | None, headers: Mapping[str, str] | None) -> None:
         self._accepting = True
+        self.waiting_readers += 1  # messages that came with the handshake reach us in accept
         try:
-            connection = await self._upgrade.accept(subprotocol, headers)
-            self.subprotocol = subprotocol
-            self._connection = connection
+            await self._connection.accept(subprotocol, headers)
         finally:
+            self.waiting_readers -= 1
             self._accepting = False
             if self._accepted is not None:
                 self._accepted.set()
                 self._accepted = None
-        if self._on_accept is not None:
-            self._on_accept(connection)
 
     async def reject(
         self,
@@ -145,19 +154,18 @@ class WebSocket:
         Raises:
             RuntimeError: the handshake was already answered.
         """
-        await self._upgrade.reject(HandshakeRejected(status_code, body, headers))
-        self._inbound.close()
+        await self._connection.reject(status_code, body, headers)
 
     async def _ensure_open(self) -> WebSocketConnection:
-        if self._connection is None:
+        connection = self._connection
+        if not connection.accepted:
             # A first read and a first send may race (merge(socket, ...)): accept once.
             await self._wait_for_other_accept()
-            if self._connection is None:
-                if self._upgrade.rejected or self._upgrade.accepted:
+            if not connection.accepted:
+                if connection.rejected:
                     raise ConnectionClosedError(CloseCode.POLICY_VIOLATION, "handshake rejected")
                 await self._accept(None, None)
-        assert self._connection is not None
-        return self._connection
+        return connection
 
     # ---- receiving -------------------------------------------------------------------------
 
@@ -165,17 +173,14 @@ class WebSocket:
         return self
 
     async def __anext__(self) -> WebSocketMessage:
-        inbound = self._inbound
-        if inbound.has_items and self._connection is not None:
-            self._read_ever = True
-            return inbound.take()  # no wait: the common case under load
-        if self._connection is None:
+        connection = self._connection
+        if not self._read_ever:
             await self._ensure_open()
-        self._read_ever = True
+            self._read_ever = True
         self.waiting_readers += 1
         try:
-            return await self._inbound.get()
-        except anyio.EndOfStream:
+            return await connection.receive()
+        except ConnectionClosed:
             raise StopAsyncIteration from None
         finally:
             self.waiting_readers -= 1
@@ -187,10 +192,14 @@ class WebSocket:
             ConnectionClosedOK: the connection was closed by a close handshake.
             ConnectionClosedError: the connection failed (1006, protocol error, timeout).
         """
+        if not self._read_ever:
+            await self._ensure_open()
+            self._read_ever = True
+        self.waiting_readers += 1
         try:
-            return await self.__anext__()
-        except StopAsyncIteration:
-            raise self._closed_error() from None
+            return await self._connection.receive()
+        finally:
+            self.waiting_readers -= 1
 
     def __or__(self, operator: Callable[[WebSocket], _T]) -> _T:
         """Feed this socket to an aiostream pipe: ``socket | pipe.map(f)``."""
@@ -208,17 +217,25 @@ class WebSocket:
 
     async def _send_message(self, message: WebSocketMessage) -> None:
         """:meth:`send` for a message that is already a :class:`WebSocketMessage`."""
-        connection = self._connection or await self._ensure_open()
+        connection = self._connection
+        if not connection.accepted:
+            await self._ensure_open()
         self.sends_in_progress += 1
         try:
-            # More messages already received: the handler's replies to them follow at once.
-            await connection.send(message, more_coming=self._inbound.has_items)
+            await connection.send(message)
         finally:
             self.sends_in_progress -= 1
-        protocol = connection.protocol
-        if protocol.input_ended and protocol.close_code == CloseCode.ABNORMAL_CLOSURE:
-            # The peer vanished while this message was being written: it was probably lost.
-            raise protocol.closed_error()
+
+    async def ping(self, payload: bytes | None = None) -> Awaitable[object]:
+        """Send a ping; await what it returns to wait for the pong.
+
+        Raises:
+            NotImplementedError: the server underneath has no pings (ASGI).
+            ConnectionClosed: the connection is closing or closed.
+            RuntimeError: too many pings already wait for their pong.
+        """
+        await self._ensure_open()
+        return await self._connection.ping(payload)
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the close handshake with ``code`` and ``reason``; idempotent.
@@ -227,31 +244,20 @@ class WebSocket:
             ValueError: ``code`` may not be sent (1005, 1006, ...).
         """
         validate_close_code(code)
-        connection = self._connection or await self._ensure_open()
-        await connection.close(code, reason)
+        await self._ensure_open()
+        await self._connection.close(code, reason)
 
     # ---- state -----------------------------------------------------------------------------
 
     @property
     def close_code(self) -> int | None:
         """How the connection ended (1000, 1006, ...); None while it is open."""
-        if self._connection is None:
-            return None
-        return self._connection.protocol.close_code
+        return self._connection.close_code
 
     @property
     def close_reason(self) -> str | None:
         """The reason that came with :attr:`close_code`; None while open."""
-        if self._connection is None or self._connection.protocol.close_code is None:
-            return None
-        return self._connection.protocol.close_reason
-
-    def _closed_error(self) -> ConnectionClosedOK | ConnectionClosedError:
-        if self._connection is None:
-            return ConnectionClosedError(CloseCode.POLICY_VIOLATION, "handshake rejected")
-        error = self._connection.protocol.closed_error()
-        assert isinstance(error, (ConnectionClosedOK, ConnectionClosedError))
-        return error
+        return self._connection.close_reason
 
     def __repr__(self) -> str:
         state = (

@@ -1,0 +1,311 @@
+"""The portable driver: any anyio byte stream (trio, TLS, ...), read and written by two tasks.
+
+A :class:`StreamTransport` implements the driver contract of :mod:`.transport` on the public
+anyio stream API only:
+
+- **Reading.** Pulled reads (HTTP) call ``stream.receive`` in the caller's task. After
+  :meth:`~StreamTransport.start_feeding` a reader task reads ``read_size`` bytes at a time
+  and hands them to the consumer; when the consumer says "full" the task stops reading until
+  :meth:`~StreamTransport.resume_feeding` (so at most one read is held beyond what the
+  consumer took). The input ends once, after every byte before it.
+- **Writing.** :meth:`~StreamTransport.write` appends to an outgoing buffer and wakes the
+  writer task, the only task that ever calls ``stream.send``. It sends at most
+  :data:`CHUNK` bytes per call, so a cancelled or failed send can only ever cut the stream
+  at its end: a write that is cancelled leaves no partial frame followed by other bytes.
+  :meth:`~StreamTransport.drain` waits while more than ``high_water`` bytes are queued.
+- **Closing.** :meth:`~StreamTransport.close` lets the writer flush and then close the stream;
+  :meth:`~StreamTransport.abort` cancels both tasks and closes the stream forcefully. Either
+  wakes every waiter. :func:`open_stream_transport` owns the tasks and closes the stream when
+  its block ends, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+
+from .transport import FeedConsumer, TransportClosed, TransportState
+
+__all__ = ["CHUNK", "StreamTransport", "open_stream_transport"]
+
+CHUNK = 65536
+"""Most bytes handed to ``stream.send`` at once (a unit of write progress)."""
+
+_STREAM_ERRORS = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
+
+
+class StreamTransport:
+    """One accepted connection as an anyio byte stream; see the module docs.
+
+    Made by :func:`open_stream_transport`, which runs its tasks.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_consumer",
+        "_drained",
+        "_in_flight",
+        "_input_ended",
+        "_outgoing",
+        "_paused",
+        "_read_scope",
+        "_read_size",
+        "_resumed",
+        "_sent",
+        "_state",
+        "_stream",
+        "_task_group",
+        "_write_scope",
+        "_writer_wakeup",
+        "high_water",
+    )
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        task_group: anyio.abc.TaskGroup,
+        read_size: int = 65536,
+        high_water: int = 65536,
+    ) -> None:
+        self._stream = stream
+        self._task_group = task_group
+        self._read_size = read_size
+        self.high_water = high_water
+        """Queued bytes above which :meth:`drain` waits."""
+        self._state = TransportState.OPEN
+        self._consumer: FeedConsumer | None = None
+        self._input_ended = False
+        self._paused = False
+        self._resumed: anyio.Event | None = None
+        self._outgoing = bytearray()
+        self._in_flight = 0
+        self._sent = 0
+        self._writer_wakeup: anyio.Event | None = None
+        self._drained: anyio.Event | None = None
+        self._closed = anyio.Event()
+        self._read_scope = anyio.CancelScope()
+        self._write_scope = anyio.CancelScope()
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        """The peer's (host, port), None if unknown."""
+        try:
+            peer = self._stream.extra(anyio.abc.SocketAttribute.remote_address)
+        except anyio.TypedAttributeLookupError:
+            return None
+        return (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """Always None: this driver makes no use of an asyncio loop."""
+        return None
+
+    def new_event(self) -> anyio.Event:
+        """An anyio event."""
+        return anyio.Event()
+
+    def time(self) -> float:
+        """Anyio's clock."""
+        return anyio.current_time()
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return the next bytes from the peer; ``b""`` once the input ended."""
+        if self._input_ended:
+            return b""
+        try:
+            return await self._stream.receive(max_bytes)
+        except _STREAM_ERRORS:
+            self._input_ended = True
+            return b""
+
+    def start_feeding(self, consumer: FeedConsumer) -> None:
+        """Start the reader task: every byte from now on goes to ``consumer``."""
+        self._consumer = consumer
+        if self._input_ended or self._state is not TransportState.OPEN:
+            self._input_ended = False  # reported to the consumer once, now
+            self._end_input()
+            return
+        self._task_group.start_soon(self._read_forever, name="spikard reader")
+
+    def resume_feeding(self) -> None:
+        """Let the reader task read again."""
+        self._paused = False
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None:
+            resumed.set()
+
+    def pause_feeding(self) -> None:
+        """Stop the reader task after its current read until :meth:`resume_feeding`."""
+        self._paused = True
+
+    def stop_feeding(self) -> None:
+        """Stop the reader task and forget the consumer."""
+        self._consumer = None
+        self._read_scope.cancel()
+
+    async def _read_forever(self) -> None:
+        with self._read_scope:
+            stream = self._stream
+            read_size = self._read_size
+            while True:
+                while self._paused:
+                    resumed = self._resumed = anyio.Event()
+                    await resumed.wait()
+                try:
+                    data = await stream.receive(read_size)
+                except _STREAM_ERRORS:
+                    break
+                consumer = self._consumer
+                if consumer is None:
+                    return
+                if not consumer.feed(data):
+                    self._paused = True
+        self._end_input()
+
+    def _end_input(self) -> None:
+        if self._input_ended:
+            return
+        self._input_ended = True
+        consumer = self._consumer
+        if consumer is not None:
+            consumer.end_of_input()
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def write(self, data: bytes, more_coming: bool = False) -> None:
+        """Queue ``data`` for the writer task (which batches on its own)."""
+        if self._state is not TransportState.OPEN:
+            raise TransportClosed
+        self._outgoing += data
+        wakeup = self._writer_wakeup
+        if wakeup is not None:
+            self._writer_wakeup = None
+            wakeup.set()
+
+    @property
+    def writable(self) -> bool:
+        """True while at most ``high_water`` bytes are queued."""
+        return (
+            self._state is TransportState.OPEN
+            and len(self._outgoing) + self._in_flight <= self.high_water
+        )
+
+    async def drain(self) -> None:
+        """Wait while more than ``high_water`` bytes are queued."""
+        while (
+            self._state is not TransportState.CLOSED
+            and len(self._outgoing) + self._in_flight > self.high_water
+        ):
+            if self._drained is None:
+                self._drained = anyio.Event()
+            await self._drained.wait()
+        if self._state is TransportState.CLOSED:
+            raise TransportClosed
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes ``stream.send`` completed so far."""
+        return self._sent
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes queued or being sent."""
+        return len(self._outgoing) + self._in_flight
+
+    async def _write_forever(self) -> None:
+        outgoing = self._outgoing
+        with self._write_scope:
+            try:
+                while True:
+                    while not outgoing and self._state is TransportState.OPEN:
+                        wakeup = self._writer_wakeup = anyio.Event()
+                        await wakeup.wait()
+                    if not outgoing:
+                        await self._stream.aclose()  # closing, and everything went out
+                        break
+                    chunk = bytes(outgoing[:CHUNK])
+                    del outgoing[:CHUNK]
+                    self._in_flight = len(chunk)
+                    await self._stream.send(chunk)
+                    self._in_flight = 0
+                    self._sent += len(chunk)
+                    if len(outgoing) <= self.high_water >> 2:
+                        self._wake_drainer()
+                        if self._consumer is not None:
+                            self._consumer.writable()
+            except _STREAM_ERRORS:
+                pass
+        self._finish()
+
+    def _wake_drainer(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained.set()
+
+    # ---- closing ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> TransportState:
+        """Where the transport is in its life."""
+        return self._state
+
+    def close(self) -> None:
+        """Let the writer flush what is queued, then close the stream."""
+        if self._state is not TransportState.OPEN:
+            return
+        self._state = TransportState.CLOSING
+        self._read_scope.cancel()
+        wakeup, self._writer_wakeup = self._writer_wakeup, None
+        if wakeup is not None:
+            wakeup.set()
+
+    def abort(self) -> None:
+        """Stop both tasks and close the stream forcefully."""
+        if self._state is TransportState.CLOSED:
+            return
+        self._read_scope.cancel()
+        self._write_scope.cancel()
+        self._finish()
+        self._task_group.start_soon(anyio.aclose_forcefully, self._stream)
+
+    def _finish(self) -> None:
+        if self._state is TransportState.CLOSED:
+            return
+        self._state = TransportState.CLOSED
+        self._outgoing.clear()
+        self._in_flight = 0
+        self._end_input()
+        self._wake_drainer()
+        self._closed.set()
+
+    async def aclose(self, timeout: float) -> None:
+        """Flush and close; abort if that takes longer than ``timeout`` seconds."""
+        self.close()
+        with anyio.move_on_after(timeout):
+            await self._closed.wait()
+        self.abort()
+
+
+@asynccontextmanager
+async def open_stream_transport(
+    stream: anyio.abc.ByteStream, read_size: int = 65536
+) -> AsyncIterator[StreamTransport]:
+    """Run a :class:`StreamTransport` over ``stream`` for the block; close it at the end."""
+    async with anyio.create_task_group() as task_group:
+        transport = StreamTransport(stream, task_group, read_size)
+        task_group.start_soon(transport._write_forever, name="spikard writer")
+        try:
+            yield transport
+        finally:
+            transport.abort()
