@@ -49,10 +49,14 @@ class InboundBudget:
         """True while connections must not read more."""
         return self.limit is not None and self.used > self.limit
 
-    def charge(self, delta: int) -> None:
-        """Add ``delta`` bytes (negative: released); resume waiters once below low water."""
-        self.used += delta
-        if delta < 0 and self._waiting:
+    def charge(self, size: int) -> None:
+        """Count ``size`` more bytes held (callers on hot paths add to :attr:`used` directly)."""
+        self.used += size
+
+    def release(self, size: int) -> None:
+        """Count ``size`` bytes fewer; resume waiters once below the low-water mark."""
+        self.used -= size
+        if self._waiting:
             low_water = self._low_water
             if low_water is None or self.used < low_water:
                 self._resume()

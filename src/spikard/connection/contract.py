@@ -152,6 +152,13 @@ class WebSocketConnection(abc.ABC):
         """
 
     @abc.abstractmethod
+    def receive_nowait(self) -> WebSocketMessage | None:
+        """Return the next message if it was received already, else None (never waits).
+
+        At the end of the input it returns None too: :meth:`receive` then says how it ended.
+        """
+
+    @abc.abstractmethod
     async def send(self, message: WebSocketMessage) -> None:
         """Send one message; a close message starts the close handshake.
 

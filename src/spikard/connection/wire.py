@@ -13,9 +13,9 @@ reader task (any anyio stream). It never reads on its own, and never runs a task
 - **Inbound**: every read is parsed a queue's worth at a time (``receive_data(data, room)``)
   into the bounded :class:`~.inbound.MessageQueue` that :meth:`~WireConnection.receive` takes
   from. A full queue still lets control frames through; once a message finds no room (it
-  waits beside the queue), :meth:`feed` returns False and the driver stops reading (TCP
-  flow control then slows the peer) until :meth:`receive` makes room; what came in the same
-  read stays bytes meanwhile. Reading also stops while
+  waits beside the queue), what arrives stays bytes, and after ``4 * read_size`` of them
+  :meth:`feed` returns False: the driver stops reading (TCP flow control then slows the
+  peer) until :meth:`receive` makes room. Reading also stops while
   our replies (pongs) pile up unread, and while the server's :class:`~.budget.InboundBudget`
   is exhausted. Why reads are paused is :attr:`_pause`, one :class:`ReadPause`.
 - **Outbound**: :meth:`send` hands the frame's bytes to the transport whole and awaits its
@@ -34,7 +34,8 @@ Otherwise the owner of the transport (the HTTP connection) closes it, bounded by
 ``close_timeout``, after the application returned and :meth:`detach` was called.
 
 Worst case held per connection: ``max_queue + 1`` messages of ``max_message_size`` (text: up
-to 4 bytes per character), one partial message, one read of unparsed bytes, and
+to 4 bytes per character), one partial message, ``4 * read_size`` of unparsed bytes plus one
+read, and
 the transport's write buffer (the kernel's, on asyncio; 64 KiB plus one message elsewhere).
 """
 
@@ -80,7 +81,8 @@ class ReadPause(enum.Enum):
     HANDSHAKE = "handshake"
     """Not accepted yet, and ``read_size`` bytes are kept already."""
     QUEUE_FULL = "queue full"
-    """The application is behind: its queue is full and the backlog too."""
+    """The application is behind: a message waits for room in its queue. What arrives stays
+    bytes, and after ``4 * read_size`` of them the driver stops reading."""
     REPLIES_UNREAD = "replies unread"
     """Our replies (pongs) pile up unread: a peer that sends pings and never reads."""
     BUDGET = "budget"
@@ -394,22 +396,37 @@ class WireConnection(WebSocketConnection):
                 message = await queue.get()
             except anyio.EndOfStream:
                 raise self._closed_error() from None
-        self._queued_cost -= message_cost(message.data)
-        overflow = self._overflow
-        if overflow is not None and not queue.closed:
-            self._overflow = None
-            queue.put_nowait(overflow)
-            self._room_made()
-        elif self._budget.limit is not None:
-            self._account()
+        self._taken(message)
         return message
+
+    def receive_nowait(self) -> WebSocketMessage | None:
+        """Return the next message if one was received already, else None (never waits)."""
+        queue = self._queue
+        if not queue.has_items:
+            return None
+        message = queue.take()
+        self._taken(message)
+        return message
+
+    def _taken(self, message: WebSocketMessage) -> None:
+        """The application took ``message``: release its bytes, make room for the next."""
+        cost = message_cost(message.data)
+        self._queued_cost -= cost
+        self._budget.release(cost)
+        overflow = self._overflow
+        if overflow is not None and not self._queue.closed:
+            self._overflow = None
+            self._queue.put_nowait(overflow)
+            self._room_made()
 
     async def send(self, message: WebSocketMessage) -> None:
         """Send one message, waiting for the transport to drain; see the contract."""
         if message.type is MessageType.CLOSE:
             await self.close(message.code or CloseCode.NORMAL_CLOSURE, message.reason or "")
             return
-        protocol = self._protocol_for("send")
+        protocol = self._protocol
+        if protocol is None:
+            protocol = self._protocol_for("send")
         protocol.send(message)
         self.messages_sent += 1
         transport = self._transport
@@ -427,12 +444,11 @@ class WireConnection(WebSocketConnection):
     def discard_incoming(self) -> None:
         """Drop what is queued and what arrives from now on; read on."""
         self._queue.discard()
+        self._budget.release(self._queued_cost)
         self._queued_cost = 0
         if self._overflow is not None:
             self._overflow = None
             self._room_made()
-        elif self._budget.limit is not None:
-            self._account()
 
     async def ping(self, payload: bytes | None = None) -> Awaitable[object]:
         """Send a ping; await the result for its pong (or ConnectionClosed)."""
@@ -488,9 +504,8 @@ class WireConnection(WebSocketConnection):
         """
         self._heartbeat.discard(self)
         self._budget.forget(self)
-        if self._charged:
-            self._budget.charge(-self._charged)
-            self._charged = 0
+        self._budget.release(self._queued_cost + self._charged)
+        self._charged = 0
         self._queue.discard()
         self._queued_cost = 0
         self._overflow = None
@@ -558,6 +573,7 @@ class WireConnection(WebSocketConnection):
                 self._backlog += data
             return self._wants_more()
         put = queue.put_nowait
+        received = 0
         while True:
             room = queue.room
             limit = room if room > 0 else 1
@@ -569,7 +585,7 @@ class WireConnection(WebSocketConnection):
                     continue
                 if queue.closed:
                     continue  # the application is gone: nobody will read it
-                self._queued_cost += message_cost(event.data)
+                received += message_cost(event.data)
                 self.messages_received += 1
                 if queue.has_room:
                     put(event)
@@ -578,20 +594,26 @@ class WireConnection(WebSocketConnection):
             if protocol.has_data_to_send:
                 self._write_replies(protocol)
             if protocol.input_ended:
-                self._after_input(protocol)
-                return False
+                break
             if len(events) < limit or self._overflow is not None or not protocol.has_unparsed_input:
                 break
+        if received:
+            self._queued_cost += received
+            self._budget.used += received
+        if protocol.input_ended:
+            self._after_input(protocol)
+            return False
         return self._wants_more()
 
     def _wants_more(self) -> bool:
         """Decide whether the driver reads on; record why not (:class:`ReadPause`)."""
         budget = self._budget
-        if budget.limit is not None:
-            self._account()
+        self._account()
         if self._overflow is not None:
+            # Reads go on into the backlog for a few reads (a burst that overfills the queue
+            # by one costs no pause and resume), then stop.
             self._pause = ReadPause.QUEUE_FULL
-            return False
+            return len(self._backlog) < 4 * self.config.read_size
         if self._pause is ReadPause.REPLIES_UNREAD:
             return False
         if budget.exhausted:
@@ -612,15 +634,21 @@ class WireConnection(WebSocketConnection):
             self._transport.resume_feeding()
 
     def _account(self) -> None:
-        """Tell the budget how many inbound bytes this connection holds now."""
+        """Tell the budget how many unparsed inbound bytes this connection holds now.
+
+        Queued messages are counted as they are queued and taken (:attr:`_queued_cost`).
+        """
         protocol = self._protocol
-        held = self._queued_cost + len(self._backlog) + len(self._early)
+        held = len(self._backlog) + len(self._early)
         if protocol is not None:
             held += getattr(protocol, "buffered_bytes", 0)  # TEMP-HELPER
         delta = held - self._charged
         if delta:
             self._charged = held
-            self._budget.charge(delta)
+            if delta > 0:
+                self._budget.used += delta
+            else:
+                self._budget.release(-delta)
 
     def _write_replies(self, protocol: WebSocketProtocol) -> None:
         """Write the pongs and the close reply the last read caused, without waiting."""

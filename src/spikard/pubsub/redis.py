@@ -11,7 +11,12 @@ subscriptions, plus a small bounded pool (``max_connections``) for ``PUBLISH`` a
 presence commands. Channel ``C`` is the Redis channel ``prefix + C``. The subscriber
 connection is SUBSCRIBEd to a channel while at least one local subscription needs it
 (``_watch`` on the first, ``_unwatch`` after the last), and entering ``subscribe`` waits
-until Redis confirmed it, so a message published after that is delivered.
+until Redis confirmed it, so a message published after that is delivered. Redis answers
+SUBSCRIBE and UNSUBSCRIBE in order, one reply per channel, so the broker counts per channel
+the commands sent and not yet answered (:class:`_Confirmations`): a channel is confirmed
+once its latest command was SUBSCRIBE and every command sent for it has been answered. A
+late reply to an earlier SUBSCRIBE (of a subscription that left before it arrived) thus
+never confirms a newer one.
 
 **Reader.** One background task reads the subscriber connection and hands every message to
 the local fan-out (:mod:`spikard.pubsub.subscription`), which applies each subscription's
@@ -42,10 +47,13 @@ repairs whatever an outage, a Redis restart or an expired key removed, and retri
 that failed during an outage. ``members`` runs a small Lua script that returns the
 entries whose node key exists and deletes the others, atomically. So a crashed process's
 members disappear at most ``presence_ttl`` seconds after its last heartbeat; a cleanly
-closed broker removes its members at once. Presence is eventually consistent: see
-``docs/pubsub.md``. All brokers sharing a Redis must use the same ``prefix`` and
-``presence_ttl``; the script reads keys it is not given, so this targets a standalone
-Redis (or one primary), not Redis Cluster.
+closed broker removes its members at once. An entry that is not in this encoding (written
+by another program: no node id, invalid UTF-8 or JSON) is never returned as a member:
+``members`` skips it and logs its field (never its value) at WARNING; the script does not
+delete a value without a node id, since spikard did not write it. Presence is eventually
+consistent: see ``docs/pubsub.md``. All brokers sharing a Redis must use the same
+``prefix`` and ``presence_ttl``; the script reads keys it is not given, so this targets a
+standalone Redis (or one primary), not Redis Cluster.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -90,7 +98,9 @@ _SUBSCRIBE_BATCH: Final = 512
 _DISCONNECT_TIMEOUT: Final = 1.0
 
 # KEYS[1]: the room hash; ARGV[1]: the node-key prefix. Returns [member, value, ...] of the
-# members whose node is alive and deletes the others, in one atomic step.
+# members whose node is alive and deletes the others, in one atomic step. A value without a
+# newline has no node: spikard did not write it, so it is returned as is (for the caller to
+# skip and log), never deleted.
 _MEMBERS_SCRIPT: Final = """
 local entries = redis.call('HGETALL', KEYS[1])
 local alive = {}
@@ -98,11 +108,15 @@ local live = {}
 for i = 1, #entries, 2 do
   local value = entries[i + 1]
   local cut = string.find(value, '\\n', 1, true)
-  local node = cut and string.sub(value, 1, cut - 1) or ''
-  if alive[node] == nil then
-    alive[node] = redis.call('EXISTS', ARGV[1] .. node) == 1
+  local keep = true
+  if cut then
+    local node = string.sub(value, 1, cut - 1)
+    if alive[node] == nil then
+      alive[node] = redis.call('EXISTS', ARGV[1] .. node) == 1
+    end
+    keep = alive[node]
   end
-  if alive[node] then
+  if keep then
     live[#live + 1] = entries[i]
     live[#live + 1] = value
   else
@@ -111,6 +125,9 @@ for i = 1, #entries, 2 do
 end
 return live
 """
+
+_MAX_LOGGED_FIELDS: Final = 10
+"""How many fields of foreign presence entries one warning names at most."""
 
 
 def _redacted(url: str) -> str:
@@ -138,6 +155,50 @@ async def _disconnect(connection: AbstractConnection) -> None:
             await connection.disconnect()
         except Exception:  # a broken socket may fail to close cleanly; it is gone anyway
             logger.debug("error while closing a Redis connection", exc_info=True)
+
+
+class _Confirmations:
+    """Which channels Redis confirmed on the current subscriber connection.
+
+    Redis answers SUBSCRIBE and UNSUBSCRIBE in the order it received them, with one reply per
+    channel, so counting the commands sent and the replies received per channel is exact:
+    a channel is confirmed when its latest command was SUBSCRIBE and every command sent for
+    it has been answered. The counts belong to one connection: reset them when it changes.
+    """
+
+    def __init__(self) -> None:
+        # channel -> commands sent and not answered yet; never 0 (the entry is removed).
+        self._unanswered: dict[str, int] = {}
+        # The channels whose latest command sent was SUBSCRIBE.
+        self._subscribed: set[str] = set()
+
+    def reset(self) -> None:
+        """Forget everything: a new connection has been subscribed to nothing yet."""
+        self._unanswered.clear()
+        self._subscribed.clear()
+
+    def sent(self, channels: Iterable[str], *, subscribe: bool) -> None:
+        """Record a SUBSCRIBE (or UNSUBSCRIBE) of ``channels``; call it before sending."""
+        for channel in channels:
+            self._unanswered[channel] = self._unanswered.get(channel, 0) + 1
+            if subscribe:
+                self._subscribed.add(channel)
+            else:
+                self._subscribed.discard(channel)
+
+    def answered(self, channel: str) -> None:
+        """Record one reply (``subscribe`` or ``unsubscribe``) for ``channel``."""
+        count = self._unanswered.get(channel)
+        if count is None:  # no command of ours is waiting for it: not an answer to us
+            logger.debug("unexpected subscription reply for channel %r", channel)
+        elif count > 1:
+            self._unanswered[channel] = count - 1
+        else:
+            del self._unanswered[channel]
+
+    def confirmed(self, channel: str) -> bool:
+        """True when Redis answered the latest command for ``channel`` and it was SUBSCRIBE."""
+        return channel in self._subscribed and channel not in self._unanswered
 
 
 class RedisBroker(Broker):
@@ -207,7 +268,8 @@ class RedisBroker(Broker):
         self._connection: AbstractConnection | None = None
         self._connected = False
         self._lock: anyio.Lock | None = None
-        self._confirmed: set[str] = set()
+        # What Redis confirmed on self._connection; reset whenever the connection changes.
+        self._confirmations = _Confirmations()
         self._waiters: dict[str, anyio.Event] = {}
         # Presence held by this process: room -> member id -> hash value.
         self._local: dict[str, dict[str, str]] = {}
@@ -249,7 +311,7 @@ class RedisBroker(Broker):
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def _open(self) -> None:
-        self._confirmed = set()
+        self._confirmations.reset()
         self._waiters = {}
         self._local = {}
         self._pending_leaves = set()
@@ -337,10 +399,16 @@ class RedisBroker(Broker):
         try:
             await connection.connect()  # type: ignore[no-untyped-call]
             async with self._lock:
-                channels = [self.prefix + channel for channel in self._fanout.channels()]
+                # Under the lock, so no _watch or _unwatch interleaves: the counts describe
+                # exactly the commands sent on this connection.
+                self._confirmations.reset()
+                channels = self._fanout.channels()
+                self._confirmations.sent(channels, subscribe=True)
                 for start in range(0, len(channels), _SUBSCRIBE_BATCH):
                     batch = channels[start : start + _SUBSCRIBE_BATCH]
-                    await connection.send_command("SUBSCRIBE", *batch)
+                    await connection.send_command(
+                        "SUBSCRIBE", *(self.prefix + channel for channel in batch)
+                    )
                 self._connection = connection
                 self._connected = True
         except BaseException:
@@ -363,7 +431,7 @@ class RedisBroker(Broker):
                 logger.exception("unexpected error reading from Redis; reconnecting")
             finally:
                 self._connected = False
-                self._confirmed.clear()
+                self._confirmations.reset()  # nothing is confirmed until the reconnect
                 if self._connection is connection:
                     self._connection = None
                 await _disconnect(connection)
@@ -398,8 +466,10 @@ class RedisBroker(Broker):
                 logger.warning("dropped a malformed message on channel %r", channel)
                 return
             await self._fanout.deliver(channel, message)
-        elif kind == b"subscribe":
-            self._confirmed.add(channel)
+        elif kind in (b"subscribe", b"unsubscribe"):
+            self._confirmations.answered(channel)
+            # Waiters re-check whether their channel is confirmed; waking them on every
+            # reply also drops the event of a channel whose subscription left meanwhile.
             waiter = self._waiters.pop(channel, None)
             if waiter is not None:
                 waiter.set()
@@ -445,19 +515,22 @@ class RedisBroker(Broker):
         if new_channels:
             async with self._lock:
                 if self._connected and self._connection is not None:
+                    # Counted before sending: the reply may be read before send_command returns.
+                    self._confirmations.sent(new_channels, subscribe=True)
                     try:
                         await self._connection.send_command(
                             "SUBSCRIBE", *(self.prefix + channel for channel in new_channels)
                         )
                     except _REDIS_ERRORS:
                         pass  # the reader notices; the reconnect subscribes every channel
-        pending = [channel for channel in channels if channel not in self._confirmed]
+        confirmed = self._confirmations.confirmed
+        pending = [channel for channel in channels if not confirmed(channel)]
         if not pending:
             return
         try:
             with anyio.fail_after(self._subscribe_timeout):
                 for channel in pending:
-                    while channel not in self._confirmed:
+                    while not confirmed(channel):
                         if self._state != "running":
                             raise BrokerUnavailable(f"{self!r} is closed")
                         waiter = self._waiters.get(channel)
@@ -475,9 +548,10 @@ class RedisBroker(Broker):
         async with self._lock:
             # A channel may have gained a subscriber while this call waited for the lock.
             gone = [channel for channel in channels if not self._fanout.has_subscribers(channel)]
-            for channel in gone:
-                self._confirmed.discard(channel)
             if gone and self._connected and self._connection is not None:
+                # Until Redis answers this UNSUBSCRIBE (and any SUBSCRIBE sent later), a
+                # reply to an earlier SUBSCRIBE cannot confirm these channels again.
+                self._confirmations.sent(gone, subscribe=False)
                 try:
                     await self._connection.send_command(
                         "UNSUBSCRIBE", *(self.prefix + channel for channel in gone)
@@ -566,9 +640,28 @@ class RedisBroker(Broker):
         except _REDIS_ERRORS as exc:
             raise self._unavailable("read presence", exc) from exc
         members: dict[str, Any] = {}
+        foreign: list[bytes] = []
         for index in range(0, len(flat) - 1, 2):
-            value = bytes(flat[index + 1]).decode()
-            members[bytes(flat[index]).decode()] = json.loads(value.partition("\n")[2])
+            field = bytes(flat[index])
+            try:
+                _, newline, info = bytes(flat[index + 1]).decode().partition("\n")
+                if not newline:
+                    raise ValueError("no node id")
+                members[field.decode()] = json.loads(info)
+            except (ValueError, RecursionError):  # UnicodeDecodeError, JSONDecodeError too
+                foreign.append(field)
+        if foreign:
+            # One warning per call; the values are never logged (they may be sensitive).
+            named = ", ".join(_field_name(field) for field in foreign[:_MAX_LOGGED_FIELDS])
+            if len(foreign) > _MAX_LOGGED_FIELDS:
+                named += f" and {len(foreign) - _MAX_LOGGED_FIELDS} more"
+            logger.warning(
+                "skipped %d presence entries that spikard did not write in Redis hash %r: "
+                "fields %s",
+                len(foreign),
+                self._room_key(room),
+                named,
+            )
         return members
 
     async def _leave_everything(self) -> None:
@@ -589,6 +682,14 @@ class RedisBroker(Broker):
 async def _execute(client: Redis, *args: str | bytes | int) -> Any:
     """Run one command (redis-py leaves ``execute_command`` untyped)."""
     return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def _field_name(field: bytes) -> str:
+    """A hash field for a log line: quoted text, or the ``bytes`` repr if not UTF-8."""
+    try:
+        return repr(field.decode())
+    except UnicodeDecodeError:
+        return repr(field)
 
 
 def _flatten(members: dict[str, str]) -> Sequence[str]:

@@ -40,6 +40,7 @@ class WebSocket:
         "_accepted",
         "_accepting",
         "_connection",
+        "_open",
         "_read_ever",
         "request",
         "sends_in_progress",
@@ -55,6 +56,8 @@ class WebSocket:
         self.sends_in_progress = 0
         """How many sends are being written right now."""
         self._read_ever = False
+        self._open = False
+        """True once this socket accepted (sends need no handshake check)."""
         self._accepting = False
         self._accepted: anyio.Event | None = None
         """Created only when a second task waits for an accept in progress."""
@@ -136,6 +139,7 @@ class WebSocket:
         self.waiting_readers += 1  # messages that came with the handshake reach us in accept
         try:
             await self._connection.accept(subprotocol, headers)
+            self._open = True
         finally:
             self.waiting_readers -= 1
             self._accepting = False
@@ -174,7 +178,11 @@ class WebSocket:
 
     async def __anext__(self) -> WebSocketMessage:
         connection = self._connection
-        if not self._read_ever:
+        if self._read_ever:
+            message = connection.receive_nowait()
+            if message is not None:
+                return message  # no wait: the common case under load
+        else:
             await self._ensure_open()
             self._read_ever = True
         self.waiting_readers += 1
@@ -218,7 +226,7 @@ class WebSocket:
     async def _send_message(self, message: WebSocketMessage) -> None:
         """:meth:`send` for a message that is already a :class:`WebSocketMessage`."""
         connection = self._connection
-        if not connection.accepted:
+        if not self._open:
             await self._ensure_open()
         self.sends_in_progress += 1
         try:
