@@ -7,12 +7,14 @@ SIGKILLed to prove that presence expires.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -61,6 +63,23 @@ async def raw_client(url: str) -> AsyncIterator[Any]:
 async def next_message(subscription: Subscription) -> WebSocketMessage:
     with anyio.fail_after(TIMEOUT):
         return (await anext(subscription)).message
+
+
+@contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    """SIGSTOP the server for the block: it reads and answers nothing until SIGCONT."""
+    process = server.process
+    assert process is not None
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        # Wait until it is really stopped (state T), so that nothing sent from now is read.
+        while Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()[0] != "T":
+            assert time.monotonic() < deadline, "redis-server did not stop"
+            time.sleep(0.001)
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
 
 
 @asyncio_only
@@ -122,6 +141,57 @@ async def test_one_subscriber_connection_per_process(
                 return bool(await client.pubsub_channels("spikard:*") == [])
 
             await eventually(unsubscribed)
+
+
+@asyncio_only
+async def test_subscribe_waits_for_its_own_confirmation(
+    anyio_backend: str, redis_server: RedisServer
+) -> None:
+    """A subscription that leaves before Redis confirmed it does not confirm the next one.
+
+    Each round: a subscription sends SUBSCRIBE and leaves (UNSUBSCRIBE) before Redis answers;
+    the late answer to that first SUBSCRIBE arrives; then a new subscription to the same
+    channel is entered while Redis is frozen, so it can only be entered after Redis runs
+    again and answers its own SUBSCRIBE; then a message published in it must arrive.
+    """
+    rounds = 40
+    early: list[int] = []  # rounds whose subscribe() returned while Redis was frozen
+    lost: list[int] = []  # rounds whose message published after subscribe() was lost
+    redis_is_frozen = False
+    async with brokers(redis_server.url) as (publisher, worker):
+
+        async def leave_at_once() -> None:
+            async with worker.subscribe("room"):
+                pytest.fail("entered while Redis was frozen")
+
+        async def subscribe_and_publish(round_index: int) -> None:
+            async with worker.subscribe("room") as subscription:
+                if redis_is_frozen:
+                    early.append(round_index)
+                text = str(round_index)
+                delivered = await publisher.publish("room", text) == 1
+                if not delivered or (await next_message(subscription)).as_text() != text:
+                    lost.append(round_index)
+
+        with anyio.fail_after(30):
+            for index in range(rounds):
+                with frozen(redis_server):  # SUBSCRIBE and UNSUBSCRIBE, both unanswered
+                    async with anyio.create_task_group() as task_group:
+                        task_group.start_soon(leave_at_once)
+                        await anyio.sleep(0.01)  # it sent SUBSCRIBE and waits
+                        task_group.cancel_scope.cancel()  # leaves: UNSUBSCRIBE sent
+                await anyio.sleep(0.02)  # Redis answers both; the reader reads the answers
+
+                async with anyio.create_task_group() as task_group:
+                    with frozen(redis_server):
+                        redis_is_frozen = True
+                        task_group.start_soon(subscribe_and_publish, index)
+                        await anyio.sleep(0.02)  # its SUBSCRIBE waits in Redis's socket
+                        redis_is_frozen = False
+    assert (early, lost) == ([], []), (
+        f"of {rounds} rounds, {len(early)} entered subscribe() before Redis could confirm "
+        f"it and {len(lost)} lost the message published after that"
+    )
 
 
 @asyncio_only
@@ -288,6 +358,41 @@ async def test_presence_repairs_itself_after_redis_lost_it(
             return await second.members("lobby") == {"alice": None}
 
         await eventually(alice_is_back)
+
+
+@asyncio_only
+async def test_members_skip_entries_spikard_did_not_write(
+    anyio_backend: str, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with brokers(redis_server.url) as (first, second):
+        await first.join("lobby", "alice", {"name": "Alice"})
+        await second.join("lobby", "bob")
+        node = first.node_id.encode()
+        foreign = {
+            b"plain": b"written by another tool",  # no node id
+            b"not-json": node + b"\n{secret: 1",  # a live node, then no JSON
+            b"not-utf8": node + b"\n\xff\xfe secret",
+            b"\xffbad-field": node + b"\nnull",
+        }
+        async with raw_client(redis_server.url) as client:
+            await client.hset("spikard:presence:lobby", mapping=foreign)
+            with caplog.at_level(logging.WARNING, logger="spikard.pubsub"):
+                members = await second.members("lobby")
+            assert members == {"alice": {"name": "Alice"}, "bob": None}
+            warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+            assert len(warnings) == 1  # one warning per call, whatever the number of entries
+            text = warnings[0].getMessage()
+            assert "'spikard:presence:lobby'" in text
+            for field in ("'plain'", "'not-json'", "'not-utf8'", "b'\\xffbad-field'"):
+                assert field in text
+            assert "secret" not in text  # never the values
+            assert "another tool" not in text
+            # Foreign entries are skipped, not deleted: spikard does not own them.
+            assert set(await client.hkeys("spikard:presence:lobby")) >= set(foreign)
+        caplog.clear()
+        await first.leave("lobby", "alice")
+        await second.leave("lobby", "bob")
+        assert await first.members("lobby") == {}
 
 
 CRASHING_WORKER = """
