@@ -99,8 +99,10 @@ class BoundedPerMessageDeflate(PerMessageDeflate):
         rsv: RsvBits,
         payload_length: int,
     ) -> CloseReason | RsvBits:
-        """Note where a message and a frame begin; leave a message's state alone for control
-        frames (wsproto's own extension resets it after one, see the class docs).
+        """Note where a message and a frame begin.
+
+        A control frame leaves the message's compression state alone (wsproto's own extension
+        resets it after one, see the class docs).
         """
         if opcode.iscontrol():
             if rsv.rsv1:
@@ -129,7 +131,12 @@ class BoundedPerMessageDeflate(PerMessageDeflate):
         room = self._room()
         # zlib may find a corrupt code just after the output that passes the bound: keep a
         # copy when the bound is within reach, to tell which came first in stream order.
-        backup = decompressor.copy() if room < _MAX_EXPANSION * len(data) + _SLACK else None
+        backup = None
+        if room < _MAX_EXPANSION * len(data) + _SLACK:
+            try:
+                backup = decompressor.copy()
+            except ValueError:  # zlib cannot copy a stream it already found broken or ended
+                backup = None
         try:
             inflated = decompressor.decompress(data, room + 1)
         except zlib.error:
@@ -146,8 +153,9 @@ class BoundedPerMessageDeflate(PerMessageDeflate):
     def frame_inbound_complete(
         self, proto: FrameDecoder | FrameProtocol, fin: bool
     ) -> bytes | CloseReason | None:
-        """Finish a frame: a control frame changes nothing; the tail of a message is bounded
-        like the rest of it.
+        """Finish a frame, bounding the tail of a message like the rest of it.
+
+        A control frame changes nothing here.
         """
         if not self._inbound_is_compressible:
             return None
@@ -183,8 +191,11 @@ class BoundedPerMessageDeflate(PerMessageDeflate):
 
 
 def _inflate_until_bound(decompressor: zlib._Decompress, data: bytes, room: int) -> bytes | None:
-    """Inflate ``data`` a byte at a time; return the output up to ``room`` bytes if the output
-    passes ``room`` before zlib fails, None if zlib fails first.
+    """Inflate ``data`` a byte at a time, to see which comes first.
+
+    Returns:
+        The output up to ``room`` bytes if the output passes ``room`` before zlib fails, None
+        if zlib fails first.
     """
     produced = bytearray()
     for index in range(len(data)):

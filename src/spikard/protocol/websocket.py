@@ -475,8 +475,10 @@ class WebSocketProtocol:
             return None
         return first, opcode, header_size, length
 
-    def _bad_header(self, reason: str) -> None:
+    def _bad_header(self, reason: str) -> tuple[int, int, int, int] | None:
+        """Fail the connection for an invalid header (1002); None, for :meth:`_read_header`."""
         self._peer_error(CloseCode.PROTOCOL_ERROR, reason)
+        return None
 
     def _fits(self, text: bool, fin: int, so_far: int, length: int) -> bool:
         """Check an uncompressed data frame's size at its header; fail with 1009 if too big.
@@ -547,9 +549,11 @@ class WebSocketProtocol:
     def _feed_wsproto(
         self, data: bytes, events: list[Event], close_payload: bytes | None = None
     ) -> None:
-        """Let wsproto parse ``data`` (the bytes of one frame, or a part of a data frame's);
-        append the events it completes. ``close_payload``: the unmasked payload of the close
-        frame that ``data`` is."""
+        """Let wsproto parse ``data``; append the events it completes.
+
+        ``data`` is one whole control frame, or the next bytes of a data frame.
+        ``close_payload`` is the unmasked payload when ``data`` is a close frame.
+        """
         connection = self._conn
         connection.receive_data(data)
         for event in connection.events():
