@@ -22,7 +22,8 @@ async def test_items_come_out_in_order_and_close_ends_the_stream() -> None:
 
 def test_room_counts_down_to_full() -> None:
     queue = MessageQueue[int](2)
-    assert queue.has_room and queue.room == 2
+    assert queue.has_room
+    assert queue.room == 2
     queue.put_nowait(1)
     assert queue.room == 1
     queue.put_nowait(2)

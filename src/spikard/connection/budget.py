@@ -4,10 +4,13 @@ Each connection already bounds itself (``max_queue`` messages of at most
 ``max_message_size``, one partial message, one read ahead), but ten thousand lagging
 connections times that bound is more memory than a machine has. One :class:`InboundBudget`
 per server adds the bytes every connection holds; while the total is above
-``max_buffered_bytes``, connections that want to read more stop reading instead
-(:meth:`InboundBudget.wait_for_room`), and they are resumed, oldest first, once the total fell
-below three quarters of the limit. A connection always holds what it already read, so the
-total may pass the limit by at most one read per connection.
+``max_buffered_bytes``, connections whose application is behind (messages wait in its queue)
+stop reading (:meth:`InboundBudget.wait_for_room`), and they are resumed, oldest first, once
+the total fell below three quarters of the limit. A connection whose application waits for
+its next message always reads on, so the budget never deadlocks applications that wait on
+each other; what such a connection holds is at most one partial message. A connection keeps
+what it already read, so the total passes the limit by at most one read (plus that partial
+message) per connection.
 
 Counted: the unparsed bytes a connection holds, the data of a message being reassembled, and
 every message queued for the application; text counts one byte per character when it is

@@ -233,7 +233,8 @@ class StreamTransport:
                         await wakeup.wait()
                     if not outgoing:
                         await self._stream.aclose()  # closing, and everything went out
-                        break
+                        self._finish(stream_closed=True)
+                        return
                     chunk = bytes(outgoing[:CHUNK])
                     del outgoing[:CHUNK]
                     self._in_flight = len(chunk)
@@ -277,12 +278,14 @@ class StreamTransport:
         self._read_scope.cancel()
         self._write_scope.cancel()
         self._finish()
-        self._task_group.start_soon(anyio.aclose_forcefully, self._stream)
 
-    def _finish(self) -> None:
+    def _finish(self, stream_closed: bool = False) -> None:
+        """Enter ``CLOSED``: wake everyone; the stream is closed (forcefully, unless it was)."""
         if self._state is TransportState.CLOSED:
             return
         self._state = TransportState.CLOSED
+        if not stream_closed:
+            self._task_group.start_soon(anyio.aclose_forcefully, self._stream)
         self._outgoing.clear()
         self._in_flight = 0
         self._end_input()

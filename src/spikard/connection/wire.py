@@ -418,6 +418,8 @@ class WireConnection(WebSocketConnection):
             self._overflow = None
             self._queue.put_nowait(overflow)
             self._room_made()
+        elif self._pause is ReadPause.BUDGET or self._pause is ReadPause.QUEUE_FULL:
+            self._room_made()  # parse what is held: the application may wait for it
 
     async def send(self, message: WebSocketMessage) -> None:
         """Send one message, waiting for the transport to drain; see the contract."""
@@ -446,8 +448,8 @@ class WireConnection(WebSocketConnection):
         self._queue.discard()
         self._budget.release(self._queued_cost)
         self._queued_cost = 0
-        if self._overflow is not None:
-            self._overflow = None
+        self._overflow = None
+        if self._protocol is not None:
             self._room_made()
 
     async def ping(self, payload: bytes | None = None) -> Awaitable[object]:
@@ -526,6 +528,8 @@ class WireConnection(WebSocketConnection):
             if self._state is not ConnectionState.CONNECTING:
                 return False  # rejected: nothing more is wanted
             self._early += data
+            self._charged += len(data)
+            self._budget.used += len(data)
             if len(self._early) < self.config.read_size:
                 return True
             self._pause = ReadPause.HANDSHAKE
@@ -616,7 +620,9 @@ class WireConnection(WebSocketConnection):
             return len(self._backlog) < 4 * self.config.read_size
         if self._pause is ReadPause.REPLIES_UNREAD:
             return False
-        if budget.exhausted:
+        if budget.exhausted and self._queue.has_items:
+            # Only while the application is behind: one that waits for its next message must
+            # get it (what this connection holds then is at most a partial message).
             self._pause = ReadPause.BUDGET
             budget.wait_for_room(self, self._budget_has_room)
             return False
@@ -625,8 +631,10 @@ class WireConnection(WebSocketConnection):
 
     def _room_made(self) -> None:
         """The application took a message while reads were paused: parse and read on."""
-        self._pause = ReadPause.NONE
-        if self._protocol is not None and self._receive(b""):
+        if self._pause is not ReadPause.REPLIES_UNREAD:
+            self._pause = ReadPause.NONE
+        protocol = self._protocol
+        if protocol is not None and not protocol.input_ended and self._receive(b""):
             self._transport.resume_feeding()
 
     def _budget_has_room(self) -> None:
@@ -641,7 +649,7 @@ class WireConnection(WebSocketConnection):
         protocol = self._protocol
         held = len(self._backlog) + len(self._early)
         if protocol is not None:
-            held += getattr(protocol, "buffered_bytes", 0)  # TEMP-HELPER
+            held += protocol.buffered_bytes
         delta = held - self._charged
         if delta:
             self._charged = held
@@ -671,7 +679,10 @@ class WireConnection(WebSocketConnection):
             event = StateEvent.PEER_CLOSED
         else:
             event = StateEvent.PEER_LEFT
-        if self._state is not ConnectionState.CLOSED:
+        current = self._state
+        if current is not ConnectionState.CLOSED and not (
+            current is ConnectionState.FAILING and event is StateEvent.PEER_FAILED
+        ):
             self._transition(event)
 
     def _on_pong(self, payload: bytes) -> None:
@@ -801,13 +812,14 @@ class WireConnection(WebSocketConnection):
         if self._keepalive is not None:
             if now >= self._pong_deadline:
                 if self._pause is ReadPause.BUDGET or (
-                    self._pause is ReadPause.QUEUE_FULL and not waiting
+                    self._pause is ReadPause.QUEUE_FULL and transport.writable
                 ):
                     # Our side stopped reading: the pong may wait unread behind the data
                     # the peer sent, which shows it is alive. Ask again later.
                     self._pong_deadline = now + config.ping_timeout
                 else:
-                    self._keepalive_failed(waiting)
+                    self._keepalive = None
+                    self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
                     return
         elif now >= self._next_ping:
             self._send_keepalive(now)
@@ -823,7 +835,7 @@ class WireConnection(WebSocketConnection):
 
     def timer_failed(self) -> None:
         """:meth:`on_timer` raised (a bug): end the connection rather than run untimed."""
-        self._abort(CloseCode.INTERNAL_ERROR, "internal error")
+        self._fail(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _send_keepalive(self, now: float) -> None:
         protocol = self._protocol
@@ -834,17 +846,20 @@ class WireConnection(WebSocketConnection):
         protocol.ping(payload)
         self._write_replies(protocol)
 
-    def _keepalive_failed(self, waiting: int) -> None:
-        self._keepalive = None
-        if waiting:
-            # Writes are stuck: the close frame could not go out either.
-            self._abort(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-            return
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection: a close frame with ``code`` if it can still go out, else abort.
+
+        The transport is left to its owner when the frame went out (closed after the
+        application returned, within ``close_timeout``); with writes stuck it is aborted.
+        """
         protocol = self._protocol
-        assert protocol is not None
-        protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        if protocol is None or not self._transport.writable:
+            self._abort(code, reason)  # writes are stuck: the close frame could not go out
+            return
+        protocol.fail(code, reason)
         try:
             self._transport.write(protocol.data_to_send())
         except TransportClosed:
             pass
-        self._transition(StateEvent.ABORT)
+        if self._state is not ConnectionState.CLOSED:
+            self._transition(StateEvent.ABORT)

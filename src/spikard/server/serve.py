@@ -72,6 +72,11 @@ class Server:
         return self._websockets.open
 
     @property
+    def buffered_bytes(self) -> int:
+        """Inbound WebSocket bytes buffered for applications right now (all connections)."""
+        return self._budget.used
+
+    @property
     def connection_count(self) -> int:
         """Connections being served right now (HTTP and WebSocket)."""
         return len(self._connections)
