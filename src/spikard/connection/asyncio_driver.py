@@ -12,8 +12,8 @@ of :mod:`.transport` directly on the event loop's callbacks:
   once, after every byte before them.
 - **Writing.** ``transport.write`` is synchronous and never splits; the write buffer's
   high-water mark is 0, so a writer that awaits :meth:`~AsyncioTransport.drain` waits until the
-  kernel took every byte, which is what paces a producer. Writes marked ``more_coming`` are
-  held (up to :data:`HOLD_LIMIT` bytes, until the loop's next turn) and go out together.
+  kernel took every byte, which is what paces a producer. :meth:`~AsyncioTransport.defer`
+  lets the connection write a burst of replies in one call, on the loop's next turn.
 - **Closing.** :meth:`~AsyncioTransport.close` lets asyncio flush, then close;
   :meth:`~AsyncioTransport.abort` closes at once. ``connection_lost`` wakes every waiter.
   :meth:`~AsyncioTransport.aclose` bounds the flush with a loop timer that aborts.
@@ -32,10 +32,7 @@ from typing import cast
 from .events import LightEvent
 from .transport import FeedConsumer, TransportClosed, TransportState
 
-__all__ = ["HOLD_LIMIT", "AsyncioTransport", "serve_sockets"]
-
-HOLD_LIMIT = 65536
-"""Most bytes held back for a write marked ``more_coming``."""
+__all__ = ["AsyncioTransport", "serve_sockets"]
 
 _READ_AHEAD = 65536
 
@@ -54,8 +51,6 @@ class AsyncioTransport(asyncio.Protocol):
         "_chunks",
         "_consumer",
         "_drained",
-        "_flush_handle",
-        "_held",
         "_input_ended",
         "_lost",
         "_on_connect",
@@ -86,8 +81,6 @@ class AsyncioTransport(asyncio.Protocol):
         self._consumer: FeedConsumer | None = None
         self._write_paused = False
         self._drained: LightEvent | None = None
-        self._held = bytearray()
-        self._flush_handle: asyncio.Handle | None = None
         self._written = 0
         self._lost: LightEvent | None = None
 
@@ -122,10 +115,6 @@ class AsyncioTransport(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
         self._state = TransportState.CLOSED
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        self._held.clear()
         self._end_input()
         self._wake_drainer()
         if self._lost is not None:
@@ -204,38 +193,22 @@ class AsyncioTransport(asyncio.Protocol):
 
     # ---- the Transport contract: writing -----------------------------------------------------
 
-    def write(self, data: bytes, more_coming: bool = False) -> None:
+    def write(self, data: bytes) -> None:
         """Queue ``data`` after every earlier write; see :class:`~.transport.Transport`."""
         if self._state is not TransportState.OPEN:
             raise TransportClosed
-        held = self._held
-        if more_coming and not self._write_paused and len(held) + len(data) < HOLD_LIMIT:
-            held += data
-            if self._flush_handle is None:
-                self._flush_handle = self.loop.call_soon(self._flush_held)
-            return
         transport = self._transport
         assert transport is not None
-        if held:
-            held += data
-            data = bytes(held)
-            held.clear()
+        self._written += len(data)
         try:
             transport.write(data)
         except RuntimeError as exc:  # uvloop, once the transport is closed
             raise TransportClosed from exc
-        self._written += len(data)
 
-    def _flush_held(self) -> None:
-        self._flush_handle = None
-        if self._held and self._state is TransportState.OPEN and self._transport is not None:
-            data = bytes(self._held)
-            self._held.clear()
-            try:
-                self._transport.write(data)
-            except RuntimeError:
-                return  # closed meanwhile: connection_lost follows
-            self._written += len(data)
+    def defer(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` on the loop's next turn (a write is one system call: batch)."""
+        self.loop.call_soon(callback)
+        return True
 
     @property
     def writable(self) -> bool:
@@ -276,8 +249,6 @@ class AsyncioTransport(asyncio.Protocol):
         """Flush (held bytes first), then close."""
         if self._state is not TransportState.OPEN:
             return
-        if self._held:
-            self._flush_held()
         self._state = TransportState.CLOSING
         self._end_input()
         if self._transport is not None:
@@ -288,7 +259,6 @@ class AsyncioTransport(asyncio.Protocol):
         if self._state is TransportState.CLOSED:
             return
         self._state = TransportState.CLOSED
-        self._held.clear()
         self._end_input()
         self._wake_drainer()
         if self._transport is not None:

@@ -64,6 +64,11 @@ class InboundBudget:
             if low_water is None or self.used < low_water:
                 self._resume()
 
+    @property
+    def waiting(self) -> bool:
+        """True while connections wait for room."""
+        return bool(self._waiting)
+
     def wait_for_room(self, owner: object, resume: Callable[[], None]) -> None:
         """Call ``resume()`` once the total is back below the low-water mark."""
         self._waiting[owner] = resume

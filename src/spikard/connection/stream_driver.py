@@ -22,7 +22,7 @@ anyio stream API only:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -183,7 +183,7 @@ class StreamTransport:
 
     # ---- writing ---------------------------------------------------------------------------
 
-    def write(self, data: bytes, more_coming: bool = False) -> None:
+    def write(self, data: bytes) -> None:
         """Queue ``data`` for the writer task (which batches on its own)."""
         if self._state is not TransportState.OPEN:
             raise TransportClosed
@@ -192,6 +192,10 @@ class StreamTransport:
         if wakeup is not None:
             self._writer_wakeup = None
             wakeup.set()
+
+    def defer(self, callback: Callable[[], None]) -> bool:
+        """Refuse: the writer task batches what is queued on its own; write now."""
+        return False
 
     @property
     def writable(self) -> bool:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Callable
 from typing import Protocol
 
 from .events import Waiter
@@ -95,14 +96,18 @@ class Transport(Protocol):
     def stop_feeding(self) -> None:
         """Forget the consumer: it is called no more (the connection is over)."""
 
-    def write(self, data: bytes, more_coming: bool = False) -> None:
+    def write(self, data: bytes) -> None:
         """Queue ``data`` whole after what was queued before; never blocks.
-
-        ``more_coming``: the caller has further writes to make at once; the driver may hold
-        the bytes briefly (at most until the event loop's next turn) to write them together.
 
         Raises:
             TransportClosed: the transport is closing or closed.
+        """
+
+    def defer(self, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` on the event loop's next turn, to batch writes made until then.
+
+        Returns False (and never calls it) when the driver batches writes on its own: the
+        caller then writes at once.
         """
 
     @property

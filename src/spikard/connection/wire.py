@@ -152,6 +152,7 @@ class WireConnection(WebSocketConnection):
         "_close_deadline",
         "_early",
         "_ended",
+        "_flush_scheduled",
         "_going_away",
         "_handshake",
         "_heartbeat",
@@ -217,6 +218,7 @@ class WireConnection(WebSocketConnection):
         """A message parsed while the queue was full: it waits for room, reads stop."""
         self._pause = ReadPause.NONE
         self._going_away = False
+        self._flush_scheduled = False
         self._ended: Waiter | None = None
         self._pings: dict[bytes, _Pong] = {}
         self._keepalive: bytes | None = None
@@ -412,12 +414,21 @@ class WireConnection(WebSocketConnection):
         """The application took ``message``: release its bytes, make room for the next."""
         cost = message_cost(message.data)
         self._queued_cost -= cost
-        self._budget.release(cost)
+        budget = self._budget
+        budget.used -= cost
+        if budget.waiting:
+            budget.release(0)
+        if self._pause is ReadPause.NONE:
+            return
         overflow = self._overflow
         if overflow is not None and not self._queue.closed:
             self._overflow = None
             self._queue.put_nowait(overflow)
-            self._room_made()
+            protocol = self._protocol
+            if self._backlog or (protocol is not None and protocol.has_unparsed_input):
+                self._room_made()
+            else:
+                self._pause = ReadPause.NONE  # the driver still reads: nothing held to parse
         elif self._pause is ReadPause.BUDGET or self._pause is ReadPause.QUEUE_FULL:
             self._room_made()  # parse what is held: the application may wait for it
 
@@ -432,9 +443,19 @@ class WireConnection(WebSocketConnection):
         protocol.send(message)
         self.messages_sent += 1
         transport = self._transport
+        # More messages received and unread: the replies to them follow at once, so this
+        # one may wait in the protocol's buffer until the loop's next turn. Only while the
+        # peer keeps up: otherwise the drain below paces the producer.
+        if (
+            self._queue.has_items
+            and transport.writable
+            and protocol.outgoing_size < self.config.read_size
+            and (self._flush_scheduled or transport.defer(self._flush_deferred))
+        ):
+            self._flush_scheduled = True
+            return
         try:
-            # More messages received and unread: the replies to them follow at once.
-            transport.write(protocol.data_to_send(), self._queue.has_items)
+            transport.write(protocol.data_to_send())
             if not transport.writable:
                 await transport.drain()
         except TransportClosed:
@@ -442,6 +463,16 @@ class WireConnection(WebSocketConnection):
         if self._state is ConnectionState.CLOSED and protocol.close_code == 1006:
             # The peer vanished while this message was being written: it was probably lost.
             raise self._closed_error()
+
+    def _flush_deferred(self) -> None:
+        """Write what :meth:`send` left in the protocol's buffer (unless written since)."""
+        self._flush_scheduled = False
+        protocol = self._protocol
+        if protocol is not None and protocol.has_data_to_send:
+            try:
+                self._transport.write(protocol.data_to_send())
+            except TransportClosed:
+                pass  # end_of_input follows
 
     def discard_incoming(self) -> None:
         """Drop what is queued and what arrives from now on; read on."""
@@ -577,7 +608,9 @@ class WireConnection(WebSocketConnection):
                 self._backlog += data
             return self._wants_more()
         put = queue.put_nowait
+        discard = queue.closed  # the application is gone: nobody will read what arrives
         received = 0
+        count = 0
         while True:
             room = queue.room
             limit = room if room > 0 else 1
@@ -587,12 +620,17 @@ class WireConnection(WebSocketConnection):
                 if isinstance(event, PongReceived):
                     self._on_pong(event.payload)
                     continue
-                if queue.closed:
-                    continue  # the application is gone: nobody will read it
-                received += message_cost(event.data)
-                self.messages_received += 1
-                if queue.has_room:
+                if discard:
+                    continue
+                payload = event.data
+                if type(payload) is bytes or payload.isascii():  # message_cost, inline
+                    received += len(payload)
+                else:
+                    received += 4 * len(payload)
+                count += 1
+                if room > 0:
                     put(event)
+                    room -= 1
                 else:
                     self._overflow = event  # waits for room; reads stop meanwhile
             if protocol.has_data_to_send:
@@ -601,7 +639,8 @@ class WireConnection(WebSocketConnection):
                 break
             if len(events) < limit or self._overflow is not None or not protocol.has_unparsed_input:
                 break
-        if received:
+        if count:
+            self.messages_received += count
             self._queued_cost += received
             self._budget.used += received
         if protocol.input_ended:
