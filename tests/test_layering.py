@@ -152,3 +152,33 @@ def test_protocol_still_works_without_io_libraries() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# ---- the connection contract is the only way down -------------------------------------------
+
+ABOVE_CONNECTION = sorted(
+    path for folder in ("streams", "app") for path in (PACKAGE_ROOT / folder).rglob("*.py")
+)
+CONTRACT_MODULES = ("spikard.connection", "spikard.connection.contract", "spikard.connection.state")
+
+
+@pytest.mark.parametrize(
+    "path", ABOVE_CONNECTION, ids=lambda path: f"{path.parent.name}/{path.name}"
+)
+def test_layers_above_the_connection_use_only_the_contract(path: Path) -> None:
+    for name in imported_modules(path):
+        assert name.split(".")[0] not in ("asyncio", "trio", "sniffio", "uvloop"), (
+            f"{path.name} asks which event loop runs ({name})"
+        )
+        if name.startswith("spikard.connection"):
+            assert name in CONTRACT_MODULES, f"{path.name} reaches past the contract: {name}"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE_ROOT.rglob("*.py")), ids=lambda path: path.name)
+def test_no_module_imports_a_private_module_of_a_dependency(path: Path) -> None:
+    for name in imported_modules(path):
+        top, _, rest = name.partition(".")
+        if top in ("anyio", "h11", "wsproto", "aiostream", "redis"):
+            assert not any(part.startswith("_") for part in rest.split(".") if part), (
+                f"{path.name} imports the private module {name}"
+            )

@@ -56,13 +56,10 @@ async def serving(app: Spikard, tls: Any) -> AsyncIterator[TestServerInfo]:
         yield server
 
 
-async def raw_websocket(
-    server: TestServerInfo, path: str, tls: Any, leftover: bytearray | None = None
+async def raw_websocket_without_answer(
+    server: TestServerInfo, path: str, tls: Any
 ) -> anyio.abc.ByteStream:
-    """Open a WebSocket by hand; return the stream positioned after the 101.
-
-    The bytes that came in the same read as the 101 go to ``leftover``.
-    """
+    """Connect and send the upgrade request; read nothing."""
     stream: anyio.abc.ByteStream
     if tls is None:
         stream = await anyio.connect_tcp("127.0.0.1", server.port)
@@ -71,6 +68,17 @@ async def raw_websocket(
             "127.0.0.1", server.port, tls=True, ssl_context=tls[1], tls_standard_compatible=False
         )
     await stream.send(upgrade_request(path, port=server.port))
+    return stream
+
+
+async def raw_websocket(
+    server: TestServerInfo, path: str, tls: Any, leftover: bytearray | None = None
+) -> anyio.abc.ByteStream:
+    """Open a WebSocket by hand; return the stream positioned after the 101.
+
+    The bytes that came in the same read as the 101 go to ``leftover``.
+    """
+    stream = await raw_websocket_without_answer(server, path, tls)
     head = await read_until(stream, b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101"), head
     if leftover is not None:
@@ -292,20 +300,6 @@ async def test_read_ahead_before_the_accept_is_bounded(tls: Any) -> None:
         tasks.cancel_scope.cancel()
         with anyio.CancelScope(shield=True):
             await stream.aclose()
-
-
-async def raw_websocket_without_answer(
-    server: TestServerInfo, path: str, tls: Any
-) -> anyio.abc.ByteStream:
-    stream: anyio.abc.ByteStream
-    if tls is None:
-        stream = await anyio.connect_tcp("127.0.0.1", server.port)
-    else:
-        stream = await anyio.connect_tcp(
-            "127.0.0.1", server.port, tls=True, ssl_context=tls[1], tls_standard_compatible=False
-        )
-    await stream.send(upgrade_request(path, port=server.port))
-    return stream
 
 
 async def test_the_process_wide_budget_bounds_lagging_connections() -> None:

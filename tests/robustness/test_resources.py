@@ -22,7 +22,15 @@ import pytest
 from ..helpers import masked_frame, read_until, upgrade_request, ws_connect
 from ..server import Served, serve_subprocess
 
+# The clients run on asyncio; the server subprocess runs on each backend (server_backend).
 pytestmark = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def server_backend(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The server's command-line options: the asyncio driver, or the portable one on trio."""
+    return ("--backend", str(request.param))
+
 
 MiB = 1024 * 1024
 MEMORY_BOUND = 16 * MiB
@@ -90,9 +98,9 @@ async def flood_until_blocked(server: Served, path: str, burst: bytes) -> tuple[
     ids=["64-KiB-frames", "tiny-frames", "pings-whose-pongs-nobody-reads"],
 )
 async def test_a_flood_from_a_client_that_never_reads_is_held_back_by_tcp(
-    path: str, burst: bytes
+    path: str, burst: bytes, server_backend: tuple[str, ...]
 ) -> None:
-    async with serve_subprocess(app=APP, drain=True) as server:
+    async with serve_subprocess(server_backend, app=APP, drain=True) as server:
         sent, growth, slowest = await flood_until_blocked(server, path, burst)
     print(
         f"flood: sent {sent / MiB:.1f} MiB before TCP blocked; "
@@ -104,10 +112,12 @@ async def test_a_flood_from_a_client_that_never_reads_is_held_back_by_tcp(
 
 
 @pytest.mark.parametrize("says_hello", [False, True], ids=["silent", "one-unread-message"])
-async def test_a_client_that_never_reads_paces_the_producer(says_hello: bool) -> None:
+async def test_a_client_that_never_reads_paces_the_producer(
+    says_hello: bool, server_backend: tuple[str, ...]
+) -> None:
     """Also when a message the producer never reads waits in its queue (replies to queued
     input may be held for one write, but never past a full transport)."""
-    async with serve_subprocess(app=APP, drain=True) as server:
+    async with serve_subprocess(server_backend, app=APP, drain=True) as server:
         await echo_latencies(server)
         before = await stats(server)
         async with upgraded(server, "/source?pause" if says_hello else "/source") as stream:
@@ -130,11 +140,13 @@ async def test_a_client_that_never_reads_paces_the_producer(says_hello: bool) ->
         assert max(latencies) < 0.25
 
 
-async def test_a_callback_client_that_never_reads_is_held_back_by_tcp() -> None:
+async def test_a_callback_client_that_never_reads_is_held_back_by_tcp(
+    server_backend: tuple[str, ...],
+) -> None:
     """Replies of the callback interface are paced by the peer, even when every read ends
     with a pong (no message follows it, so nothing else would wait for the drain)."""
     burst = masked_frame(0x1, b"x" * 1000) * 20 + masked_frame(0xA, b"p")
-    async with serve_subprocess(app=APP, drain=True) as server:
+    async with serve_subprocess(server_backend, app=APP, drain=True) as server:
         await echo_latencies(server)
         before = await stats(server)
         sent = 0
@@ -192,8 +204,8 @@ async def faulty_round(server: Served, count: int = 1000, concurrency: int = 50)
                 task_group.start_soon(faulty_client, server, batch * concurrency + index)
 
 
-async def test_a_thousand_faulty_connections_leak_nothing() -> None:
-    async with serve_subprocess(app=APP, drain=True) as server:
+async def test_a_thousand_faulty_connections_leak_nothing(server_backend: tuple[str, ...]) -> None:
+    async with serve_subprocess(server_backend, app=APP, drain=True) as server:
         with anyio.fail_after(120):
             # The first round sets the allocator's high-water mark (50 peers at a time with
             # 64 KiB frames); a leak shows as growth over the second.

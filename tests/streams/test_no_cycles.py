@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
-from websockets.asyncio.client import connect
 
 from spikard import Request, Spikard, WebSocket, WebSocketMessage, WebSocketResponse
 
-pytestmark = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+from ..helpers import ws_connect
 
 app = Spikard()
 
@@ -47,7 +46,7 @@ def ours(objects: list[object]) -> list[str]:
 @pytest.mark.parametrize("path", ["/stream", "/callbacks"])
 async def test_finished_connections_leave_no_cycles(path: str) -> None:
     async with app.test_server() as server:
-        async with connect(server.ws_url(path)) as warm_up:
+        async with ws_connect(server.ws_url(path)) as warm_up:
             await warm_up.send("warm up")
             await warm_up.recv()
         await anyio.sleep(0.1)
@@ -55,7 +54,7 @@ async def test_finished_connections_leave_no_cycles(path: str) -> None:
         gc.set_debug(gc.DEBUG_SAVEALL)
         try:
             for index in range(20):
-                async with connect(server.ws_url(path)) as client:
+                async with ws_connect(server.ws_url(path)) as client:
                     await client.send(f"message {index}")
                     assert await client.recv() == f"message {index}"
             await anyio.sleep(0.2)  # the server side finishes after the client's close

@@ -32,7 +32,7 @@ from .transport import FeedConsumer, TransportClosed, TransportState
 
 __all__ = ["CHUNK", "StreamTransport", "open_stream_transport"]
 
-CHUNK = 65536
+CHUNK = 256 * 1024
 """Most bytes handed to ``stream.send`` at once (a unit of write progress)."""
 
 _STREAM_ERRORS = (

@@ -454,12 +454,7 @@ class WireConnection(WebSocketConnection):
         ):
             self._flush_scheduled = True
             return
-        try:
-            transport.write(protocol.data_to_send())
-            if not transport.writable:
-                await transport.drain()
-        except TransportClosed:
-            raise self._closed_error() from None
+        await self._write_and_drain(protocol)
         if self._state is ConnectionState.CLOSED and protocol.close_code == 1006:
             # The peer vanished while this message was being written: it was probably lost.
             raise self._closed_error()
@@ -498,6 +493,14 @@ class WireConnection(WebSocketConnection):
             raise RuntimeError(f"{MAX_PENDING_PINGS} pings are already waiting for their pong")
         protocol.ping(payload)
         pong = self._pings[payload] = _Pong(self, self._transport.new_event())
+        await self._write_and_drain(protocol)
+        return pong
+
+    async def _write_and_drain(self, protocol: WebSocketProtocol) -> None:
+        """Hand what the protocol queued to the transport; wait while its buffer is full.
+
+        Cancelling the wait leaves the bytes queued whole (the transport contract).
+        """
         transport = self._transport
         try:
             transport.write(protocol.data_to_send())
@@ -505,7 +508,6 @@ class WireConnection(WebSocketConnection):
                 await transport.drain()
         except TransportClosed:
             raise self._closed_error() from None
-        return pong
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the close handshake; never waits (the close deadline bounds the rest)."""

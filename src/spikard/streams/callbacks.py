@@ -64,15 +64,19 @@ async def run_callbacks(connection: WebSocketConnection, callbacks: Callbacks) -
         except Exception:
             logger.exception("on_error raised")
 
+    receive_nowait = connection.receive_nowait
+    on_message = callbacks.on_message
     while True:
-        try:
-            message = await connection.receive()
-        except ConnectionClosed:
-            break
+        message = receive_nowait()  # no wait while messages are queued: the common case
+        if message is None:
+            try:
+                message = await connection.receive()
+            except ConnectionClosed:
+                break
         if connection.state is ConnectionState.CLOSING:
             continue  # we are closing: messages that arrive now are discarded
         try:
-            reply = await callbacks.on_message(message)
+            reply = await on_message(message)
             if reply is not None:
                 await connection.send(coerce_message(reply))
         except ConnectionClosed:
