@@ -250,29 +250,28 @@ async def test_a_cancelled_send_leaves_whole_frames_on_the_wire(tls: Any) -> Non
 # ---- bounded memory ----------------------------------------------------------------------------
 
 
+async def count_messages(socket: WebSocket, wanted: int = 2000) -> str:
+    count = 0
+    async for _ in socket:
+        count += 1
+        if count == wanted:
+            break
+    return f"got {count}"
+
+
 def lagging_app(gate: Callable[[], Awaitable[None]], **config: Any) -> Spikard:
     app = Spikard(websocket=WebSocketConfig(**config))
 
     @app.websocket("/late-accept")
     async def late_accept(socket: WebSocket) -> AsyncIterator[str]:
         await gate()  # deciding, before the accept: the client floods meanwhile
-        count = 0
-        async for _ in socket:
-            count += 1
-            if count == 2000:
-                break
-        yield f"got {count}"
+        yield await count_messages(socket)
 
     @app.websocket("/lagging")
     async def lagging(socket: WebSocket) -> AsyncIterator[str]:
         await socket.accept()
         await gate()
-        count = 0
-        async for _ in socket:
-            count += 1
-            if count == 2000:
-                break
-        yield f"got {count}"
+        yield await count_messages(socket)
 
     return app
 

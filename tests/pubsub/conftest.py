@@ -96,7 +96,7 @@ class RedisServer:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A fresh redis-server for one test; killed at teardown."""
-    pytest.importorskip("redis", reason="redis-py is not installed (pip install 'spikard[redis]')")
+    pytest.importorskip("redis", reason="redis-py is not installed (pip install -e '.[redis]')")
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     server = RedisServer(REDIS_SERVER, free_port(), tmp_path)

@@ -246,7 +246,7 @@ class AsyncioTransport(asyncio.Protocol):
         return self._state
 
     def close(self) -> None:
-        """Flush (held bytes first), then close."""
+        """Let asyncio flush what is queued, then close."""
         if self._state is not TransportState.OPEN:
             return
         self._state = TransportState.CLOSING

@@ -66,7 +66,7 @@ def create_broker(url: str | None = None, **options: Any) -> Broker:
     Raises:
         ValueError: the URL's scheme is not supported.
         TypeError: options were given for the in-memory broker.
-        ImportError: a Redis URL, but redis-py is not installed (``spikard[redis]``).
+        ImportError: a Redis URL, but redis-py is not installed (the ``redis`` extra).
     """
     if url is None or url.strip() == "memory://":
         if options:

@@ -1,6 +1,7 @@
 r"""The Redis broker: pub/sub and presence across worker processes and hosts (asyncio only).
 
-Install the extra: ``pip install 'spikard[redis]'`` (redis-py). redis-py's client is built
+Install the extra from a spikard checkout: ``pip install -e ".[redis]"`` (redis-py; the
+``spikard`` package on PyPI is an unrelated project). redis-py's client is built
 on asyncio, so this broker runs on the asyncio backend only; starting it on trio raises a
 ``RuntimeError`` that says so (use the in-memory broker there).
 
@@ -82,7 +83,10 @@ try:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("the Redis broker needs redis-py: pip install 'spikard[redis]'") from exc
+    raise ImportError(
+        "the Redis broker needs redis-py: pip install 'redis>=5.0.2' "
+        "(or pip install -e '.[redis]' in a spikard checkout)"
+    ) from exc
 
 __all__ = ["RedisBroker"]
 
