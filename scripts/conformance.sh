@@ -19,6 +19,7 @@
 # paths are printed. Exit 0 when every run completed with none FAILED.
 # env: CONFORMANCE_DIR (default: ../shared/conformance beside the repository),
 #      PYTHON (default python3): the interpreter that runs examples/echo.py
+#      ONLY: a regular expression; run only the suites whose name matches (ONLY=deflate-off)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNNER_DIR=${CONFORMANCE_DIR:-$ROOT/../shared/conformance}
@@ -100,6 +101,7 @@ status=0
 # suite NAME BACKEND DEFLATE(on|off) TLS(tls|plain) [run.sh options...]
 suite() {
   local name=$1 backend=$2 deflate=$3 tls=$4; shift 4
+  [[ -z "${ONLY:-}" || "$name" =~ $ONLY ]] || return 0
   local port scheme=ws report args=(--backend "$backend")
   port=$(free_port)
   [ "$deflate" = on ] && args+=(--permessage-deflate)

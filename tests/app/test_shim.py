@@ -128,6 +128,21 @@ async def raises(request: Request) -> WebSocketResponse:
     return WebSocketResponse(on_message=on_message, on_error=on_error, on_close=on_close)
 
 
+@app.websocket("/wrong-reply")
+async def wrong_reply(request: Request) -> WebSocketResponse:
+    async def on_message(message: WebSocketMessage) -> Any:
+        if message.data == "text":
+            return "as text"
+        if message.data == "bytes":
+            return b"as bytes"
+        return {"not": "a message"}
+
+    async def on_error(error: str) -> None:
+        log.append(("error", error))
+
+    return WebSocketResponse(on_message=on_message, on_error=on_error)
+
+
 @app.websocket("/connect-raises")
 async def connect_raises(request: Request) -> WebSocketResponse:
     async def on_connect() -> None:
@@ -276,6 +291,25 @@ async def test_on_message_raising_calls_on_error_and_closes_1011() -> None:
     assert "ValueError" in errors[0][1]
     assert "cannot handle bad" in errors[0][1]
     assert log[-1][0] == "close"
+
+
+async def test_on_message_may_return_str_or_bytes_but_not_a_dict() -> None:
+    log.clear()
+    async with app.test_server() as server, ws_connect(server.ws_url("/wrong-reply")) as ws:
+        await ws.send("text")
+        assert await ws.recv() == "as text"
+        await ws.send("bytes")
+        assert await ws.recv() == b"as bytes"
+        await ws.send("dict")
+        received, code, _ = await drain(ws)
+    assert received == []
+    assert code == 1011
+    assert [e for e in log if e[0] == "error"] == [
+        (
+            "error",
+            "TypeError: on_message returned 'dict'; return WebSocketMessage, str, bytes or None",
+        )
+    ]
 
 
 async def test_on_connect_raising_rejects_with_403() -> None:

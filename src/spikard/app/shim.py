@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ..messages import WebSocketMessage, coerce_message
+from ..messages import WebSocketMessage
 from ..streams.callbacks import Callbacks
 
 __all__ = ["WebSocketResponse"]
@@ -81,14 +81,14 @@ class WebSocketResponse(Callbacks):
         if self._connect is not None:
             await self._connect()
 
-    async def on_message(self, message: WebSocketMessage) -> WebSocketMessage | None:  # noqa: D102
+    async def on_message(self, message: WebSocketMessage) -> WebSocketMessage | str | bytes | None:  # noqa: D102
         assert self._message is not None
-        reply = await self._message(message)
-        if reply is not None and not isinstance(reply, (WebSocketMessage, str, bytes)):
-            raise TypeError(
-                f"on_message returned {type(reply).__name__!r}; return WebSocketMessage or None"
-            )
-        return coerce_message(reply) if reply is not None else None
+        reply: WebSocketMessage | str | bytes | None = await self._message(message)
+        return reply
+
+    def message_callback(self) -> Callable[[WebSocketMessage], Awaitable[object]]:  # noqa: D102
+        assert self._message is not None
+        return self._message
 
     async def on_close(self, frame: tuple[int, str] | None) -> None:  # noqa: D102
         if self._close is not None:

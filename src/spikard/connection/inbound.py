@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
 
@@ -39,11 +40,16 @@ class MessageQueue(Generic[_T]):
     def __init__(self, max_size: int, new_event: Callable[[], Waiter] = anyio.Event) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
-        self._items: list[_T] = []
+        self._items: deque[_T] = deque()
         self._max_size = max_size
         self._closed = False
         self._not_empty: Waiter | None = None
         self._new_event = new_event
+
+    @property
+    def items(self) -> deque[_T]:
+        """The queued items, oldest first: the owner may ``popleft()`` one it takes."""
+        return self._items
 
     @property
     def has_room(self) -> bool:
@@ -92,11 +98,11 @@ class MessageQueue(Generic[_T]):
             if waiter is None:
                 waiter = self._not_empty = self._new_event()
             await waiter.wait()
-        return self._items.pop(0)
+        return self._items.popleft()
 
     def take(self) -> _T:
         """Remove and return the oldest item now; only when :attr:`has_items` is True."""
-        return self._items.pop(0)
+        return self._items.popleft()
 
     def close(self) -> None:
         """End the queue: no more items; consumers get what is left, then EndOfStream."""

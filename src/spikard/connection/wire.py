@@ -58,7 +58,7 @@ from ..protocol.deflate import negotiate_deflate
 from ..protocol.handshake import HandshakeOffer, accept_response
 from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
 from ..requests import Request
-from .budget import InboundBudget, message_cost
+from .budget import InboundBudget
 from .contract import EndedCallback, WebSocketConnection
 from .events import Waiter
 from .heartbeat import Heartbeat
@@ -156,6 +156,7 @@ class WireConnection(WebSocketConnection):
         "_going_away",
         "_handshake",
         "_heartbeat",
+        "_inbox",
         "_keepalive",
         "_label",
         "_next_idle_check",
@@ -172,6 +173,7 @@ class WireConnection(WebSocketConnection):
         "_protocol",
         "_queue",
         "_queued_cost",
+        "_read_size",
         "_state",
         "_subprotocol",
         "_transport",
@@ -210,6 +212,8 @@ class WireConnection(WebSocketConnection):
         self._queue: MessageQueue[WebSocketMessage] = MessageQueue(
             config.max_queue, transport.new_event
         )
+        self._inbox = self._queue.items  # the queue's items, taken without a call per message
+        self._read_size = config.read_size
         self._queued_cost = 0
         self._charged = 0
         self._early = bytearray(early)
@@ -386,16 +390,16 @@ class WireConnection(WebSocketConnection):
 
     async def receive(self) -> WebSocketMessage:
         """Return the next message; raise ConnectionClosed once the input is over."""
-        queue = self._queue
-        if queue.has_items:
-            message = queue.take()
+        inbox = self._inbox
+        if inbox:
+            message = inbox.popleft()
         elif self._overflow is not None:  # the input ended while it waited: it is the last
             message, self._overflow = self._overflow, None
         else:
             if self._handshake is Handshake.PENDING:
                 raise RuntimeError("accept the WebSocket handshake before receiving")
             try:
-                message = await queue.get()
+                message = await self._queue.get()
             except anyio.EndOfStream:
                 raise self._closed_error() from None
         self._taken(message)
@@ -403,21 +407,28 @@ class WireConnection(WebSocketConnection):
 
     def receive_nowait(self) -> WebSocketMessage | None:
         """Return the next message if one was received already, else None (never waits)."""
-        queue = self._queue
-        if not queue.has_items:
+        inbox = self._inbox
+        if not inbox:
             return None
-        message = queue.take()
+        message = inbox.popleft()
         self._taken(message)
         return message
 
     def _taken(self, message: WebSocketMessage) -> None:
         """The application took ``message``: release its bytes, make room for the next."""
-        cost = message_cost(message.data)
+        data = message.data
+        cost = len(data) if type(data) is bytes or data.isascii() else 4 * len(data)
         self._queued_cost -= cost
         budget = self._budget
         budget.used -= cost
+        if self._pause is ReadPause.NONE and not budget.waiting:
+            return
         if budget.waiting:
             budget.release(0)
+        self._after_take()
+
+    def _after_take(self) -> None:
+        """Reads were paused when a message was taken: let the overflow in, parse, read on."""
         if self._pause is ReadPause.NONE:
             return
         overflow = self._overflow
@@ -447,9 +458,9 @@ class WireConnection(WebSocketConnection):
         # one may wait in the protocol's buffer until the loop's next turn. Only while the
         # peer keeps up: otherwise the drain below paces the producer.
         if (
-            self._queue.has_items
+            self._inbox
             and transport.writable
-            and protocol.outgoing_size < self.config.read_size
+            and protocol.outgoing_size < self._read_size
             and (self._flush_scheduled or transport.defer(self._flush_deferred))
         ):
             self._flush_scheduled = True

@@ -10,6 +10,7 @@ connection through the connection contract only, like the stream layer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from ..connection.contract import WebSocketConnection
 from ..connection.state import ConnectionState
@@ -27,15 +28,31 @@ class Callbacks:
     async def on_connect(self) -> None:
         """Run before the 101; raise to refuse (HandshakeRejected chooses the status)."""
 
-    async def on_message(self, message: WebSocketMessage) -> WebSocketMessage | None:
-        """Handle one message; return a message to send back, or None."""
+    async def on_message(self, message: WebSocketMessage) -> WebSocketMessage | str | bytes | None:
+        """Handle one message; return a message (or ``str``/``bytes``) to send back, or None."""
         return None
+
+    def message_callback(self) -> Callable[[WebSocketMessage], Awaitable[object]]:
+        """The coroutine function called per message: :meth:`on_message` unless overridden.
+
+        The loop calls it as is, so a subclass may hand out the user's function directly and
+        spare each message one call.
+        """
+        return self.on_message
 
     async def on_close(self, frame: tuple[int, str] | None) -> None:
         """Run once the connection ended; ``frame`` is the peer's (code, reason), or None."""
 
     async def on_error(self, error: str) -> None:
         """Run when a callback raised or the connection failed."""
+
+
+def _reply_message(reply: object) -> WebSocketMessage:
+    if isinstance(reply, (WebSocketMessage, str, bytes)):
+        return coerce_message(reply)
+    raise TypeError(
+        f"on_message returned {type(reply).__name__!r}; return WebSocketMessage, str, bytes or None"
+    )
 
 
 async def run_callbacks(connection: WebSocketConnection, callbacks: Callbacks) -> None:
@@ -65,7 +82,8 @@ async def run_callbacks(connection: WebSocketConnection, callbacks: Callbacks) -
             logger.exception("on_error raised")
 
     receive_nowait = connection.receive_nowait
-    on_message = callbacks.on_message
+    send = connection.send
+    on_message = callbacks.message_callback()
     while True:
         message = receive_nowait()  # no wait while messages are queued: the common case
         if message is None:
@@ -78,7 +96,7 @@ async def run_callbacks(connection: WebSocketConnection, callbacks: Callbacks) -
         try:
             reply = await on_message(message)
             if reply is not None:
-                await connection.send(coerce_message(reply))
+                await send(reply if type(reply) is WebSocketMessage else _reply_message(reply))
         except ConnectionClosed:
             continue
         except Exception as exc:

@@ -35,7 +35,7 @@ import anyio
 from ..connection.contract import WebSocketConnection
 from ..connection.state import ConnectionState
 from ..errors import ConnectionClosed, HandshakeRejected
-from ..messages import CloseCode, coerce_message, validate_close_code
+from ..messages import CloseCode, WebSocketMessage, coerce_message, validate_close_code
 from .callbacks import Callbacks, run_callbacks
 from .socket import WebSocket
 
@@ -130,11 +130,12 @@ class _Session:
         socket = self.socket
         iterator = aiter(source)
         try:
+            send = socket._send_message
             async for item in iterator:
-                message = coerce_message(item)
+                message = item if type(item) is WebSocketMessage else coerce_message(item)
                 if message.code is not None:
                     return message.code, message.reason or ""
-                await socket._send_message(message)
+                await send(message)
             return CloseCode.NORMAL_CLOSURE, ""
         finally:
             aclose = None if streamed else getattr(iterator, "aclose", None)
