@@ -421,16 +421,13 @@ class WireConnection(WebSocketConnection):
         self._queued_cost -= cost
         budget = self._budget
         budget.used -= cost
-        if self._pause is ReadPause.NONE and not budget.waiting:
-            return
         if budget.waiting:
             budget.release(0)
-        self._after_take()
+        if self._pause is not ReadPause.NONE:
+            self._after_take()
 
     def _after_take(self) -> None:
         """Reads were paused when a message was taken: let the overflow in, parse, read on."""
-        if self._pause is ReadPause.NONE:
-            return
         overflow = self._overflow
         if overflow is not None and not self._queue.closed:
             self._overflow = None

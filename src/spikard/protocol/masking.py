@@ -3,8 +3,9 @@
 The pure-Python path picks the faster of two formulations for the size at hand: one XOR of
 two big integers for short payloads, four ``bytes.translate`` passes (one per key byte, over
 every fourth byte) for long ones. When the C function of the ``websockets`` package is
-importable (``pip install spikard[speedups]``) it is used instead: it is about fifty times
-faster on a 64 KiB frame, the one place where pure Python cannot keep up with the wire.
+importable (``pip install -e ".[speedups]"`` from the checkout, or ``pip install websockets``)
+it is used instead: it is about fifty times faster on a 64 KiB frame, the one place where
+pure Python cannot keep up with the wire.
 Setting the environment variable ``SPIKARD_NO_SPEEDUPS=1`` forces the pure-Python path.
 """
 
