@@ -1,4 +1,4 @@
-"""LightEvent behaves like asyncio.Event for the uses anyio's stream protocol makes of it."""
+"""LightEvent behaves like asyncio.Event for the connection layer's uses (wait returns a future)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,24 @@ async def test_a_cancelled_waiter_does_not_disturb_the_others() -> None:
     event = LightEvent(asyncio.get_running_loop())
     with anyio.move_on_after(0.01):
         await event.wait()
+    woken: list[bool] = []
+
+    async def waiter() -> None:
+        woken.append(bool(await event.wait()))
+
     async with anyio.create_task_group() as task_group:
-        task_group.start_soon(event.wait)
+        task_group.start_soon(waiter)
         await anyio.wait_all_tasks_blocked()
         event.set()
+    assert woken == [True]
+
+
+async def test_cancelled_waits_do_not_pile_up() -> None:
+    """A consumer that times out again and again holds a bounded number of futures."""
+    event = LightEvent(asyncio.get_running_loop())
+    for _ in range(1000):
+        with anyio.move_on_after(0):
+            await event.wait()
+    assert len(event._waiters or []) <= 8
+    event.set()
+    assert event._waiters is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import statistics
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -65,6 +66,13 @@ async def echo_latencies(server: Served, count: int = 20) -> list[float]:
     return latencies
 
 
+def assert_responsive(latencies: list[float]) -> None:
+    """The server answered the probes at once: a held or starved server takes seconds for
+    most of them; one slow probe of twenty is the machine (a VM hiccup), not the server."""
+    assert statistics.median(latencies) < 0.25, latencies
+    assert max(latencies) < 2.0, latencies
+
+
 TINY_FRAMES = masked_frame(0x2, b"") * 10923  # 64 KiB of empty messages
 PINGS = masked_frame(0x9, b"\x70" * 125) * 512  # 66 KiB; every ping needs a pong written back
 
@@ -89,6 +97,7 @@ async def flood_until_blocked(server: Served, path: str, burst: bytes) -> tuple[
         during = await stats(server)
         latencies = await echo_latencies(server)
     growth = (during["rss_kib"] - before["rss_kib"]) * 1024
+    assert_responsive(latencies)
     return sent, growth, max(latencies)
 
 
@@ -108,7 +117,6 @@ async def test_a_flood_from_a_client_that_never_reads_is_held_back_by_tcp(
     )
     assert sent < 200 * MiB, "the server kept reading input it could not act on"
     assert growth < MEMORY_BOUND
-    assert slowest < 0.25
 
 
 @pytest.mark.parametrize("says_hello", [False, True], ids=["silent", "one-unread-message"])
@@ -137,7 +145,7 @@ async def test_a_client_that_never_reads_paces_the_producer(
         assert later["produced"] - during["produced"] <= 1, "the producer was not paced"
         assert produced < 64 * MiB  # what loopback socket buffers can hold, not 200 MiB
         assert growth < MEMORY_BOUND
-        assert max(latencies) < 0.25
+        assert_responsive(latencies)
 
 
 async def test_a_callback_client_that_never_reads_is_held_back_by_tcp(
@@ -227,4 +235,4 @@ async def test_a_thousand_faulty_connections_leak_nothing(server_backend: tuple[
         assert after["fds"] <= before["fds"]
         assert after["tasks"] <= before["tasks"]
         assert growth < 2 * MiB
-        assert max(await echo_latencies(server)) < 0.25
+        assert_responsive(await echo_latencies(server))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Generator
 from typing import Protocol
 
 __all__ = ["LightEvent", "Waiter"]
@@ -17,16 +18,34 @@ class Waiter(Protocol):
     def set(self) -> None:
         """Set the flag and wake every waiter."""
 
-    async def wait(self) -> object:
-        """Wait until the flag is set."""
+    def wait(self) -> Awaitable[object]:
+        """Return what to await until the flag is set (a coroutine or a future)."""
+
+
+class _AlreadySet:
+    """What :meth:`LightEvent.wait` returns once set: awaiting it gives True at once."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, bool]:
+        return True
+        yield  # a generator: awaiting it never suspends
+
+
+_ALREADY_SET = _AlreadySet()
+_PRUNE_AT = 8
 
 
 class LightEvent:
     """``asyncio.Event``'s interface for one event loop, without a waiter deque per instance.
 
     Every open WebSocket keeps a few events; an ``asyncio.Event`` costs a deque each (about
-    600 bytes) and a loop lookup per wait. This one waits on a bare future of the loop it was
-    made for, and may be set from a transport callback (outside any task).
+    600 bytes) and a loop lookup per wait. This one hands each waiter a bare future of the
+    loop it was made for (awaited directly, with no coroutine of its own), and may be set
+    from a transport callback (outside any task).
+
+    Invariant: :attr:`_waiters` holds the futures of waiters not woken yet, plus at most
+    ``_PRUNE_AT`` cancelled ones (they are pruned as new waiters come, and dropped on set).
     """
 
     __slots__ = ("_is_set", "_loop", "_waiters")
@@ -34,7 +53,7 @@ class LightEvent:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._is_set = False
-        self._waiters: list[asyncio.Future[None]] | None = None
+        self._waiters: list[asyncio.Future[bool]] | None = None
 
     def is_set(self) -> bool:
         """True once :meth:`set` was called (and :meth:`clear` not since)."""
@@ -45,25 +64,30 @@ class LightEvent:
         if self._is_set:
             return
         self._is_set = True
-        if self._waiters:
-            for waiter in self._waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+        waiters, self._waiters = self._waiters, None
+        if waiters:
+            for waiter in waiters:
+                if not waiter.done():  # a cancelled waiter's future is done
+                    waiter.set_result(True)
 
     def clear(self) -> None:
         """Reset the flag."""
         self._is_set = False
 
-    async def wait(self) -> bool:
-        """Wait until the flag is set."""
+    def wait(self) -> Awaitable[bool]:
+        """Return what to await until the flag is set; it gives True.
+
+        Not a coroutine: the caller awaits a future of the loop (or, once set, an object that
+        completes at once). Cancelling the awaiting task cancels only its own future.
+        """
         if self._is_set:
-            return True
-        waiter: asyncio.Future[None] = self._loop.create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            self._waiters.remove(waiter)
-        return True
+            return _ALREADY_SET
+        waiter: asyncio.Future[bool] = self._loop.create_future()
+        waiters = self._waiters
+        if waiters is None:
+            self._waiters = [waiter]
+        else:
+            if len(waiters) >= _PRUNE_AT:
+                waiters[:] = [pending for pending in waiters if not pending.done()]
+            waiters.append(waiter)
+        return waiter

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, NamedTuple, TypeVar
 
 import anyio
@@ -84,6 +84,24 @@ class MessageQueue(Generic[_T]):
         if waiter is not None:
             self._not_empty = None
             waiter.set()
+
+    def notify(self) -> None:
+        """Wake the consumers: the owner appended to :attr:`items` directly."""
+        waiter = self._not_empty
+        if waiter is not None:
+            self._not_empty = None
+            waiter.set()
+
+    def changed(self) -> Awaitable[object]:
+        """Return what to await until the next :meth:`put_nowait`, :meth:`notify` or close.
+
+        For an owner that takes from :attr:`items` itself (no coroutine frame of the
+        queue's per wait); :meth:`get` is the general way.
+        """
+        waiter = self._not_empty
+        if waiter is None:
+            waiter = self._not_empty = self._new_event()
+        return waiter.wait()
 
     async def get(self) -> _T:
         """Remove and return the oldest item, waiting while the queue is empty.

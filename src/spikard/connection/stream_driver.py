@@ -13,6 +13,11 @@ anyio stream API only:
   :data:`CHUNK` bytes per call, so a cancelled or failed send can only ever cut the stream
   at its end: a write that is cancelled leaves no partial frame followed by other bytes.
   :meth:`~StreamTransport.drain` waits while more than ``high_water`` bytes are queued.
+  Given the stream's ``direct_socket`` (plain TCP on trio, whose stream buffers nothing),
+  a write while nothing is queued or in flight first goes to the socket at once, without
+  waiting (``socket.send`` on a non-blocking socket); what the kernel does not take is
+  queued for the writer task as above. Either way :meth:`write` never waits, so the bytes
+  stay in order and whole.
 - **Closing.** :meth:`~StreamTransport.close` lets the writer flush and then close the stream;
   :meth:`~StreamTransport.abort` cancels both tasks and closes the stream forcefully. Either
   wakes every waiter. :func:`open_stream_transport` owns the tasks and closes the stream when
@@ -22,6 +27,7 @@ anyio stream API only:
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -47,11 +53,21 @@ class StreamTransport:
     """One accepted connection as an anyio byte stream; see the module docs.
 
     Made by :func:`open_stream_transport`, which runs its tasks.
+
+    Args:
+        stream: the connection.
+        task_group: runs the reader and writer tasks.
+        read_size: most bytes per read.
+        high_water: queued bytes above which :meth:`drain` waits.
+        direct_socket: the non-blocking socket under ``stream``, when writing to it directly
+            while nothing is queued keeps the byte order (the stream holds no write buffer
+            of its own: plain TCP on trio). None for TLS and buffering streams.
     """
 
     __slots__ = (
         "_closed",
         "_consumer",
+        "_direct",
         "_drained",
         "_in_flight",
         "_input_ended",
@@ -75,8 +91,10 @@ class StreamTransport:
         task_group: anyio.abc.TaskGroup,
         read_size: int = 65536,
         high_water: int = 65536,
+        direct_socket: socket.socket | None = None,
     ) -> None:
         self._stream = stream
+        self._direct = direct_socket
         self._task_group = task_group
         self._read_size = read_size
         self.high_water = high_water
@@ -184,9 +202,19 @@ class StreamTransport:
     # ---- writing ---------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Queue ``data`` for the writer task (which batches on its own)."""
+        """Queue ``data`` for the writer task, or send it now; never waits (see the module docs)."""
         if self._state is not TransportState.OPEN:
             raise TransportClosed
+        direct = self._direct
+        if direct is not None and not self._outgoing and not self._in_flight:
+            try:
+                sent = direct.send(data)
+            except OSError:  # full (EAGAIN), or broken: the writer task meets it in send
+                sent = 0
+            self._sent += sent
+            if sent == len(data):
+                return
+            data = data[sent:]
         self._outgoing += data
         wakeup = self._writer_wakeup
         if wakeup is not None:
@@ -306,11 +334,16 @@ class StreamTransport:
 
 @asynccontextmanager
 async def open_stream_transport(
-    stream: anyio.abc.ByteStream, read_size: int = 65536
+    stream: anyio.abc.ByteStream,
+    read_size: int = 65536,
+    direct_socket: socket.socket | None = None,
 ) -> AsyncIterator[StreamTransport]:
-    """Run a :class:`StreamTransport` over ``stream`` for the block; close it at the end."""
+    """Run a :class:`StreamTransport` over ``stream`` for the block; close it at the end.
+
+    ``direct_socket``: see :class:`StreamTransport`.
+    """
     async with anyio.create_task_group() as task_group:
-        transport = StreamTransport(stream, task_group, read_size)
+        transport = StreamTransport(stream, task_group, read_size, direct_socket=direct_socket)
         task_group.start_soon(transport._write_forever, name="spikard writer")
         try:
             yield transport

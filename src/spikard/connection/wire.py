@@ -48,7 +48,6 @@ import os
 from collections.abc import Awaitable, Generator, Mapping
 from typing import Any, Protocol
 
-import anyio
 from wsproto.extensions import Extension
 
 from ..config import WebSocketConfig
@@ -159,6 +158,7 @@ class WireConnection(WebSocketConnection):
         "_inbox",
         "_keepalive",
         "_label",
+        "_max_queue",
         "_next_idle_check",
         "_next_ping",
         "_offer",
@@ -212,7 +212,8 @@ class WireConnection(WebSocketConnection):
         self._queue: MessageQueue[WebSocketMessage] = MessageQueue(
             config.max_queue, transport.new_event
         )
-        self._inbox = self._queue.items  # the queue's items, taken without a call per message
+        self._inbox = self._queue.items  # the queue's items, taken and put without a call
+        self._max_queue = config.max_queue
         self._read_size = config.read_size
         self._queued_cost = 0
         self._charged = 0
@@ -391,17 +392,17 @@ class WireConnection(WebSocketConnection):
     async def receive(self) -> WebSocketMessage:
         """Return the next message; raise ConnectionClosed once the input is over."""
         inbox = self._inbox
-        if inbox:
-            message = inbox.popleft()
-        elif self._overflow is not None:  # the input ended while it waited: it is the last
-            message, self._overflow = self._overflow, None
-        else:
+        while not inbox:
+            if self._overflow is not None:  # the input ended while it waited: it is the last
+                message, self._overflow = self._overflow, None
+                self._taken(message)
+                return message
+            if self._queue.closed:
+                raise self._closed_error()
             if self._handshake is Handshake.PENDING:
                 raise RuntimeError("accept the WebSocket handshake before receiving")
-            try:
-                message = await self._queue.get()
-            except anyio.EndOfStream:
-                raise self._closed_error() from None
+            await self._queue.changed()
+        message = inbox.popleft()
         self._taken(message)
         return message
 
@@ -462,7 +463,12 @@ class WireConnection(WebSocketConnection):
         ):
             self._flush_scheduled = True
             return
-        await self._write_and_drain(protocol)
+        try:  # as in _write_and_drain: a cancelled wait leaves the bytes queued whole
+            transport.write(protocol.data_to_send())
+            if not transport.writable:
+                await transport.drain()
+        except TransportClosed:
+            raise self._closed_error() from None
         if self._state is ConnectionState.CLOSED and protocol.close_code == 1006:
             # The peer vanished while this message was being written: it was probably lost.
             raise self._closed_error()
@@ -566,16 +572,20 @@ class WireConnection(WebSocketConnection):
     def feed(self, data: bytes) -> bool:
         """Take bytes from the driver; False when it must stop reading (see the module docs)."""
         if self._protocol is None:
-            if self._state is not ConnectionState.CONNECTING:
-                return False  # rejected: nothing more is wanted
-            self._early += data
-            self._charged += len(data)
-            self._budget.used += len(data)
-            if len(self._early) < self.config.read_size:
-                return True
-            self._pause = ReadPause.HANDSHAKE
-            return False
+            return self._feed_early(data)
         return self._receive(data)
+
+    def _feed_early(self, data: bytes) -> bool:
+        """Bytes before the accept: kept (up to one read) for the protocol to parse then."""
+        if self._state is not ConnectionState.CONNECTING:
+            return False  # rejected: nothing more is wanted
+        self._early += data
+        self._charged += len(data)
+        self._budget.used += len(data)
+        if len(self._early) < self.config.read_size:
+            return True
+        self._pause = ReadPause.HANDSHAKE
+        return False
 
     def end_of_input(self) -> None:
         """The peer closed TCP, the connection was lost, or the transport was closed."""
@@ -617,12 +627,14 @@ class WireConnection(WebSocketConnection):
             if data:
                 self._backlog += data
             return self._wants_more()
-        put = queue.put_nowait
+        inbox = self._inbox
+        put = inbox.append
         discard = queue.closed  # the application is gone: nobody will read what arrives
+        max_queue = self._max_queue
         received = 0
         count = 0
         while True:
-            room = queue.room
+            room = max_queue - len(inbox)
             limit = room if room > 0 else 1
             events = protocol.receive_data(data, limit)
             data = b""
@@ -653,15 +665,31 @@ class WireConnection(WebSocketConnection):
             self.messages_received += count
             self._queued_cost += received
             self._budget.used += received
+            if inbox:
+                queue.notify()
         if protocol.input_ended:
             self._after_input(protocol)
             return False
         return self._wants_more()
 
     def _wants_more(self) -> bool:
-        """Decide whether the driver reads on; record why not (:class:`ReadPause`)."""
+        """Decide whether the driver reads on; record why not (:class:`ReadPause`).
+
+        Also tells the budget how many unparsed inbound bytes this connection holds now
+        (queued messages are counted as they are queued and taken: :attr:`_queued_cost`).
+        """
         budget = self._budget
-        self._account()
+        protocol = self._protocol
+        held = len(self._backlog) + len(self._early)
+        if protocol is not None:
+            held += protocol.buffered_bytes
+        delta = held - self._charged
+        if delta:
+            self._charged = held
+            if delta > 0:
+                budget.used += delta
+            else:
+                budget.release(-delta)
         if self._overflow is not None:
             # Reads go on into the backlog for a few reads (a burst that overfills the queue
             # by one costs no pause and resume), then stop.
@@ -669,7 +697,8 @@ class WireConnection(WebSocketConnection):
             return len(self._backlog) < 4 * self.config.read_size
         if self._pause is ReadPause.REPLIES_UNREAD:
             return False
-        if budget.exhausted and self._queue.has_items:
+        limit = budget.limit
+        if limit is not None and budget.used > limit and self._inbox:
             # Only while the application is behind: one that waits for its next message must
             # get it (what this connection holds then is at most a partial message).
             self._pause = ReadPause.BUDGET
@@ -689,23 +718,6 @@ class WireConnection(WebSocketConnection):
     def _budget_has_room(self) -> None:
         if self._pause is ReadPause.BUDGET and self._wants_more():
             self._transport.resume_feeding()
-
-    def _account(self) -> None:
-        """Tell the budget how many unparsed inbound bytes this connection holds now.
-
-        Queued messages are counted as they are queued and taken (:attr:`_queued_cost`).
-        """
-        protocol = self._protocol
-        held = len(self._backlog) + len(self._early)
-        if protocol is not None:
-            held += protocol.buffered_bytes
-        delta = held - self._charged
-        if delta:
-            self._charged = held
-            if delta > 0:
-                self._budget.used += delta
-            else:
-                self._budget.release(-delta)
 
     def _write_replies(self, protocol: WebSocketProtocol) -> None:
         """Write the pongs and the close reply the last read caused, without waiting."""

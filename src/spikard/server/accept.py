@@ -5,7 +5,8 @@ On asyncio without TLS the listening sockets go to the event loop itself
 ``asyncio.Protocol`` of spikard's, with no anyio stream in between. Everything else (trio,
 TLS on any backend) is served by anyio's listener, each stream wrapped in the portable
 driver (:func:`~spikard.connection.stream_driver.open_stream_transport`). This is the one
-place that asks which event loop runs.
+place that asks which event loop runs (and so whether a trio stream's socket may be written
+to directly: see :class:`~spikard.connection.stream_driver.StreamTransport`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,20 @@ def _listening_sockets(listener: anyio.abc.Listener[Any]) -> list[socket.socket]
     return sockets
 
 
+def _direct_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
+    """The socket of a plain TCP stream on trio, which the driver may write to directly.
+
+    trio's socket streams keep no write buffer (anyio's asyncio ones do: never on asyncio).
+    """
+    if not isinstance(stream, anyio.abc.SocketStream):
+        return None
+    try:
+        raw = stream.extra(SocketAttribute.raw_socket)
+    except anyio.TypedAttributeLookupError:
+        return None
+    return raw if isinstance(raw, socket.socket) else None
+
+
 async def serve_listener(
     listener: anyio.abc.Listener[Any],
     handler: TransportHandler,
@@ -73,8 +88,12 @@ async def serve_listener(
         await serve_sockets(sockets, connected)
         return
 
+    direct = ssl_context is None and not _on_asyncio()
+
     async def serve_stream(stream: anyio.abc.ByteStream) -> None:
-        async with open_stream_transport(stream, read_size) as transport:
+        async with open_stream_transport(
+            stream, read_size, _direct_socket(stream) if direct else None
+        ) as transport:
             await handler(transport)
 
     if ssl_context is not None:
