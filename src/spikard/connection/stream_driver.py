@@ -17,7 +17,8 @@ anyio stream API only:
   a write while nothing is queued or in flight first goes to the socket at once, without
   waiting (``socket.send`` on a non-blocking socket); what the kernel does not take is
   queued for the writer task as above. Either way :meth:`write` never waits, so the bytes
-  stay in order and whole.
+  stay in order and whole. With a direct socket the writer task runs only while bytes are
+  queued (or to close the stream): an idle connection keeps one task, the reader.
 - **Closing.** :meth:`~StreamTransport.close` lets the writer flush and then close the stream;
   :meth:`~StreamTransport.abort` cancels both tasks and closes the stream forcefully. Either
   wakes every waiter. :func:`open_stream_transport` owns the tasks and closes the stream when
@@ -81,6 +82,7 @@ class StreamTransport:
         "_stream",
         "_task_group",
         "_write_scope",
+        "_writer_running",
         "_writer_wakeup",
         "high_water",
     )
@@ -108,6 +110,7 @@ class StreamTransport:
         self._in_flight = 0
         self._sent = 0
         self._writer_wakeup: anyio.Event | None = None
+        self._writer_running = False
         self._drained: anyio.Event | None = None
         self._closed = anyio.Event()
         self._read_scope = anyio.CancelScope()
@@ -216,10 +219,21 @@ class StreamTransport:
                 return
             data = data[sent:]
         self._outgoing += data
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
         wakeup = self._writer_wakeup
         if wakeup is not None:
             self._writer_wakeup = None
             wakeup.set()
+        elif not self._writer_running:
+            self.start_writer()
+
+    def start_writer(self) -> None:
+        """Start the writer task (:func:`open_stream_transport` does, or a write that queues)."""
+        self._writer_running = True
+        self._write_scope = anyio.CancelScope()
+        self._task_group.start_soon(self._write_forever, name="spikard writer")
 
     def defer(self, callback: Callable[[], None]) -> bool:
         """Refuse: the writer task batches what is queued on its own; write now."""
@@ -256,11 +270,20 @@ class StreamTransport:
         return len(self._outgoing) + self._in_flight
 
     async def _write_forever(self) -> None:
+        try:
+            await self._write_queued()
+        finally:
+            self._writer_running = False
+
+    async def _write_queued(self) -> None:
+        """Send what is queued until the stream closes (or, with a direct socket, it is sent)."""
         outgoing = self._outgoing
         with self._write_scope:
             try:
                 while True:
                     while not outgoing and self._state is TransportState.OPEN:
+                        if self._direct is not None:
+                            return  # writes go out directly again
                         wakeup = self._writer_wakeup = anyio.Event()
                         await wakeup.wait()
                     if not outgoing:
@@ -299,9 +322,7 @@ class StreamTransport:
             return
         self._state = TransportState.CLOSING
         self._read_scope.cancel()
-        wakeup, self._writer_wakeup = self._writer_wakeup, None
-        if wakeup is not None:
-            wakeup.set()
+        self._wake_writer()  # it closes the stream once everything went out
 
     def abort(self) -> None:
         """Stop both tasks and close the stream forcefully."""
@@ -344,7 +365,8 @@ async def open_stream_transport(
     """
     async with anyio.create_task_group() as task_group:
         transport = StreamTransport(stream, task_group, read_size, direct_socket=direct_socket)
-        task_group.start_soon(transport._write_forever, name="spikard writer")
+        if direct_socket is None:
+            transport.start_writer()
         try:
             yield transport
         finally:
