@@ -100,6 +100,15 @@ class HTTPConfig:
     """Seconds an idle keep-alive connection waits for its next request."""
     shutdown_timeout: float = 10.0
     """Seconds open connections get to finish after a shutdown starts, before they are cut."""
+    backlog: int = 4096
+    """Connections the kernel queues before they are accepted (``listen()``'s backlog; the
+    kernel caps it at ``net.core.somaxconn``). The same on every backend."""
+    server_header: str | None = None
+    """The ``Server`` header of every response; None (the default) sends none."""
+    linger_timeout: float = 2.0
+    """After an early error (400, 413, 431, 505) what the client still sends is read and
+    dropped for at most this many seconds (and at most 4 MiB) before the connection closes,
+    so that a client still sending reads the response instead of a reset."""
 
     def __post_init__(self) -> None:
         _positive("max_header_bytes", self.max_header_bytes)
@@ -108,6 +117,15 @@ class HTTPConfig:
         _positive("request_timeout", self.request_timeout)
         _positive("keep_alive_timeout", self.keep_alive_timeout)
         _positive("shutdown_timeout", self.shutdown_timeout)
+        _positive("backlog", self.backlog)
+        _positive("linger_timeout", self.linger_timeout)
+        if self.server_header is not None:
+            try:
+                encoded = self.server_header.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError("server_header must be latin-1 text") from None
+            if not encoded or any(byte < 0x20 or byte == 0x7F for byte in encoded):
+                raise ValueError(f"server_header {self.server_header!r} is not a header value")
 
 
 def _positive(name: str, value: float) -> None:

@@ -4,6 +4,7 @@
 
     SpikardError
     ├── HTTPException(status_code, detail)          an HTTP route answers with an error status
+    │   └── InvalidBody (also a ValueError)          ... 400: the body is not what was asked
     ├── HandshakeRejected(status_code, body)         a WebSocket handshake answered with HTTP
     ├── ConnectionClosed(code, reason)               the WebSocket is closed
     │   ├── ConnectionClosedOK                       ... after a close handshake
@@ -23,6 +24,7 @@ __all__ = [
     "ConnectionClosedOK",
     "HTTPException",
     "HandshakeRejected",
+    "InvalidBody",
     "ProtocolError",
     "RoutingError",
     "SpikardError",
@@ -53,6 +55,17 @@ class HTTPException(SpikardError):
         self.detail = _phrase(status_code) if detail is None else detail
         self.headers = dict(headers or {})
         super().__init__(f"{status_code}: {self.detail}")
+
+
+class InvalidBody(HTTPException, ValueError):
+    """The request body cannot be read as asked (``await request.json()`` on bad JSON).
+
+    Uncaught, it answers 400 with ``detail``; it is a ``ValueError`` too, so handlers that
+    catch that go on working.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, detail)
 
 
 class HandshakeRejected(SpikardError):

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .datastructures import Address, Headers, QueryParams
+from .errors import InvalidBody
 
 __all__ = ["Request"]
 
@@ -105,9 +106,13 @@ class Request:
         """Return the body parsed as JSON.
 
         Raises:
-            ValueError: the body is not valid JSON.
+            InvalidBody: the body is not valid JSON (uncaught, the client gets 400); it is a
+                ``ValueError`` too.
         """
-        return json.loads(self._body)
+        try:
+            return json.loads(self._body)
+        except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError of bad UTF-8
+            raise InvalidBody(f"Invalid JSON body: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.raw_path!r}>"

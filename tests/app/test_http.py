@@ -412,7 +412,10 @@ async def test_post_body_and_json() -> None:
         reply = await request(server.port, "POST", "/json", body=payload)
         assert reply.json() == {"got": {"k": [1, "ü"]}, "text": payload.decode()}
         reply = await request(server.port, "POST", "/json", body=b"{not json")
-        assert reply.status == 500
+        assert reply.status == 400  # the client's mistake, not the server's
+        assert reply.body.startswith(b"Invalid JSON body: ")
+        reply = await request(server.port, "POST", "/json", body=b'"\xff"')
+        assert reply.status == 400  # not UTF-8
 
 
 async def test_chunked_request_body() -> None:

@@ -312,9 +312,13 @@ class AsyncioTransport(asyncio.Protocol):
 
 
 async def serve_sockets(
-    sockets: list[socket.socket], on_connect: Callable[[AsyncioTransport], None]
+    sockets: list[socket.socket],
+    on_connect: Callable[[AsyncioTransport], None],
+    backlog: int = 4096,
 ) -> None:
     """Accept on ``sockets`` with the running loop until cancelled.
+
+    The loop calls ``listen(backlog)`` on each again (asyncio's default would be 100).
 
     ``on_connect(transport)`` is called for every accepted connection, from the loop's
     callback: it starts the task that serves it. The loop gets duplicates of the sockets, so
@@ -327,7 +331,7 @@ async def serve_sockets(
             duplicate = listening.dup()
             try:
                 accepting = await loop.create_server(
-                    lambda: AsyncioTransport(loop, on_connect), sock=duplicate
+                    lambda: AsyncioTransport(loop, on_connect), sock=duplicate, backlog=backlog
                 )
             except BaseException:
                 duplicate.close()

@@ -30,6 +30,13 @@ from ..protocol.handshake import (
     normalize_origin,
     read_offer,
 )
+from ..protocol.http1 import (
+    DateHeader,
+    ambiguous_framing,
+    bad_header_value,
+    reason_phrase,
+    unsupported_version,
+)
 from ..requests import Request
 from ..responses import PlainTextResponse, Response
 from .budget import InboundBudget
@@ -46,6 +53,11 @@ logger = logging.getLogger("spikard.http")
 access_logger = logging.getLogger("spikard.access")
 
 _READ_SIZE = 65536
+_DATE = DateHeader()
+_LINGER_AFTER = frozenset({400, 413, 431, 505})
+"""Errors answered before the request was read to its end: the client may still be sending."""
+_LINGER_BYTES = 4 * 1024 * 1024
+"""Most bytes read and dropped after such an error (``linger_timeout`` bounds the time)."""
 
 
 class _ConnectionGone(Exception):
@@ -87,6 +99,7 @@ class HTTPConnection:
         "_handler",
         "_heartbeat",
         "_idle_scope",
+        "_must_close",
         "_scheme",
         "_shutting_down",
         "_websocket",
@@ -128,6 +141,8 @@ class HTTPConnection:
         self._websocket: WireConnection | None = None
         self._idle_scope: Deadline | None = None
         self._shutting_down = False
+        self._must_close = False
+        """The current request's framing was ambiguous: close after its response."""
 
     async def serve(self) -> None:
         """Serve requests until the peer leaves, an error ends the connection, or shutdown."""
@@ -318,6 +333,12 @@ class HTTPConnection:
         if not isinstance(event, h11.Request):
             return None  # ConnectionClosed or PAUSED: the peer is done
         config = self._config
+        if unsupported_version(event.http_version):
+            logger.info(
+                "HTTP/%s request from %s", event.http_version.decode("latin-1"), self.peer_label
+            )
+            await self._send_error(505, "HTTP Version Not Supported: HTTP/1.1 and HTTP/1.0 only")
+            return None
         if len(event.headers) > config.max_header_count:
             logger.info("too many header fields from %s", self.peer_label)
             await self._send_error(431, "Request Header Fields Too Large: too many fields")
@@ -333,6 +354,13 @@ class HTTPConnection:
             logger.info("request head of %d bytes from %s", head_size, self.peer_label)
             await self._send_error(431, "Request Header Fields Too Large")
             return None
+        bad_name = bad_header_value(event.headers)
+        if bad_name is not None:
+            name = bad_name.decode("latin-1")
+            logger.info("control character in the %s header from %s", name, self.peer_label)
+            await self._send_error(400, f"Bad Request: control character in the {name} header")
+            return None
+        self._must_close = ambiguous_framing(event.headers)
         headers = Headers.from_raw(event.headers)
         if (
             event.method == b"GET"
@@ -373,31 +401,81 @@ class HTTPConnection:
     async def send_response(
         self, request: Request, response: Response, *, close: bool = False
     ) -> None:
-        """Write a whole response to ``request`` (no body for HEAD)."""
-        headers = response.raw_headers()
-        if close or self._shutting_down or is_websocket_upgrade(request.headers):
-            headers.append((b"connection", b"close"))
+        """Write a whole response to ``request`` (no body for HEAD).
+
+        A response whose headers cannot be sent (a value that is not latin-1, a control
+        character) is replaced by a 500, and the error is logged.
+        """
+        close = (
+            close
+            or self._must_close
+            or self._shutting_down
+            or is_websocket_upgrade(request.headers)
+        )
+        try:
+            head = self._head(response.status_code, response.raw_headers(), close)
+        except (UnicodeEncodeError, h11.LocalProtocolError) as exc:
+            logger.error(
+                "the response to %s %s has a header that cannot be sent (%s); answering 500",
+                request.method,
+                request.raw_path,
+                exc,
+            )
+            response = PlainTextResponse("Internal Server Error", 500)
+            head = self._head(500, response.raw_headers(), close)
         self.log_access(request, response.status_code)
-        await self._send_raw(h11.Response(status_code=response.status_code, headers=headers))
+        await self._send_raw(head)
         if request.method != "HEAD" and response.body:
             await self._send_raw(h11.Data(data=response.body))
         await self._send_raw(h11.EndOfMessage())
 
+    def _head(self, status: int, headers: list[tuple[bytes, bytes]], close: bool) -> h11.Response:
+        """The response head: the status line's reason, ``Date``, ``Server`` if configured.
+
+        Raises:
+            h11.LocalProtocolError: a header h11 will not send.
+        """
+        names = {name.lower() for name, _ in headers}
+        if b"date" not in names:
+            headers.append((b"date", _DATE.value()))
+        server = self._config.server_header
+        if server is not None and b"server" not in names:
+            headers.append((b"server", server.encode("latin-1")))
+        if close:
+            headers.append((b"connection", b"close"))
+        return h11.Response(status_code=status, headers=headers, reason=reason_phrase(status))
+
     async def _send_error(self, status: int, text: str) -> None:
+        """Answer with ``status`` and close; after an early error, linger (see HTTPConfig)."""
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         body = text.encode("utf-8", "replace")
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
         ]
         try:
-            await self._send_raw(h11.Response(status_code=status, headers=headers))
+            await self._send_raw(self._head(status, headers, close=True))
             await self._send_raw(h11.Data(data=body))
             await self._send_raw(h11.EndOfMessage())
         except h11.LocalProtocolError:
-            pass
+            return
+        if status in _LINGER_AFTER and self.h11.their_state is not h11.DONE:
+            await self._linger()
+
+    async def _linger(self) -> None:
+        """Read and drop what the client still sends, so that it reads the response.
+
+        Bounded by ``linger_timeout`` seconds and :data:`_LINGER_BYTES`; the peer's EOF ends
+        it at once.
+        """
+        left = _LINGER_BYTES
+        with move_on_after(self._config.linger_timeout, self.transport.loop):
+            while left > 0:
+                data = await self.transport.receive(_READ_SIZE)
+                if not data:
+                    return
+                left -= len(data)
 
     async def _send_raw(self, event: h11.Event) -> None:
         data = self.h11.send(event)

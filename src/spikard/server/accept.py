@@ -73,8 +73,12 @@ async def serve_listener(
     task_group: Any,
     ssl_context: ssl.SSLContext | None = None,
     read_size: int = 65536,
+    backlog: int = 4096,
 ) -> None:
     """Accept connections until cancelled; run ``handler(transport)`` for each in ``task_group``.
+
+    ``backlog``: the listen backlog the event loop sets again on the sockets it takes over
+    (the listener was made with the same).
 
     ``task_group`` needs a ``start_soon(func, *args)`` method (an anyio task group, or a
     :class:`~spikard.connection.tasks.LightTaskGroup`).
@@ -85,7 +89,7 @@ async def serve_listener(
         def connected(transport: AsyncioTransport) -> None:
             task_group.start_soon(handler, transport)
 
-        await serve_sockets(sockets, connected)
+        await serve_sockets(sockets, connected, backlog)
         return
 
     direct = ssl_context is None and not _on_asyncio()

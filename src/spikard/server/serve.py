@@ -112,7 +112,10 @@ class Server:
         task_status: anyio.abc.TaskStatus[list[Address]],
     ) -> None:
         listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
-            local_host=host, local_port=port, reuse_port=reuse_port
+            local_host=host,
+            local_port=port,
+            reuse_port=reuse_port,
+            backlog=self._http_config.backlog,
         )
         self.addresses = [
             Address(*sub.extra(SocketAttribute.local_address)[:2])
@@ -133,6 +136,7 @@ class Server:
                         connections,
                         self._ssl_context,
                         self._websocket_config.read_size,
+                        self._http_config.backlog,
                     )
                     task_status.started(self.addresses)
                     await self._shutdown_requested.wait()
