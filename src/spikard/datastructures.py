@@ -1,12 +1,12 @@
-"""Read-only, multi-value mappings for headers and query strings, and a peer address."""
+"""Multi-value mappings for headers (request: read-only, response: mutable) and queries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import NamedTuple, TypeVar, overload
 from urllib.parse import parse_qsl
 
-__all__ = ["Address", "Headers", "QueryParams"]
+__all__ = ["Address", "Headers", "MutableHeaders", "QueryParams"]
 
 _D = TypeVar("_D")
 
@@ -153,3 +153,79 @@ class QueryParams(_MultiDict):
     def parse(cls, query: str) -> QueryParams:
         """Parse a raw query string (without the ``?``); blank values are kept."""
         return cls(parse_qsl(query, keep_blank_values=True))
+
+
+HeadersInit = Mapping[str, str] | Iterable[tuple[str, str]] | None
+"""What a response takes as headers: a mapping, or (name, value) pairs that may repeat."""
+
+
+class MutableHeaders(MutableMapping[str, str]):
+    """A response's headers: case-insensitive names (kept lower-case), repeats in order.
+
+    Dict-style use sees one value per name: ``headers[name]`` is the first, assigning replaces
+    every field of that name, ``del`` removes them all. :meth:`append` adds another field of
+    the same name (``Set-Cookie``, ``Vary``, ``Link``), :meth:`getlist` returns them all and
+    :meth:`multi_items` every field in order, which is what is sent.
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, headers: HeadersInit = None) -> None:
+        self._fields: list[tuple[str, str]] = []
+        if headers is None:
+            return
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in pairs:
+            self.append(name, value)
+
+    def __getitem__(self, name: str) -> str:
+        wanted = name.lower()
+        for key, value in self._fields:
+            if key == wanted:
+                return value
+        raise KeyError(name)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        wanted = name.lower()
+        fields = self._fields
+        for index, (key, _) in enumerate(fields):
+            if key == wanted:
+                fields[index] = (wanted, value)
+                fields[index + 1 :] = [f for f in fields[index + 1 :] if f[0] != wanted]
+                return
+        fields.append((wanted, value))
+
+    def __delitem__(self, name: str) -> None:
+        wanted = name.lower()
+        kept = [field for field in self._fields if field[0] != wanted]
+        if len(kept) == len(self._fields):
+            raise KeyError(name)
+        self._fields = kept
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(key for key, _ in self._fields))
+
+    def __len__(self) -> int:
+        return len({key for key, _ in self._fields})
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        wanted = name.lower()
+        return any(key == wanted for key, _ in self._fields)
+
+    def append(self, name: str, value: str) -> None:
+        """Add a field, after any of the same name."""
+        self._fields.append((name.lower(), value))
+
+    def getlist(self, name: str) -> list[str]:
+        """Every value of ``name``, in order (empty when absent)."""
+        wanted = name.lower()
+        return [value for key, value in self._fields if key == wanted]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every (name, value) field, repeats included, in order."""
+        return list(self._fields)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._fields!r})"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, Literal
+
+from .datastructures import HeadersInit, MutableHeaders
 
 __all__ = ["HTMLResponse", "JSONResponse", "PlainTextResponse", "Response", "to_response"]
 
@@ -15,8 +19,12 @@ class Response:
     Args:
         content: the body; ``str`` is encoded as UTF-8.
         status_code: the HTTP status.
-        headers: extra header fields; ``content-length`` is always computed.
+        headers: extra header fields, a mapping or (name, value) pairs (a name may repeat);
+            ``content-length`` is always computed.
         media_type: the ``content-type``; a ``text/*`` type gets ``charset=utf-8``.
+
+    :attr:`headers` is a :class:`~spikard.datastructures.MutableHeaders`: item assignment
+    replaces a field, :meth:`~spikard.datastructures.MutableHeaders.append` adds one more.
     """
 
     media_type: str | None = None
@@ -25,12 +33,12 @@ class Response:
         self,
         content: str | bytes = b"",
         status_code: int = 200,
-        headers: Mapping[str, str] | None = None,
+        headers: HeadersInit = None,
         media_type: str | None = None,
     ) -> None:
         self.status_code = status_code
         self.body = content.encode() if isinstance(content, str) else bytes(content)
-        self.headers: dict[str, str] = {k.lower(): v for k, v in (headers or {}).items()}
+        self.headers = MutableHeaders(headers)
         media_type = media_type or self.media_type
         if media_type is not None and "content-type" not in self.headers:
             if media_type.startswith("text/") and "charset" not in media_type:
@@ -39,11 +47,88 @@ class Response:
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """Return the header fields as h11 wants them, with an exact ``content-length``."""
-        fields = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
-        fields = [(k, v) for k, v in fields if k != b"content-length"]
+        fields = [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in self.headers.multi_items()
+            if name != "content-length"
+        ]
         if self.status_code >= 200 and self.status_code not in (204, 304):
             fields.append((b"content-length", str(len(self.body)).encode()))
         return fields
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str = "",
+        *,
+        max_age: int | None = None,
+        expires: datetime | str | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+    ) -> None:
+        """Add a ``Set-Cookie`` header (one per cookie; earlier ones are kept).
+
+        ``expires`` is an aware datetime (sent in GMT) or an HTTP date string; ``max_age`` in
+        seconds wins over it in browsers. ``samesite="none"`` needs ``secure=True``.
+
+        Raises:
+            ValueError: an illegal name, an unknown ``samesite``, ``"none"`` without
+                ``secure``, or a naive ``expires``.
+        """
+        cookie: SimpleCookie = SimpleCookie()
+        try:
+            cookie[name] = value
+        except CookieError as exc:
+            raise ValueError(f"cannot set cookie {name!r}: {exc}") from None
+        morsel = cookie[name]
+        if max_age is not None:
+            morsel["max-age"] = str(max_age)
+        if expires is not None:
+            if isinstance(expires, datetime):
+                if expires.tzinfo is None:
+                    raise ValueError("expires must be an aware datetime (tzinfo set)")
+                expires = format_datetime(expires.astimezone(timezone.utc), usegmt=True)
+            morsel["expires"] = expires
+        if path is not None:
+            morsel["path"] = path
+        if domain is not None:
+            morsel["domain"] = domain
+        if secure:
+            morsel["secure"] = True
+        if httponly:
+            morsel["httponly"] = True
+        if samesite is not None:
+            if samesite not in ("lax", "strict", "none"):
+                raise ValueError(f"samesite must be 'lax', 'strict' or 'none', not {samesite!r}")
+            if samesite == "none" and not secure:
+                raise ValueError("samesite='none' needs secure=True (browsers drop it otherwise)")
+            morsel["samesite"] = samesite.capitalize()
+        self.headers.append("set-cookie", morsel.OutputString())
+
+    def delete_cookie(
+        self,
+        name: str,
+        *,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+    ) -> None:
+        """Tell the browser to drop cookie ``name`` (same ``path`` and ``domain`` as set)."""
+        self.set_cookie(
+            name,
+            max_age=0,
+            expires="Thu, 01 Jan 1970 00:00:00 GMT",
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status_code}, {len(self.body)} bytes>"
@@ -70,7 +155,7 @@ class JSONResponse(Response):
         self,
         content: Any,
         status_code: int = 200,
-        headers: Mapping[str, str] | None = None,
+        headers: HeadersInit = None,
     ) -> None:
         body = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         super().__init__(body, status_code, headers)
