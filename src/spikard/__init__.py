@@ -33,7 +33,13 @@ from .pubsub import (
     merge,
 )
 from .requests import Request
-from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from .responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from .streams.socket import WebSocket
 
 __all__ = [
@@ -63,6 +69,7 @@ __all__ = [
     "RoutingError",
     "Spikard",
     "SpikardError",
+    "StreamingResponse",
     "SubscriberTooSlow",
     "Subscription",
     "WebSocket",

@@ -100,6 +100,9 @@ class HTTPConfig:
     """Seconds an idle keep-alive connection waits for its next request."""
     shutdown_timeout: float = 10.0
     """Seconds open connections get to finish after a shutdown starts, before they are cut."""
+    write_timeout: float = 20.0
+    """Seconds a response write may make no progress (the client takes none of its bytes)
+    before the connection is aborted; a streamed response is never cut while it moves."""
     backlog: int = 4096
     """Connections the kernel queues before they are accepted (``listen()``'s backlog; the
     kernel caps it at ``net.core.somaxconn``). The same on every backend."""
@@ -118,6 +121,7 @@ class HTTPConfig:
         _positive("keep_alive_timeout", self.keep_alive_timeout)
         _positive("shutdown_timeout", self.shutdown_timeout)
         _positive("backlog", self.backlog)
+        _positive("write_timeout", self.write_timeout)
         _positive("linger_timeout", self.linger_timeout)
         if self.server_header is not None:
             try:

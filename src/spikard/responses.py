@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import AsyncIterable, Iterable
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from .datastructures import HeadersInit, MutableHeaders
 
-__all__ = ["HTMLResponse", "JSONResponse", "PlainTextResponse", "Response", "to_response"]
+__all__ = [
+    "HTMLResponse",
+    "JSONResponse",
+    "PlainTextResponse",
+    "Response",
+    "StreamingResponse",
+    "to_response",
+]
+
+Chunk = str | bytes | bytearray | memoryview
+"""What a streamed body yields: ``str`` is sent as UTF-8."""
 
 
 class Response:
@@ -161,6 +173,54 @@ class JSONResponse(Response):
         super().__init__(body, status_code, headers)
 
 
+class StreamingResponse(Response):
+    """A response whose body is sent as ``content`` produces it, chunk by chunk.
+
+    ``content`` is an async iterable (an async generator, typically) or a plain iterable of
+    ``str`` (sent as UTF-8) or bytes. The next chunk is taken only once the previous one was
+    handed to the connection and its buffer drained, so a slow client slows the producer.
+    The body is chunked (HTTP/1.1), ends with the connection (HTTP/1.0), or is exactly
+    ``content-length`` bytes when that header is given. When the client goes away, or the
+    server shuts down, an async generator is closed (its ``finally`` runs); a HEAD request
+    gets the head and never starts it. A plain iterable is advanced in a worker thread, so
+    it may block.
+    """
+
+    def __init__(
+        self,
+        content: AsyncIterable[Chunk] | Iterable[Chunk],
+        status_code: int = 200,
+        headers: HeadersInit = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(b"", status_code, headers, media_type)
+        if not isinstance(content, (AsyncIterable, Iterable)) or isinstance(content, (str, bytes)):
+            raise TypeError(
+                f"StreamingResponse needs an iterable of chunks, not {type(content).__name__!r}"
+            )
+        self.content = content
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The header fields; ``content-length`` only when the application gave one."""
+        return [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in self.headers.multi_items()
+        ]
+
+
+def encode_chunk(chunk: object) -> bytes:
+    """The bytes of one streamed chunk.
+
+    Raises:
+        TypeError: ``chunk`` is neither text nor bytes.
+    """
+    if isinstance(chunk, str):
+        return chunk.encode()
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError(f"a streamed body yielded {type(chunk).__name__!r}; yield str or bytes")
+
+
 def to_response(value: object) -> Response:
     """Convert what a route returned: Response as is, str as text, bytes raw, dict/list as JSON.
 
@@ -177,6 +237,8 @@ def to_response(value: object) -> Response:
         return Response(bytes(value), media_type="application/octet-stream")
     if isinstance(value, (dict, list)):
         return JSONResponse(value)
+    if inspect.isasyncgen(value):
+        return StreamingResponse(cast("AsyncIterable[Chunk]", value))
     if value is None:
         return Response(status_code=204)
     raise TypeError(

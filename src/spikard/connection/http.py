@@ -16,8 +16,10 @@ closed (flushed within ``close_timeout``, else aborted).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
+import anyio
 import h11
 
 from ..config import HTTPConfig, WebSocketConfig
@@ -38,7 +40,7 @@ from ..protocol.http1 import (
     unsupported_version,
 )
 from ..requests import Request
-from ..responses import PlainTextResponse, Response
+from ..responses import PlainTextResponse, Response, StreamingResponse, encode_chunk
 from .budget import InboundBudget
 from .contract import WebSocketConnection
 from .deadline import Deadline, move_on_after
@@ -62,6 +64,34 @@ _LINGER_BYTES = 4 * 1024 * 1024
 
 class _ConnectionGone(Exception):
     """The peer went away or timed out; stop serving this connection quietly."""
+
+
+async def _chunks(content: AsyncIterable[Any] | Iterable[Any]) -> AsyncGenerator[Any, None]:
+    """``content``'s chunks; a plain iterable is advanced in a worker thread."""
+    if isinstance(content, AsyncIterable):
+        iterator = aiter(content)
+        try:
+            async for chunk in iterator:
+                yield chunk
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return
+    iterator_ = iter(content)
+    done = object()
+    while True:
+        chunk = await anyio.to_thread.run_sync(next, iterator_, done)
+        if chunk is done:
+            return
+        yield chunk
+
+
+async def _close_unstarted(content: AsyncIterable[Any] | Iterable[Any]) -> None:
+    """HEAD: the body is never started; an async generator is closed before its first line."""
+    aclose = getattr(content, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 RequestHandler = Callable[[Request, WebSocketConnection | None], Awaitable[Response | None]]
@@ -102,6 +132,7 @@ class HTTPConnection:
         "_must_close",
         "_scheme",
         "_shutting_down",
+        "_streaming",
         "_websocket",
         "_websockets",
         "h11",
@@ -142,6 +173,8 @@ class HTTPConnection:
         self._idle_scope: Deadline | None = None
         self._shutting_down = False
         self._must_close = False
+        self._streaming: anyio.CancelScope | None = None
+        """The scope of a streamed response body in progress (shutdown ends it)."""
         """The current request's framing was ambiguous: close after its response."""
 
     async def serve(self) -> None:
@@ -161,6 +194,8 @@ class HTTPConnection:
         self._shutting_down = True
         if self._idle_scope is not None:
             self._idle_scope.cancel()
+        if self._streaming is not None:
+            self._streaming.cancel()  # the body ends with its last chunk, then we close
         if self._websocket is not None:
             self._websocket.going_away()
 
@@ -425,9 +460,95 @@ class HTTPConnection:
             head = self._head(500, response.raw_headers(), close)
         self.log_access(request, response.status_code)
         await self._send_raw(head)
-        if request.method != "HEAD" and response.body:
+        if isinstance(response, StreamingResponse):
+            if request.method != "HEAD":
+                await self._stream_body(response.content)
+            else:
+                await _close_unstarted(response.content)
+        elif request.method != "HEAD" and response.body:
             await self._send_raw(h11.Data(data=response.body))
         await self._send_raw(h11.EndOfMessage())
+
+    async def _stream_body(self, content: AsyncIterable[Any] | Iterable[Any]) -> None:
+        """Send the chunks of a streamed body, each once the previous one drained.
+
+        A watcher reads meanwhile, to see the client leave (then the body stops, the
+        generator is closed and the connection ends); what a pipelining client sends is kept
+        for h11, up to ``max_header_bytes``. Shutdown stops the body too: the caller then
+        ends it with the last chunk.
+
+        An exception from the body is logged and the connection aborted (the head is out: a
+        cut-off body is what the client can still be told).
+
+        Raises:
+            _ConnectionGone: the client left, took no bytes for ``write_timeout``, or the
+                body raised.
+        """
+        chunks = _chunks(content)
+        gone = failed = False
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._streaming = task_group.cancel_scope
+                if self._shutting_down:
+                    task_group.cancel_scope.cancel()
+
+                async def watch() -> None:
+                    nonlocal gone
+                    gone = await self._wait_for_departure()
+                    task_group.cancel_scope.cancel()
+
+                task_group.start_soon(watch)
+                try:
+                    async for chunk in chunks:
+                        data = encode_chunk(chunk)
+                        if data:
+                            await self._send_body_part(data)
+                except _ConnectionGone:
+                    gone = True
+                except Exception:
+                    logger.exception("a streamed response body to %s raised", self.peer_label)
+                    failed = True
+                task_group.cancel_scope.cancel()  # done: stop watching
+        finally:
+            self._streaming = None
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self._config.write_timeout):
+                await chunks.aclose()
+        if failed:
+            self.transport.abort()  # the body is cut short: the client must not take it whole
+        if gone or failed:
+            raise _ConnectionGone
+
+    async def _wait_for_departure(self) -> bool:
+        """Read until the client's EOF (True), or until it sent a head's worth (False)."""
+        left = self._config.max_header_bytes
+        while left > 0:
+            data = await self.transport.receive(_READ_SIZE)
+            if not data:
+                return True
+            self.h11.receive_data(data)  # a pipelined request: read after this response
+            left -= len(data)
+        return False
+
+    async def _send_body_part(self, data: bytes) -> None:
+        """Write one chunk; abort when the client takes no bytes for ``write_timeout``."""
+        transport = self.transport
+        try:
+            transport.write(self.h11.send(h11.Data(data=data)) or b"")
+            while not transport.writable:
+                sent = transport.bytes_sent
+                with anyio.move_on_after(self._config.write_timeout):
+                    await transport.drain()
+                    return
+                if transport.bytes_sent == sent:
+                    logger.info(
+                        "response to %s stalled for %.0f s; dropping the connection",
+                        self.peer_label,
+                        self._config.write_timeout,
+                    )
+                    transport.abort()
+                    raise _ConnectionGone
+        except TransportClosed:
+            raise _ConnectionGone from None
 
     def _head(self, status: int, headers: list[tuple[bytes, bytes]], close: bool) -> h11.Response:
         """The response head: the status line's reason, ``Date``, ``Server`` if configured.
