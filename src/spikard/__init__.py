@@ -40,6 +40,7 @@ from .responses import (
     Response,
     StreamingResponse,
 )
+from .sse import EventSourceResponse, ServerSentEvent
 from .streams.socket import WebSocket
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "EventSourceResponse",
     "HTMLResponse",
     "HTTPConfig",
     "HTTPException",
@@ -67,6 +69,7 @@ __all__ = [
     "Request",
     "Response",
     "RoutingError",
+    "ServerSentEvent",
     "Spikard",
     "SpikardError",
     "StreamingResponse",

@@ -94,6 +94,11 @@ class Request:
         query = f"?{self.query_string}" if self.query_string else ""
         return f"{self.scheme}://{host}{self.raw_path}{query}"
 
+    @property
+    def last_event_id(self) -> str | None:
+        """The ``Last-Event-ID`` a reconnecting ``EventSource`` sent (SSE), else None."""
+        return self.headers.get("last-event-id")
+
     async def body(self) -> bytes:
         """Return the request body."""
         return self._body

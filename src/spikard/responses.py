@@ -199,6 +199,8 @@ class StreamingResponse(Response):
                 f"StreamingResponse needs an iterable of chunks, not {type(content).__name__!r}"
             )
         self.content = content
+        self.keepalive: tuple[float, bytes] | None = None
+        """(seconds, bytes): send these bytes whenever the body was silent that long (SSE)."""
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """The header fields; ``content-length`` only when the application gave one."""

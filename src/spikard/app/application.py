@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import ssl
@@ -17,6 +18,7 @@ from ..errors import HTTPException, RoutingError
 from ..pubsub import Broker, create_broker
 from ..requests import Request
 from ..responses import PlainTextResponse, Response
+from ..sse import DEFAULT_PING, EventSourceResponse
 from ..streams.runner import SessionStart, run_session
 from ..testing.server import TestServerInfo, running_test_server
 from .adapters import HTTPEndpoint, adapt_http_handler, adapt_websocket_handler
@@ -123,6 +125,32 @@ class Spikard:
                 )
         endpoint = adapt_http_handler(handler, pattern.param_names)
         self._http_routes.append(Route(pattern, wanted, endpoint))
+
+    def sse(self, path: str, *, ping: float | None = DEFAULT_PING) -> Callable[[_F], _F]:
+        """Register a GET route that streams Server-Sent Events from an async generator.
+
+        The generator yields :class:`~spikard.sse.ServerSentEvent`, ``str`` or JSON-able
+        values; it is sugar for returning ``EventSourceResponse(generator, ping=ping)``.
+
+        Raises:
+            RoutingError: the function is not an async generator function.
+        """
+
+        def register(function: _F) -> _F:
+            if not inspect.isasyncgenfunction(function):
+                raise RoutingError(
+                    f"@app.sse({path!r}) needs an async generator function (async def with "
+                    f"yield); {getattr(function, '__qualname__', function)!r} is not one"
+                )
+
+            @functools.wraps(function)
+            def events(*args: Any, **kwargs: Any) -> EventSourceResponse:
+                return EventSourceResponse(function(*args, **kwargs), ping=ping)
+
+            self.add_route(path, events, ("GET",))
+            return function
+
+        return register
 
     def get(self, path: str) -> Callable[[_F], _F]:
         """Register a GET (and HEAD) handler."""

@@ -462,20 +462,25 @@ class HTTPConnection:
         await self._send_raw(head)
         if isinstance(response, StreamingResponse):
             if request.method != "HEAD":
-                await self._stream_body(response.content)
+                await self._stream_body(response.content, response.keepalive)
             else:
                 await _close_unstarted(response.content)
         elif request.method != "HEAD" and response.body:
             await self._send_raw(h11.Data(data=response.body))
         await self._send_raw(h11.EndOfMessage())
 
-    async def _stream_body(self, content: AsyncIterable[Any] | Iterable[Any]) -> None:
+    async def _stream_body(
+        self,
+        content: AsyncIterable[Any] | Iterable[Any],
+        keepalive: tuple[float, bytes] | None = None,
+    ) -> None:
         """Send the chunks of a streamed body, each once the previous one drained.
 
         A watcher reads meanwhile, to see the client leave (then the body stops, the
         generator is closed and the connection ends); what a pipelining client sends is kept
         for h11, up to ``max_header_bytes``. Shutdown stops the body too: the caller then
-        ends it with the last chunk.
+        ends it with the last chunk. With ``keepalive`` (seconds, bytes), those bytes go out
+        whenever no chunk did for that long while the body waits for its next chunk.
 
         An exception from the body is logged and the connection aborted (the head is out: a
         cut-off body is what the client can still be told).
@@ -486,6 +491,7 @@ class HTTPConnection:
         """
         chunks = _chunks(content)
         gone = failed = False
+        activity = [0]  # odd while a chunk is being written; changes with every chunk
         try:
             async with anyio.create_task_group() as task_group:
                 self._streaming = task_group.cancel_scope
@@ -498,11 +504,15 @@ class HTTPConnection:
                     task_group.cancel_scope.cancel()
 
                 task_group.start_soon(watch)
+                if keepalive is not None:
+                    task_group.start_soon(self._keep_alive, keepalive, activity)
                 try:
                     async for chunk in chunks:
                         data = encode_chunk(chunk)
                         if data:
+                            activity[0] += 1
                             await self._send_body_part(data)
+                            activity[0] += 1
                 except _ConnectionGone:
                     gone = True
                 except Exception:
@@ -517,6 +527,19 @@ class HTTPConnection:
             self.transport.abort()  # the body is cut short: the client must not take it whole
         if gone or failed:
             raise _ConnectionGone
+
+    async def _keep_alive(self, keepalive: tuple[float, bytes], activity: list[int]) -> None:
+        """Write ``keepalive[1]`` every ``keepalive[0]`` seconds in which no chunk went out."""
+        interval, filler = keepalive
+        seen = activity[0]
+        while True:
+            await anyio.sleep(interval)
+            if activity[0] == seen and not seen % 2:  # silent, and not in a write
+                try:
+                    await self._send_body_part(filler)
+                except _ConnectionGone:
+                    return  # the chunk loop meets the same end
+            seen = activity[0]
 
     async def _wait_for_departure(self) -> bool:
         """Read until the client's EOF (True), or until it sent a head's worth (False)."""
