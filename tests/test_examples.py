@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
-from examples import binary, callbacks, chat, echo, json_rpc, pipeline
+from examples import binary, callbacks, chat, echo, json_rpc, live_feed, pipeline
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 
 from spikard.testing.server import TestServerInfo
@@ -590,3 +591,55 @@ async def test_request_head_over_max_header_bytes_gets_431() -> None:
                 )
                 data = await read_all(stream)
     assert data.startswith(b"HTTP/1.1 431"), data[:40]
+
+
+# ---- live_feed (Server-Sent Events) ------------------------------------------------------
+
+
+async def _post(port: int, text: str) -> bytes:
+    body = f"text={text}".encode()
+    head = (
+        "POST /say HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head.encode() + body)
+        with anyio.fail_after(5):
+            return await read_all(stream)
+
+
+async def _listen(port: int, last_event_id: str | None = None) -> anyio.abc.SocketStream:
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    resume = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id else ""
+    await stream.send(f"GET /events HTTP/1.1\r\nHost: x\r\n{resume}\r\n".encode())
+    return stream
+
+
+async def test_live_feed_delivers_posts_and_resumes_after_a_reconnect() -> None:
+    live_feed.history.clear()
+    async with live_feed.app.test_server() as server:
+        listener = await _listen(server.port)
+        async with listener:
+            with anyio.fail_after(5):
+                await read_until(listener, b"\r\n\r\n")  # an early post is replayed anyway
+            assert b'"id":' in await _post(server.port, "first")
+            with anyio.fail_after(5):
+                first = await read_until(listener, b"data: first\n\n")
+        first_id = first.split(b"id: ")[1].split(b"\n")[0].decode()
+        await _post(server.port, "missed")  # nobody listens now
+        async with await _listen(server.port, last_event_id=first_id) as resumed:
+            with anyio.fail_after(5):
+                replay = await read_until(resumed, b"data: missed\n\n")
+    assert b"data: first" not in replay  # only what came after Last-Event-ID
+
+
+async def test_live_feed_page_uses_event_source() -> None:
+    async with (
+        live_feed.app.test_server() as server,
+        await anyio.connect_tcp("127.0.0.1", server.port) as stream,
+    ):
+        await stream.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        with anyio.fail_after(5):
+            page = await read_all(stream)
+    assert b'new EventSource("/events")' in page
