@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spikard import Address, Headers, QueryParams, Request
+from spikard import Address, Headers, InvalidBody, QueryParams, Request
 
 
 class TestHeaders:
@@ -139,5 +139,8 @@ class TestRequest:
         assert await request.body() == '{"k": "é"}'.encode()
         assert await request.text() == '{"k": "é"}'
         assert await request.json() == {"k": "é"}
-        with pytest.raises(json.JSONDecodeError):
+        with pytest.raises(InvalidBody, match="Invalid JSON body") as caught:
             await Request("POST", "/", Headers(), body=b"{").json()
+        assert isinstance(caught.value, ValueError)  # code that caught ValueError still works
+        assert caught.value.status_code == 400
+        assert isinstance(caught.value.__cause__, json.JSONDecodeError)
