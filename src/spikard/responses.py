@@ -59,14 +59,18 @@ class Response:
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """Return the header fields as h11 wants them, with an exact ``content-length``."""
-        fields = [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in self.headers.multi_items()
-            if name != "content-length"
-        ]
+        fields = self._encoded_headers(without="content-length")
         if self.status_code >= 200 and self.status_code not in (204, 304):
             fields.append((b"content-length", str(len(self.body)).encode()))
         return fields
+
+    def _encoded_headers(self, without: str | None = None) -> list[tuple[bytes, bytes]]:
+        """Every field as latin-1 bytes, in order, except those named ``without``."""
+        return [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in self.headers.multi_items()
+            if name != without
+        ]
 
     def set_cookie(
         self,
@@ -204,10 +208,7 @@ class StreamingResponse(Response):
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """The header fields; ``content-length`` only when the application gave one."""
-        return [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in self.headers.multi_items()
-        ]
+        return self._encoded_headers()
 
 
 def encode_chunk(chunk: object) -> bytes:
