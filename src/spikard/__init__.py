@@ -8,6 +8,7 @@ from ._version import __version__
 from .app.application import Spikard
 from .app.shim import WebSocketResponse
 from .config import HTTPConfig, WebSocketConfig
+from .cors import CORSMiddleware
 from .datastructures import Address, Headers, QueryParams
 from .errors import (
     ConnectionClosed,
@@ -48,6 +49,7 @@ __all__ = [
     "Broker",
     "BrokerError",
     "BrokerUnavailable",
+    "CORSMiddleware",
     "ChannelMessage",
     "CloseCode",
     "ConnectionClosed",

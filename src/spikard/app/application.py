@@ -14,7 +14,8 @@ import anyio
 
 from ..config import HTTPConfig, WebSocketConfig
 from ..connection.contract import WebSocketConnection
-from ..errors import HTTPException, RoutingError
+from ..errors import HandshakeRejected, RoutingError
+from ..files import FileResponse
 from ..pubsub import Broker, create_broker
 from ..requests import Request
 from ..responses import PlainTextResponse, Response
@@ -22,6 +23,15 @@ from ..sse import DEFAULT_PING, EventSourceResponse
 from ..streams.runner import SessionStart, run_session
 from ..testing.server import TestServerInfo, running_test_server
 from .adapters import HTTPEndpoint, adapt_http_handler, adapt_websocket_handler
+from .handshake_gate import HandshakeGate, reject_with
+from .middleware import (
+    CallNext,
+    ExceptionHandler,
+    ExceptionHandlers,
+    Middleware,
+    check_middleware,
+    compose,
+)
 from .routing import PathPattern, Route
 
 __all__ = ["Spikard"]
@@ -29,6 +39,7 @@ __all__ = ["Spikard"]
 logger = logging.getLogger("spikard.http")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_M = TypeVar("_M", bound=Middleware)
 
 
 class Spikard:
@@ -75,6 +86,9 @@ class Spikard:
         self._shutdown: list[Callable[[], Any]] = []
         self._http_routes: list[Route[HTTPEndpoint]] = []
         self._websocket_routes: list[Route[SessionStart]] = []
+        self._middleware: list[Middleware] = []
+        self._exception_handlers = ExceptionHandlers()
+        self._http_entry: CallNext = self._handle_http
 
     # ---- registration ----------------------------------------------------------------------
 
@@ -172,6 +186,48 @@ class Spikard:
         """Register a DELETE handler."""
         return self.route(path, ("DELETE",))
 
+    # ---- middleware and exception handlers -------------------------------------------------
+
+    def middleware(self, middleware: _M) -> _M:
+        """Add a middleware, ``async def m(request, call_next) -> Response``; also a decorator.
+
+        It runs for every HTTP request and on every WebSocket handshake; the first added is
+        the outermost. It may answer by itself, or ``await call_next(request)`` and return
+        (or change) that response. On a handshake ``call_next`` returns once the handler
+        accepted (a ``101`` response: headers set on it go out with the 101) or refused;
+        returning any other response refuses the handshake with it.
+
+        Raises:
+            RoutingError: ``middleware`` is not an async callable taking two arguments.
+        """
+        self._middleware.append(check_middleware(middleware))
+        self._http_entry = compose(self._middleware, self._handle_http)
+        return middleware
+
+    def exception_handler(self, exc_class: type[Exception]) -> Callable[[_F], _F]:
+        """Register ``handler(request, exc)`` for ``exc_class`` (and subclasses), as a decorator.
+
+        Used for exceptions from HTTP handlers and middleware, and from WebSocket handlers
+        before the handshake was answered (the response refuses the handshake). It may be
+        sync or async and return anything a route may return; the most specific registered
+        class of the exception wins.
+        """
+
+        def register(function: _F) -> _F:
+            self.add_exception_handler(exc_class, function)
+            return function
+
+        return register
+
+    def add_exception_handler(self, exc_class: type[Exception], handler: ExceptionHandler) -> None:
+        """Register ``handler`` for ``exc_class``; see :meth:`exception_handler`.
+
+        Raises:
+            RoutingError: ``exc_class`` is not an Exception subclass or ``handler`` does not
+                take ``(request, exc)``.
+        """
+        self._exception_handlers.add(exc_class, handler)
+
     # ---- lifespan --------------------------------------------------------------------------
 
     def on_startup(self, function: _F) -> _F:
@@ -209,11 +265,72 @@ class Spikard:
                 params = ws_route.pattern.match(request.path)
                 if params is not None:
                     request.path_params = params
-                    await run_session(upgrade, ws_route.handler)
+                    await self._run_session(request, upgrade, ws_route.handler)
                     return None
-            if not self._match_http(request)[0]:
-                return PlainTextResponse("Not Found", 404)
-        return await self._handle_http(request)
+        try:
+            response = await self._http_entry(request)
+        except Exception as exc:  # from a middleware: the handler's are answered inside
+            response = await self._exception_handlers.respond(request, exc)
+        if isinstance(response, FileResponse):
+            response = await response.prepare(request)  # conditional and range requests
+        return response
+
+    async def _run_session(
+        self, request: Request, upgrade: WebSocketConnection, start: SessionStart
+    ) -> None:
+        on_error = None
+        if self._exception_handlers:
+
+            async def on_error(exc: Exception) -> HandshakeRejected | None:
+                return await self._handshake_rejection(request, exc)
+
+        if not self._middleware:
+            await run_session(upgrade, start, on_error)
+            return
+        gate = HandshakeGate(upgrade)
+        started = False
+        async with anyio.create_task_group() as task_group:
+
+            async def session() -> None:
+                try:
+                    await run_session(gate, start, on_error)
+                finally:
+                    gate.session_ended()
+
+            async def endpoint(request: Request) -> Response:
+                nonlocal started
+                if started:
+                    raise RuntimeError("call_next was called twice for one WebSocket handshake")
+                started = True
+                task_group.start_soon(session)
+                return await gate.decision()
+
+            try:
+                response = await compose(self._middleware, endpoint)(request)
+            except Exception as exc:
+                response = await self._exception_handlers.respond(request, exc)
+            if started:
+                gate.answer(response)  # the session goes on (or ends) in the task group
+            else:
+                await reject_with(upgrade, response)  # answered before the handler ran
+
+    async def _handshake_rejection(
+        self, request: Request, exc: Exception
+    ) -> HandshakeRejected | None:
+        """The registered handler's answer to ``exc`` from a handler before its handshake."""
+        if self._exception_handlers.find(exc) is None:
+            return None
+        response = await self._exception_handlers.respond(request, exc)
+        status = response.status_code
+        if not 400 <= status <= 599:
+            logger.error(
+                "the exception handler for %s answered a WebSocket handshake with %d; "
+                "a refusal needs 4xx or 5xx: answering 500",
+                type(exc).__name__,
+                status,
+            )
+            return HandshakeRejected(500)
+        return HandshakeRejected(status, response.body, dict(response.headers))
 
     def _match_http(self, request: Request) -> tuple[Route[HTTPEndpoint] | None, set[str]]:
         allowed: set[str] = set()
@@ -250,11 +367,8 @@ class Spikard:
             return PlainTextResponse("Not Found", 404)
         try:
             return await route.handler(request)
-        except HTTPException as exc:
-            return PlainTextResponse(exc.detail, exc.status_code, exc.headers)
-        except Exception:
-            logger.exception("HTTP handler for %s %s raised", request.method, request.path)
-            return PlainTextResponse("Internal Server Error", 500)
+        except Exception as exc:
+            return await self._exception_handlers.respond(request, exc)
 
     # ---- running ---------------------------------------------------------------------------
 

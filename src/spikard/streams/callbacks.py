@@ -55,14 +55,26 @@ def _reply_message(reply: object) -> WebSocketMessage:
     )
 
 
-async def run_callbacks(connection: WebSocketConnection, callbacks: Callbacks) -> None:
-    """Run a whole WebSocket session through ``callbacks``, from handshake to ``on_close``."""
+async def run_callbacks(
+    connection: WebSocketConnection,
+    callbacks: Callbacks,
+    on_handshake_error: Callable[[Exception], Awaitable[HandshakeRejected | None]] | None = None,
+) -> None:
+    """Run a whole WebSocket session through ``callbacks``, from handshake to ``on_close``.
+
+    An exception from ``on_connect`` refuses the handshake: with the rejection
+    ``on_handshake_error(exc)`` returns, else with 403 (logged at WARNING).
+    """
     try:
         await callbacks.on_connect()
     except HandshakeRejected as rejection:
         await connection.reject(rejection.status_code, rejection.body, rejection.headers)
         return
     except Exception as exc:
+        mapped = None if on_handshake_error is None else await on_handshake_error(exc)
+        if mapped is not None:
+            await connection.reject(mapped.status_code, mapped.body, mapped.headers)
+            return
         logger.warning(
             "on_connect refused %s with 403: %s: %s",
             connection.request.path,

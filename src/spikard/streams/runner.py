@@ -39,7 +39,7 @@ from ..messages import CloseCode, WebSocketMessage, coerce_message, validate_clo
 from .callbacks import Callbacks, run_callbacks
 from .socket import WebSocket
 
-__all__ = ["HandlerResult", "SessionStart", "run_session"]
+__all__ = ["HandlerResult", "HandshakeErrorHook", "SessionStart", "run_session"]
 
 logger = logging.getLogger("spikard.websocket")
 
@@ -47,6 +47,8 @@ HandlerResult = AsyncIterable[Any] | Callbacks | None
 """What a handler gives the session: messages to send, callbacks, or nothing."""
 SessionStart = Callable[[WebSocket], Awaitable[HandlerResult]]
 """Calls the user's handler with the socket; decided once per route (see ``app.adapters``)."""
+HandshakeErrorHook = Callable[[Exception], Awaitable[HandshakeRejected | None]]
+"""Turns an exception raised before the handshake was answered into a rejection, or None."""
 
 
 class _Session:
@@ -72,7 +74,7 @@ class _Session:
         scope = self.handler_scope
         scope.deadline = min(scope.deadline, now + self.connection.config.handler_grace)
 
-    async def run(self, start: SessionStart) -> None:
+    async def run(self, start: SessionStart, on_handshake_error: HandshakeErrorHook | None) -> None:
         socket = self.socket
         connection = self.connection
         connection.on_ended = self._input_ended
@@ -97,13 +99,17 @@ class _Session:
             except ConnectionClosed:
                 pass
             except Exception as exc:
-                code, reason = _close_for(exc)
-                if code == CloseCode.INTERNAL_ERROR:
-                    logger.exception("WebSocket handler for %s raised", socket.request.path)
-                else:
-                    logger.info(
-                        "WebSocket handler for %s ended with %d: %s", socket.request.path, code, exc
-                    )
+                if not await self._reject_for(exc, on_handshake_error):
+                    code, reason = _close_for(exc)
+                    if code == CloseCode.INTERNAL_ERROR:
+                        logger.exception("WebSocket handler for %s raised", socket.request.path)
+                    else:
+                        logger.info(
+                            "WebSocket handler for %s ended with %d: %s",
+                            socket.request.path,
+                            code,
+                            exc,
+                        )
         self.handler_done = True
         connection.on_ended = None
 
@@ -111,7 +117,7 @@ class _Session:
             return
         if isinstance(result, Callbacks):
             if not connection.accepted:
-                await run_callbacks(connection, result)
+                await run_callbacks(connection, result, on_handshake_error)
                 return
             logger.error("a handler that returns a WebSocketResponse must not accept the socket")
             code, reason = CloseCode.INTERNAL_ERROR, "internal error"
@@ -120,6 +126,17 @@ class _Session:
         connection.discard_incoming()  # nobody reads now: the peer's close must get through
         await connection.close(code, reason)
         await connection.wait_closed()
+
+    async def _reject_for(self, error: Exception, hook: HandshakeErrorHook | None) -> bool:
+        """Refuse the handshake as ``hook`` says for ``error``; True when it did."""
+        connection = self.connection
+        if hook is None or connection.accepted or connection.rejected:
+            return False
+        rejection = await hook(error)
+        if rejection is None:
+            return False
+        await connection.reject(rejection.status_code, rejection.body, rejection.headers)
+        return True
 
     async def _pump(self, source: AsyncIterable[Any], streamed: bool = False) -> tuple[int, str]:
         """Send every item of ``source``; a close message ends the session with its code."""
@@ -160,6 +177,15 @@ def _close_for(error: Exception) -> tuple[int, str]:
     return CloseCode.INTERNAL_ERROR, "internal error"
 
 
-async def run_session(connection: WebSocketConnection, start: SessionStart) -> None:
-    """Run a WebSocket session on ``connection`` from handshake to the end of the close."""
-    await _Session(WebSocket(connection)).run(start)
+async def run_session(
+    connection: WebSocketConnection,
+    start: SessionStart,
+    on_handshake_error: HandshakeErrorHook | None = None,
+) -> None:
+    """Run a WebSocket session on ``connection`` from handshake to the end of the close.
+
+    ``on_handshake_error(exc)`` is asked about an exception the handler raised before the
+    handshake was answered; a :class:`~spikard.errors.HandshakeRejected` it returns is the
+    answer (None: the default, a 1011 close after accepting, or 403 from ``on_connect``).
+    """
+    await _Session(WebSocket(connection)).run(start, on_handshake_error)
