@@ -29,6 +29,7 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 
@@ -36,7 +37,6 @@ from spikard import (
     BrokerError,
     ChannelMessage,
     HandshakeRejected,
-    HTMLResponse,
     Spikard,
     WebSocket,
     WebSocketConfig,
@@ -127,114 +127,11 @@ async def list_rooms() -> dict[str, list[str]]:
     return {room: await _names(room) for room in sorted(local_rooms)}
 
 
-@app.get("/")
-def index() -> HTMLResponse:
-    return HTMLResponse(PAGE)
+# The page (and anything else in chat_static/) is served from disk: "/" is its index.html.
+# Registered last, so the routes above take precedence.
+app.static("/", Path(__file__).parent / "chat_static", html=True)
 
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>spikard chat</title>
-<style>
-  body { font: 16px/1.4 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; }
-  form { display: flex; gap: .5rem; margin: .5rem 0; }
-  input { flex: 1; padding: .4rem; }
-  #log { list-style: none; padding: .5rem; height: 22rem; overflow-y: auto; }
-  #log { border: 1px solid #ccc; }
-  #log .notice { color: #777; font-style: italic; }
-  #log b { margin-right: .3rem; }
-</style>
-</head>
-<body>
-<h1>spikard chat</h1>
-<form id="join">
-  <input id="room" placeholder="room" value="lobby" required>
-  <input id="name" placeholder="your name" maxlength="32" required>
-  <button>Join</button>
-</form>
-<p id="status">Pick a room and a name.</p>
-<div id="chat" hidden>
-  <p>Members: <span id="members"></span></p>
-  <ul id="log"></ul>
-  <form id="send">
-    <input id="text" autocomplete="off" placeholder="say something">
-    <button>Send</button>
-    <button type="button" id="leave">Leave</button>
-  </form>
-</div>
-<script>
-"use strict";
-const $ = (id) => document.getElementById(id);
-let socket = null;
-
-function addLine(name, text, notice) {
-  const item = document.createElement("li");
-  if (notice) {
-    item.className = "notice";
-  } else {
-    const who = document.createElement("b");
-    who.textContent = name + ":";
-    item.appendChild(who);
-  }
-  item.appendChild(document.createTextNode(text));
-  $("log").appendChild(item);
-  item.scrollIntoView();
-}
-
-$("join").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const room = $("room").value.trim();
-  const name = $("name").value.trim();
-  if (!room || !name || socket) return;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const url = scheme + "://" + location.host + "/ws/" + encodeURIComponent(room)
-    + "?name=" + encodeURIComponent(name);
-  socket = new WebSocket(url);
-  $("status").textContent = "Connecting to " + room + "...";
-  socket.addEventListener("open", () => {
-    $("join").hidden = true;
-    $("chat").hidden = false;
-    $("log").replaceChildren();
-    $("status").textContent = "In room " + room + " as " + name + ".";
-    $("text").focus();
-  });
-  socket.addEventListener("message", (event) => {
-    const data = JSON.parse(event.data);
-    if (data.type === "message") {
-      addLine(data.name, data.text, false);
-    } else {
-      addLine("", data.name + (data.type === "join" ? " joined" : " left"), true);
-      $("members").textContent = data.members.join(", ");
-    }
-  });
-  socket.addEventListener("close", (event) => {
-    $("status").textContent = "Disconnected (code " + event.code
-      + (event.reason ? ": " + event.reason : "") + ").";
-    $("join").hidden = false;
-    $("chat").hidden = true;
-    socket = null;
-  });
-});
-
-$("send").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const text = $("text").value;
-  if (socket && text) {
-    socket.send(JSON.stringify({ text: text }));
-    $("text").value = "";
-  }
-});
-
-$("leave").addEventListener("click", () => {
-  if (socket) socket.close(1000, "bye");
-});
-</script>
-</body>
-</html>
-"""
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from .app.shim import WebSocketResponse
 from .config import HTTPConfig, WebSocketConfig
 from .cors import CORSMiddleware
 from .datastructures import Address, Headers, QueryParams
+from .files import FileResponse, StaticFiles
 from .errors import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -56,6 +57,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "EventSourceResponse",
+    "FileResponse",
     "HTMLResponse",
     "HTTPConfig",
     "HTTPException",
@@ -74,6 +76,7 @@ __all__ = [
     "ServerSentEvent",
     "Spikard",
     "SpikardError",
+    "StaticFiles",
     "StreamingResponse",
     "SubscriberTooSlow",
     "Subscription",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -15,7 +16,7 @@ import anyio
 from ..config import HTTPConfig, WebSocketConfig
 from ..connection.contract import WebSocketConnection
 from ..errors import HandshakeRejected, RoutingError
-from ..files import FileResponse
+from ..files import FileResponse, StaticFiles
 from ..pubsub import Broker, create_broker
 from ..requests import Request
 from ..responses import PlainTextResponse, Response
@@ -166,6 +167,37 @@ class Spikard:
 
         return register
 
+    def static(
+        self,
+        prefix: str,
+        directory: str | os.PathLike[str],
+        *,
+        html: bool = False,
+        follow_symlinks: bool = False,
+    ) -> StaticFiles:
+        """Serve the files under ``directory`` at ``prefix`` (GET and HEAD).
+
+        ``app.static("/assets", "public")`` answers ``/assets/css/site.css`` with
+        ``public/css/site.css``; see :class:`~spikard.StaticFiles` for what is refused (404)
+        and for ``html`` (``index.html`` for directories, ``404.html``). Routes registered
+        before it on overlapping paths take precedence.
+
+        Raises:
+            RoutingError: ``directory`` is not a directory, or ``prefix`` is malformed.
+        """
+        files = StaticFiles(directory, html=html, follow_symlinks=follow_symlinks)
+        base = prefix.rstrip("/")
+        self.add_route(base + "/{path:path}", files, ("GET",))
+        if base and html:
+
+            def to_directory(request: Request) -> Response:
+                """``/prefix`` is the directory: send the browser to ``/prefix/``."""
+                query = f"?{request.query_string}" if request.query_string else ""
+                return Response(status_code=307, headers={"location": f"{base}/{query}"})
+
+            self.add_route(base, to_directory, ("GET",))
+        return files
+
     def get(self, path: str) -> Callable[[_F], _F]:
         """Register a GET (and HEAD) handler."""
         return self.route(path, ("GET",))
@@ -271,8 +303,8 @@ class Spikard:
             response = await self._http_entry(request)
         except Exception as exc:  # from a middleware: the handler's are answered inside
             response = await self._exception_handlers.respond(request, exc)
-        if isinstance(response, FileResponse):
-            response = await response.prepare(request)  # conditional and range requests
+        if isinstance(response, FileResponse) and not response.prepared:
+            response = await response.prepare(request)  # one a middleware made
         return response
 
     async def _run_session(
@@ -366,9 +398,13 @@ class Spikard:
                 )
             return PlainTextResponse("Not Found", 404)
         try:
-            return await route.handler(request)
+            response = await route.handler(request)
         except Exception as exc:
-            return await self._exception_handlers.respond(request, exc)
+            response = await self._exception_handlers.respond(request, exc)
+        if isinstance(response, FileResponse):
+            # Conditional and range requests, before the middleware sees the response.
+            response = await response.prepare(request)
+        return response
 
     # ---- running ---------------------------------------------------------------------------
 
