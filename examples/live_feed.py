@@ -3,32 +3,111 @@
 ::
 
     python -m spikard examples.live_feed:app      # then open http://127.0.0.1:8000
+    SPIKARD_LIVE_FEED_REDIS=redis://127.0.0.1:6379/0 \\
+        python -m spikard examples.live_feed:app --workers 2
 
 - ``GET /`` serves a small page: an ``EventSource`` on ``/events`` and a form that posts.
-- ``POST /say`` (form field or plain-text body) publishes a line to everyone listening.
-- ``GET /events`` streams the feed: each post is an event whose ``id`` counts the posts this
-  process has seen, so a browser that reconnects (``EventSource`` does on its own) sends
-  ``Last-Event-ID`` and gets what it missed from the recent history first.
+- ``POST /say`` (form field or plain-text body) publishes a line to everyone listening and
+  answers ``{"id": ...}``, the post's event id.
+- ``GET /events`` streams the feed, the recent posts first. Each event's ``id`` names its
+  post, so a browser that reconnects (``EventSource`` does on its own) sends
+  ``Last-Event-ID`` and gets exactly what it missed, on whichever worker it lands.
 
-Posts go through ``app.broker`` (in memory here; with a Redis broker, every worker's
-listeners get every post, as in ``examples/chat.py``).
+Posts travel only through ``app.broker`` (in memory by default; Redis when
+``SPIKARD_LIVE_FEED_REDIS`` is set, which is how every worker process learns it). Each
+process keeps one subscription that records the posts, in the order the broker delivers
+them, in a bounded history; listeners stream from that history. Redis delivers a channel's
+messages to every subscriber in the same order, so every worker's history is the same
+sequence, and an id handed out by one worker resumes the stream on another. Post ids are
+unique across processes (a random prefix per process and a counter), never compared as
+numbers. A listener that falls behind by more than the history skips what was dropped.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from spikard import HTMLResponse, Request, ServerSentEvent, Spikard
+import anyio
+import anyio.abc
 
-app = Spikard()
+from spikard import (
+    BrokerUnavailable,
+    HTMLResponse,
+    JSONResponse,
+    Request,
+    ServerSentEvent,
+    Spikard,
+)
+
+logger = logging.getLogger("examples.live_feed")
 CHANNEL = "live-feed"
 HISTORY = 100
-history: deque[tuple[int, str]] = deque(maxlen=HISTORY)
-"""The recent posts with their ids, for listeners that reconnect."""
-posted = 0
+MAX_POST = 500
+"""Longest post, in characters."""
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One post as this process received it from the broker."""
+
+    seq: int
+    """Its position in this process's feed (the order the broker delivered it)."""
+    id: str
+    """Its event id, the same in every process."""
+    text: str
+
+
+history: deque[Post] = deque(maxlen=HISTORY)
+"""The recent posts, oldest first, for listeners that join or reconnect."""
+_received = 0
+"""Posts recorded so far in this process: the ``seq`` of the next one."""
+_arrived: anyio.Event | None = None
+"""Set, then replaced, each time a post is recorded (listeners wait on it)."""
+_ID_PREFIX = secrets.token_hex(4)
+_posted = 0
+
+
+def _record(post_id: str, text: str) -> None:
+    global _received, _arrived
+    history.append(Post(_received, post_id, text))
+    _received += 1
+    arrived, _arrived = _arrived, anyio.Event()
+    if arrived is not None:
+        arrived.set()
+
+
+async def _record_posts(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+    """Record every post the broker delivers; ends when the broker closes."""
+    async with app.broker.subscribe(CHANNEL, max_backlog=HISTORY) as subscription:
+        task_status.started()  # subscribed: no post published from now on is missed
+        async for message in subscription:
+            try:
+                post = json.loads(message.message.as_text() or "")
+                _record(str(post["id"]), str(post["text"]))
+            except (ValueError, KeyError, TypeError):
+                logger.warning("ignored a message on %r that is not a post", CHANNEL)
+
+
+@asynccontextmanager
+async def _feed(app: Spikard) -> AsyncIterator[None]:
+    """For the server's life: the recorder runs (the broker is started before, closed after)."""
+    global _arrived
+    _arrived = anyio.Event()
+    async with anyio.create_task_group() as task_group:
+        await task_group.start(_record_posts)
+        yield
+        task_group.cancel_scope.cancel()
+
+
+app = Spikard(lifespan=_feed, broker=os.environ.get("SPIKARD_LIVE_FEED_REDIS") or None)
 
 
 @app.get("/")
@@ -37,33 +116,43 @@ async def page(request: Request) -> HTMLResponse:
 
 
 @app.post("/say")
-async def say(request: Request) -> dict[str, int]:
-    global posted
+async def say(request: Request) -> JSONResponse:
+    global _posted
     body = await request.text()
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         body = parse_qs(body).get("text", [""])[0]
-    text = body.strip()[:500]
+    text = body.strip()[:MAX_POST]
     if not text:
-        return {"id": posted}
-    posted += 1
-    history.append((posted, text))
-    await app.broker.publish(CHANNEL, json.dumps({"id": posted, "text": text}))
-    return {"id": posted}
+        return JSONResponse({"error": "empty post"}, 400)
+    _posted += 1
+    post_id = f"{_ID_PREFIX}-{_posted}"
+    try:
+        await app.broker.publish(CHANNEL, json.dumps({"id": post_id, "text": text}))
+    except BrokerUnavailable:
+        return JSONResponse({"error": "the feed is unavailable; try again"}, 503)
+    return JSONResponse({"id": post_id})
+
+
+def _first_to_send(last_event_id: str | None) -> int:
+    """The ``seq`` to stream from: after ``last_event_id``, else all of the history."""
+    if last_event_id is not None:
+        for post in history:
+            if post.id == last_event_id:
+                return post.seq + 1
+    # A new listener, or an id this process no longer (or never) had: the history we have.
+    return history[0].seq if history else _received
 
 
 @app.sse("/events")
 async def events(request: Request) -> AsyncIterator[ServerSentEvent]:
-    seen = int(request.last_event_id or 0) if (request.last_event_id or "").isdigit() else 0
-    async with app.broker.subscribe(CHANNEL) as subscription:
-        for post_id, text in list(history):  # what a reconnecting browser missed
-            if post_id > seen:
-                seen = post_id
-                yield ServerSentEvent(text, id=str(post_id))
-        async for message in subscription:
-            post = json.loads(message.message.as_text() or "{}")
-            if post["id"] > seen:
-                seen = post["id"]
-                yield ServerSentEvent(post["text"], id=str(post["id"]))
+    position = _first_to_send(request.last_event_id)
+    while True:
+        arrived = _arrived  # taken before reading the history: a later post sets it
+        assert arrived is not None, "the app's lifespan is not running"
+        for post in [post for post in history if post.seq >= position]:
+            yield ServerSentEvent(post.text, id=post.id)
+            position = post.seq + 1
+        await arrived.wait()
 
 
 PAGE = """<!doctype html>

@@ -1,6 +1,8 @@
-"""A real browser (headless Chromium, driven over the DevTools protocol) chats with the example.
+"""A real browser (headless Chromium, driven over the DevTools protocol) against spikard.
 
-Skipped when no Chromium is installed; `.ci/run` installs Debian's ``chromium``.
+It chats with the chat example over WebSocket, and follows a Server-Sent Events stream
+through its reconnections. Skipped when no Chromium is installed; `.ci/run` installs
+Debian's ``chromium``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,6 +23,17 @@ import anyio
 import pytest
 from examples import chat
 from websockets.asyncio.client import ClientConnection, connect
+
+from spikard import (
+    EventSourceResponse,
+    HTMLResponse,
+    Request,
+    Response,
+    ServerSentEvent,
+    Spikard,
+    StreamingResponse,
+)
+from spikard.sse import encode_event
 
 pytestmark = [
     pytest.mark.parametrize("anyio_backend", ["asyncio"]),
@@ -158,3 +172,115 @@ async def test_a_browser_chats_with_a_websockets_client() -> None:
                     " && document.getElementById('status').textContent"
                 )
                 assert "Disconnected (code 1000" in status
+
+
+# ---- Server-Sent Events: EventSource reconnects by itself and resumes by Last-Event-ID ----
+
+SSE_EVENTS: list[tuple[str, str | None, str]] = [
+    ("1", "tick", "one"),
+    ("2", None, "two lines\nsecond line"),
+    ("3", "tick", "crlf\r\nthen cr\rthen the end"),
+    ("4", None, ""),  # empty data is still an event
+    ("5", "tick", "ünïcödé ✓ 🎉"),
+    ("6", None, "  two leading spaces"),
+    ("7", "tick", "seven"),
+    ("8", None, ": not a comment"),
+    ("9", "tick", "nine"),
+]
+"""(id, event type or None for ``message``, data): three per connection."""
+SEGMENT = 3
+RETRY_MS = 300
+
+sse_app = Spikard()
+sse_connections: list[tuple[str | None, float]] = []
+"""(Last-Event-ID the browser sent, when the stream started), one per connection."""
+sse_ended: list[float] = []
+"""When each stream's generator finished (its ``finally`` ran)."""
+
+
+class DropConnection(Exception):
+    """Raised by the second stream: the server then aborts the connection mid-body."""
+
+
+@sse_app.get("/")
+async def sse_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(SSE_PAGE)
+
+
+@sse_app.get("/stream")
+async def sse_stream(request: Request) -> Response:
+    sse_connections.append((request.last_event_id, time.monotonic()))
+    known = [event_id for event_id, _, _ in SSE_EVENTS]
+    start = known.index(request.last_event_id) + 1 if request.last_event_id in known else 0
+    if start >= len(SSE_EVENTS):
+        return Response(status_code=204)  # "no more": EventSource stops reconnecting
+    segment = start // SEGMENT
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            for index in range(start, start + SEGMENT):
+                event_id, event_type, data = SSE_EVENTS[index]
+                retry = RETRY_MS if index == 0 else None
+                yield ServerSentEvent(data, event=event_type, id=event_id, retry=retry)
+                if segment == 2:
+                    await anyio.sleep(0.2)  # ping comments (every 0.05 s) go out meanwhile
+        finally:
+            sse_ended.append(time.monotonic())
+
+    if segment != 1:
+        return EventSourceResponse(events(), ping=0.05)
+
+    async def cut_mid_event() -> AsyncIterator[bytes]:
+        """The segment's events, then half of one, then the server aborts the connection."""
+        async for event in events():
+            yield encode_event(event)
+        yield b"id: 7\ndata: never dispatched\n"  # no blank line: the browser drops it
+        await anyio.sleep(0.2)  # let the bytes reach the browser before the abort
+        sse_ended[-1] = time.monotonic()
+        raise DropConnection  # no last chunk: the TCP connection is aborted
+
+    return StreamingResponse(cut_mid_event(), media_type="text/event-stream")
+
+
+SSE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sse</title></head><body><script>
+window.seen = []; window.opens = 0; window.errors = 0; window.finished = false;
+const source = new EventSource("/stream");
+const record = (event) => seen.push([event.type, event.data, event.lastEventId]);
+source.addEventListener("tick", record);
+source.addEventListener("message", record);
+source.onopen = () => { opens += 1; };
+source.onerror = () => {
+  errors += 1;
+  if (source.readyState === EventSource.CLOSED) { finished = true; }
+};
+</script></body></html>
+"""
+
+
+async def test_event_source_reconnects_after_retry_and_resumes_from_last_event_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sse_connections.clear()
+    sse_ended.clear()
+    with anyio.fail_after(20), chromium() as devtools:
+        async with sse_app.test_server() as server, open_page(devtools, server.url + "/") as page:
+            await page.wait_for("window.finished")
+            state = await page.evaluate("({seen, opens, errors, state: source.readyState})")
+    expected = [
+        [event_type or "message", data.replace("\r\n", "\n").replace("\r", "\n"), event_id]
+        for event_id, event_type, data in SSE_EVENTS
+    ]
+    # every event once, in order, named and multi-line; the half event never
+    assert state["seen"] == expected
+    assert state["opens"] == 3  # the fourth request got 204: no stream, no more retries
+    assert state["errors"] == 4  # end of stream, dropped connection, end of stream, 204
+    assert state["state"] == 2  # EventSource.CLOSED
+    # The browser resumed each time from the last id it saw (a clean end and a cut alike;
+    # the id of the half event was never taken).
+    assert [last_id for last_id, _ in sse_connections] == [None, "3", "6", "9"]
+    assert len(sse_ended) == 3
+    for ended, (_, reconnected) in zip(sse_ended, sse_connections[1:], strict=True):
+        # ...after the server's retry (300 ms), not the 3 s default
+        assert RETRY_MS / 1000 * 0.8 <= reconnected - ended < 2.5
+    assert "a streamed response body" in caplog.text  # the cut was the server's abort

@@ -6,6 +6,10 @@ one, and a route may also return :class:`EventSourceResponse` itself. The stream
 backpressure, departure and shutdown rules of every streamed body
 (:class:`~spikard.responses.StreamingResponse`), plus a keepalive comment every ``ping``
 seconds in which no event went out, so that proxies and browsers keep the stream open.
+When the client leaves or the server shuts down, the generator is cancelled where it waits
+and closed: its ``finally`` runs, but an ``await`` there may be cancelled too; cleanup that
+must await shields itself, with a bound (``anyio.move_on_after(2, shield=True)``).
+``async with app.broker.subscribe(...)`` inside the generator cleans up by itself.
 
 The format (WHATWG HTML, "Server-sent events"): ``field: value`` lines, one blank line after
 each event; data with several lines becomes several ``data:`` lines; a line starting with
@@ -45,6 +49,7 @@ class ServerSentEvent:
         comment: a comment line (ignored by browsers).
 
     Raises:
+        TypeError: a text field that is not ``str``, or a ``retry`` that is not an ``int``.
         ValueError: ``event`` or ``id`` with a line break (``id`` with NUL), or a negative
             ``retry``.
     """
@@ -56,17 +61,38 @@ class ServerSentEvent:
     comment: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("data", "event", "id", "comment"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(
+                    f"a server-sent event's {name} must be str or None, not "
+                    f"{type(value).__name__!r}"
+                )
         for name in ("event", "id"):
             value = getattr(self, name)
             if value is not None and _LINE_BREAK.search(value):
                 raise ValueError(f"a server-sent event's {name} cannot contain a line break")
+        # A browser ignores an id with NUL (the event would arrive, its id silently dropped).
         if self.id is not None and "\0" in self.id:
             raise ValueError("a server-sent event's id cannot contain NUL")
-        if self.retry is not None and self.retry < 0:
-            raise ValueError("retry must be a non-negative number of milliseconds")
+        if self.retry is not None:
+            # The browser takes only ASCII digits: no sign, no fraction, no "True".
+            if not isinstance(self.retry, int) or isinstance(self.retry, bool):
+                raise TypeError(
+                    f"retry must be an int (milliseconds), not {type(self.retry).__name__!r}"
+                )
+            if self.retry < 0:
+                raise ValueError("retry must be a non-negative number of milliseconds")
 
     def encode(self) -> bytes:
-        """The event as it goes on the wire, blank line included."""
+        """The event as it goes on the wire, blank line included.
+
+        Lines end with LF only; a value's CR, LF or CRLF starts a new ``data:`` (or comment)
+        line, so the browser sees each line break of ``data`` as LF.
+
+        Raises:
+            UnicodeEncodeError: a field holds a lone surrogate (not encodable as UTF-8).
+        """
         lines: list[str] = []
         if self.comment is not None:
             lines += (f": {line}" for line in _LINE_BREAK.split(self.comment))
@@ -92,7 +118,8 @@ def encode_event(item: object) -> bytes:
     if isinstance(item, str):
         return ServerSentEvent(item).encode()
     try:
-        text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+        # allow_nan=False: NaN and Infinity are not JSON, and JSON.parse rejects them.
+        text = json.dumps(item, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"an SSE stream yielded {type(item).__name__!r}, which is not JSON-serializable; "
