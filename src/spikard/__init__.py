@@ -10,11 +10,13 @@ from .app.shim import WebSocketResponse
 from .config import HTTPConfig, WebSocketConfig
 from .cors import CORSMiddleware
 from .datastructures import Address, Headers, QueryParams
-from .files import FileResponse, StaticFiles
 from .errors import (
+    BodyTimeout,
+    ClientDisconnected,
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    ContentTooLarge,
     HandshakeRejected,
     HTTPException,
     InvalidBody,
@@ -22,6 +24,8 @@ from .errors import (
     RoutingError,
     SpikardError,
 )
+from .files import FileResponse, StaticFiles
+from .forms import FormData, UploadFile
 from .messages import CloseCode, MessageType, WebSocketMessage
 from .pubsub import (
     Broker,
@@ -47,17 +51,21 @@ from .streams.socket import WebSocket
 
 __all__ = [
     "Address",
+    "BodyTimeout",
     "Broker",
     "BrokerError",
     "BrokerUnavailable",
     "CORSMiddleware",
     "ChannelMessage",
+    "ClientDisconnected",
     "CloseCode",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "ContentTooLarge",
     "EventSourceResponse",
     "FileResponse",
+    "FormData",
     "HTMLResponse",
     "HTTPConfig",
     "HTTPException",
@@ -80,6 +88,7 @@ __all__ = [
     "StreamingResponse",
     "SubscriberTooSlow",
     "Subscription",
+    "UploadFile",
     "WebSocket",
     "WebSocketConfig",
     "WebSocketMessage",

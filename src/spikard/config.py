@@ -93,9 +93,15 @@ class HTTPConfig:
     max_header_count: int = 100
     """Most header fields in one request; more answers 431."""
     max_body_size: int = 1 * MiB
-    """Largest request body; larger answers 413."""
+    """Largest request body by default (``request.max_body_size`` changes it for one request
+    until its body is first read); reading a larger one raises ``ContentTooLarge`` (413)."""
     request_timeout: float = 10.0
-    """Seconds to receive a whole request head (and body) once it starts; the handshake too."""
+    """Seconds to receive a whole request head once it starts; the handshake too. The body
+    is read as the handler asks for it, under ``body_timeout``."""
+    body_timeout: float = 20.0
+    """Seconds a request body read may wait without receiving a byte; every byte restarts
+    the clock, so a slow upload that keeps moving is never cut. A stalled one raises
+    ``BodyTimeout`` (408) in the handler and the connection closes."""
     keep_alive_timeout: float = 5.0
     """Seconds an idle keep-alive connection waits for its next request."""
     shutdown_timeout: float = 10.0
@@ -109,15 +115,18 @@ class HTTPConfig:
     server_header: str | None = None
     """The ``Server`` header of every response; None (the default) sends none."""
     linger_timeout: float = 2.0
-    """After an early error (400, 413, 431, 505) what the client still sends is read and
-    dropped for at most this many seconds (and at most 4 MiB) before the connection closes,
-    so that a client still sending reads the response instead of a reset."""
+    """After an early error (400, 413, 431, 505), or a response that left the request body
+    unread, what the client still sends is read and dropped for at most this many seconds
+    (and at most 4 MiB) before the connection closes, so that a client still sending reads
+    the response instead of a reset. It also bounds the discarding of a small unread body
+    (at most 64 KiB) that keeps a keep-alive connection open."""
 
     def __post_init__(self) -> None:
         _positive("max_header_bytes", self.max_header_bytes)
         _positive("max_header_count", self.max_header_count)
         _positive("max_body_size", self.max_body_size)
         _positive("request_timeout", self.request_timeout)
+        _positive("body_timeout", self.body_timeout)
         _positive("keep_alive_timeout", self.keep_alive_timeout)
         _positive("shutdown_timeout", self.shutdown_timeout)
         _positive("backlog", self.backlog)

@@ -4,7 +4,10 @@
 
     SpikardError
     ├── HTTPException(status_code, detail)          an HTTP route answers with an error status
-    │   └── InvalidBody (also a ValueError)          ... 400: the body is not what was asked
+    │   ├── InvalidBody (also a ValueError)          ... 400: the body is not what was asked
+    │   ├── ClientDisconnected                       ... 400: the client left mid-body
+    │   ├── BodyTimeout                              ... 408: the body stopped arriving
+    │   └── ContentTooLarge                          ... 413: the body is over max_body_size
     ├── HandshakeRejected(status_code, body)         a WebSocket handshake answered with HTTP
     ├── ConnectionClosed(code, reason)               the WebSocket is closed
     │   ├── ConnectionClosedOK                       ... after a close handshake
@@ -19,9 +22,12 @@ from collections.abc import Mapping
 from http import HTTPStatus
 
 __all__ = [
+    "BodyTimeout",
+    "ClientDisconnected",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "ContentTooLarge",
     "HTTPException",
     "HandshakeRejected",
     "InvalidBody",
@@ -65,6 +71,46 @@ class InvalidBody(HTTPException, ValueError):
     """
 
     def __init__(self, detail: str) -> None:
+        super().__init__(400, detail)
+
+
+class ContentTooLarge(HTTPException):
+    """The request body is larger than the request's ``max_body_size``.
+
+    Raised by the first read when ``Content-Length`` announces too much (nothing is read),
+    or by the read that takes a chunked body past the limit. Uncaught, it answers
+    ``413 Content Too Large``; the connection closes after the response either way.
+
+    Attributes:
+        limit: the ``max_body_size`` that was exceeded, in bytes.
+    """
+
+    def __init__(self, limit: int, detail: str | None = None) -> None:
+        self.limit = limit
+        super().__init__(413, detail or f"Content Too Large: the limit is {limit} bytes")
+
+
+class BodyTimeout(HTTPException):
+    """The request body made no progress for ``HTTPConfig.body_timeout`` seconds.
+
+    Uncaught, it answers ``408 Request Timeout`` (when no response was started; a streamed
+    response in progress is cut off instead); the connection closes either way.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(408, f"Request Timeout: no request body for {timeout:g} s")
+
+
+class ClientDisconnected(HTTPException):
+    """The client closed the connection before its request body ended.
+
+    Raised by ``request.stream()``, ``body()``, ``form()``, ... Uncaught, it answers 400, which
+    a client that only half-closed its side still reads; one that left reads nothing, and the
+    connection ends without further logging.
+    """
+
+    def __init__(self, detail: str = "Bad Request: the request body ended early") -> None:
         super().__init__(400, detail)
 
 

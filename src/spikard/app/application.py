@@ -114,23 +114,44 @@ class Spikard:
         start = adapt_websocket_handler(handler)
         self._websocket_routes.append(Route(pattern, frozenset({"GET"}), start))
 
-    def route(self, path: str, methods: Iterable[str] = ("GET",)) -> Callable[[_F], _F]:
-        """Register an HTTP handler for ``path`` and ``methods``."""
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] = ("GET",),
+        *,
+        max_body_size: int | None = None,
+    ) -> Callable[[_F], _F]:
+        """Register an HTTP handler for ``path`` and ``methods`` (see :meth:`add_route`)."""
 
         def register(function: _F) -> _F:
-            self.add_route(path, function, methods)
+            self.add_route(path, function, methods, max_body_size=max_body_size)
             return function
 
         return register
 
     def add_route(
-        self, path: str, handler: Callable[..., Any], methods: Iterable[str] = ("GET",)
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        *,
+        max_body_size: int | None = None,
     ) -> None:
         """Register ``handler`` for HTTP requests to ``path`` with one of ``methods``.
 
-        A GET route answers HEAD too. Raises RoutingError for a malformed path or a method
-        that already has a handler on the same path.
+        A GET route answers HEAD too. ``max_body_size`` (bytes) replaces
+        ``HTTPConfig.max_body_size`` for this route's request bodies, larger or smaller.
+
+        Raises:
+            RoutingError: a malformed path, a method that already has a handler on the same
+                path, or a ``max_body_size`` that is not a positive int.
         """
+        if max_body_size is not None and (
+            isinstance(max_body_size, bool)
+            or not isinstance(max_body_size, int)
+            or max_body_size <= 0
+        ):
+            raise RoutingError(f"max_body_size must be a positive int, got {max_body_size!r}")
         pattern = PathPattern(path)
         wanted = frozenset(method.upper() for method in methods)
         for route in self._http_routes:
@@ -139,7 +160,7 @@ class Spikard:
                     f"{sorted(route.methods & wanted)} {path!r} already has a handler"
                 )
         endpoint = adapt_http_handler(handler, pattern.param_names)
-        self._http_routes.append(Route(pattern, wanted, endpoint))
+        self._http_routes.append(Route(pattern, wanted, endpoint, max_body_size))
 
     def sse(self, path: str, *, ping: float | None = DEFAULT_PING) -> Callable[[_F], _F]:
         """Register a GET route that streams Server-Sent Events from an async generator.
@@ -198,25 +219,25 @@ class Spikard:
             self.add_route(base, to_directory, ("GET",))
         return files
 
-    def get(self, path: str) -> Callable[[_F], _F]:
+    def get(self, path: str, *, max_body_size: int | None = None) -> Callable[[_F], _F]:
         """Register a GET (and HEAD) handler."""
-        return self.route(path, ("GET",))
+        return self.route(path, ("GET",), max_body_size=max_body_size)
 
-    def post(self, path: str) -> Callable[[_F], _F]:
+    def post(self, path: str, *, max_body_size: int | None = None) -> Callable[[_F], _F]:
         """Register a POST handler."""
-        return self.route(path, ("POST",))
+        return self.route(path, ("POST",), max_body_size=max_body_size)
 
-    def put(self, path: str) -> Callable[[_F], _F]:
+    def put(self, path: str, *, max_body_size: int | None = None) -> Callable[[_F], _F]:
         """Register a PUT handler."""
-        return self.route(path, ("PUT",))
+        return self.route(path, ("PUT",), max_body_size=max_body_size)
 
-    def patch(self, path: str) -> Callable[[_F], _F]:
+    def patch(self, path: str, *, max_body_size: int | None = None) -> Callable[[_F], _F]:
         """Register a PATCH handler."""
-        return self.route(path, ("PATCH",))
+        return self.route(path, ("PATCH",), max_body_size=max_body_size)
 
-    def delete(self, path: str) -> Callable[[_F], _F]:
+    def delete(self, path: str, *, max_body_size: int | None = None) -> Callable[[_F], _F]:
         """Register a DELETE handler."""
-        return self.route(path, ("DELETE",))
+        return self.route(path, ("DELETE",), max_body_size=max_body_size)
 
     # ---- middleware and exception handlers -------------------------------------------------
 
@@ -397,6 +418,11 @@ class Spikard:
                     },
                 )
             return PlainTextResponse("Not Found", 404)
+        if route.max_body_size is not None:
+            try:
+                request.max_body_size = route.max_body_size
+            except RuntimeError:
+                pass  # a middleware read the body already, under the app-wide limit
         try:
             response = await route.handler(request)
         except Exception as exc:

@@ -90,3 +90,5 @@ class Route(Generic[_H]):
     pattern: PathPattern
     methods: frozenset[str]
     handler: _H
+    max_body_size: int | None = None
+    """The route's own request body limit (None: ``HTTPConfig.max_body_size``)."""

@@ -1,13 +1,32 @@
 """The HTTP/1.1 side of a connection: requests in, responses out, keep-alive, the upgrade.
 
 One :class:`HTTPConnection` serves one accepted connection (a driver's
-:class:`~.transport.Transport`). It reads requests with h11 (bounded head size and count,
-bounded body, timeouts), hands each to the application's :data:`RequestHandler`, and writes
-the response. A WebSocket upgrade request comes with a :class:`~.wire.WireConnection` in
-``CONNECTING``: the application accepts it (the 101 is written, and the bytes that arrived
-after the request go to the WebSocket, none lost) or rejects it with an HTTP response.
-Malformed requests get 400, oversized heads 431, oversized bodies 413; none of them ever
-raises out of :meth:`HTTPConnection.serve`.
+:class:`~.transport.Transport`). It reads request heads with h11 (bounded size and count,
+``request_timeout``), hands each request to the application's :data:`RequestHandler` as soon
+as its head is read, and writes the response. A WebSocket upgrade request comes with a
+:class:`~.wire.WireConnection` in ``CONNECTING``: the application accepts it (the 101 is
+written, and the bytes that arrived after the request go to the WebSocket, none lost) or
+rejects it with an HTTP response. Malformed heads get 400, oversized ones 431; none of them
+ever raises out of :meth:`HTTPConnection.serve`.
+
+Request bodies (theory of operation). A body is read only as the handler pulls it
+(:class:`_RequestBody`, the request's :class:`~spikard.requests.BodySource`); what h11
+already holds with the head is taken without I/O, so a small POST costs no extra await.
+Invariants:
+
+- One reader owns the socket. While a body is unfinished only :class:`_RequestBody` reads
+  it; the watcher of a streamed response (:meth:`HTTPConnection._wait_for_departure`) starts
+  reading once the body ended or failed.
+- Every body read waits at most ``body_timeout`` for bytes (else 408,
+  :class:`~spikard.errors.BodyTimeout`); ``100 Continue`` goes out on the first read that
+  needs the client's bytes, never before.
+- A failed body (413, 408, malformed, client gone) fails every later read the same way, is
+  logged once, and the response to its request closes the connection.
+- Keep-alive never desynchronizes: when a response is decided with the body unfinished, the
+  connection stays open only when at most :data:`_DRAIN_BYTES` of a ``Content-Length`` body
+  remain and the client is not waiting for ``100 Continue``; those bytes are then read and
+  dropped within ``linger_timeout``, else the connection closes. Otherwise the head says
+  ``connection: close`` and the connection lingers (below) before it closes.
 
 This class owns the transport: when :meth:`HTTPConnection.serve` returns, the transport was
 closed (flushed within ``close_timeout``, else aborted).
@@ -16,6 +35,7 @@ closed (flushed within ``close_timeout``, else aborted).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,7 +44,13 @@ import h11
 
 from ..config import HTTPConfig, WebSocketConfig
 from ..datastructures import Address, Headers
-from ..errors import HandshakeRejected
+from ..errors import (
+    BodyTimeout,
+    ClientDisconnected,
+    ContentTooLarge,
+    HandshakeRejected,
+    InvalidBody,
+)
 from ..protocol.handshake import (
     HandshakeOffer,
     check_origin,
@@ -60,6 +86,9 @@ _LINGER_AFTER = frozenset({400, 413, 431, 505})
 """Errors answered before the request was read to its end: the client may still be sending."""
 _LINGER_BYTES = 4 * 1024 * 1024
 """Most bytes read and dropped after such an error (``linger_timeout`` bounds the time)."""
+_DRAIN_BYTES = 64 * 1024
+"""Most bytes of an unread request body dropped to keep a keep-alive connection (within
+``linger_timeout``); a larger or unknown rest closes the connection instead."""
 
 
 class _ConnectionGone(Exception):
@@ -130,6 +159,7 @@ class HTTPConnection:
         "_heartbeat",
         "_idle_scope",
         "_must_close",
+        "_request_body",
         "_scheme",
         "_shutting_down",
         "_streaming",
@@ -175,7 +205,8 @@ class HTTPConnection:
         self._must_close = False
         self._streaming: anyio.CancelScope | None = None
         """The scope of a streamed response body in progress (shutdown ends it)."""
-        """The current request's framing was ambiguous: close after its response."""
+        self._request_body: _RequestBody | None = None
+        """The current request's body, None when it has none (or is a handshake)."""
 
     async def serve(self) -> None:
         """Serve requests until the peer leaves, an error ends the connection, or shutdown."""
@@ -209,13 +240,33 @@ class HTTPConnection:
             if is_websocket_upgrade(request.headers):
                 await self._serve_websocket(request)
                 return
-            response = await self._handler(request, None)
-            if response is None:
-                response = Response(status_code=500)
-            await self.send_response(request, response)
+            body = self._request_body
+            try:
+                response = await self._handler(request, None)
+                if response is None:
+                    response = Response(status_code=500)
+                await self.send_response(request, response)
+            finally:
+                if body is not None:
+                    await request.aclose()  # the form's files
+            if body is not None and not body.ended and not await self._end_body(body):
+                return
             if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                 return
             self.h11.start_next_cycle()
+
+    async def _end_body(self, body: _RequestBody) -> bool:
+        """After the response: finish an unfinished body; True when the connection goes on.
+
+        The response kept the connection only for a small rest (see the module docs): read
+        and drop it. Otherwise the connection closes, after lingering while the client may
+        still be sending (not after a stall: that client sends nothing).
+        """
+        if self.h11.our_state is h11.DONE:
+            return await body.drain()
+        if body.lingers:
+            await self._linger()
+        return False
 
     async def _serve_websocket(self, request: Request) -> None:
         request.scheme = "wss" if self._scheme == "https" else "ws"
@@ -254,6 +305,10 @@ class HTTPConnection:
         """Validate an upgrade request, its origin and the server's capacity (logged once)."""
         try:
             offer = read_offer(request.method, request.http_version, request.headers)
+            body = self._request_body
+            if body is not None and (not body.ended or body.error is not None):
+                # What follows the head would be the body, not WebSocket frames.
+                raise HandshakeRejected(400, "WebSocket handshake with an unfinished body")
         except HandshakeRejected as rejection:
             logger.info("bad WebSocket handshake from %s: %s", self.peer_label, rejection.body)
             raise
@@ -364,6 +419,7 @@ class HTTPConnection:
             return event  # type: ignore[return-value]
 
     async def _read_request_events(self) -> Request | None:
+        self._request_body = None
         event = await self._next_event()
         if not isinstance(event, h11.Request):
             return None  # ConnectionClosed or PAUSED: the peer is done
@@ -405,24 +461,19 @@ class HTTPConnection:
         ):
             # A handshake has no body, and after it h11 reads no more: its end-of-message
             # event is not needed (a refusal closes the connection).
-            return self._request(event, headers, b"")
-        body = bytearray()
-        while True:
-            if self.h11.they_are_waiting_for_100_continue:
-                await self._send_raw(h11.InformationalResponse(status_code=100, headers=[]))
-            part = await self._next_event()
-            if isinstance(part, h11.Data):
-                body += part.data
-                if len(body) > config.max_body_size:
-                    await self._send_error(413, "Content Too Large")
-                    return None
-            elif isinstance(part, h11.EndOfMessage) or part is h11.PAUSED:
-                break
-            else:
-                return None
-        return self._request(event, headers, bytes(body))
+            return self._request(event, headers, None)
+        # What h11 holds already is taken now, without I/O: a request without a body ends
+        # here, and a small body that came with its head is whole before the handler runs.
+        # A malformed one raises here (answered 400 by _read_request, the handler never runs).
+        part = self.h11.next_event()
+        if type(part) is h11.EndOfMessage:
+            return self._request(event, headers, None)
+        length = None if "transfer-encoding" in headers else int(headers["content-length"])
+        body = self._request_body = _RequestBody(self, length)
+        body.take(part)
+        return self._request(event, headers, body)
 
-    def _request(self, event: h11.Request, headers: Headers, body: bytes) -> Request:
+    def _request(self, event: h11.Request, headers: Headers, body: _RequestBody | None) -> Request:
         return Request(
             event.method.decode("ascii").upper(),
             event.target.decode("latin-1"),
@@ -430,7 +481,8 @@ class HTTPConnection:
             client=self._client,
             http_version=event.http_version.decode("ascii"),
             scheme=self._scheme,
-            body=body,
+            source=body,
+            max_body_size=self._config.max_body_size,
         )
 
     async def send_response(
@@ -447,6 +499,9 @@ class HTTPConnection:
             or self._shutting_down
             or is_websocket_upgrade(request.headers)
         )
+        body = self._request_body
+        if body is not None and (not body.ended or body.error is not None):
+            close = self._settle_body(body, request, response) or close
         try:
             head = self._head(response.status_code, response.raw_headers(), close)
         except (UnicodeEncodeError, h11.LocalProtocolError) as exc:
@@ -468,6 +523,23 @@ class HTTPConnection:
         elif request.method != "HEAD" and response.body:
             await self._send_raw(h11.Data(data=response.body))
         await self._send_raw(h11.EndOfMessage())
+
+    def _settle_body(self, body: _RequestBody, request: Request, response: Response) -> bool:
+        """Before a response head, with the request body unfinished: True to close after it.
+
+        A whole response ends the handler's use of the body: what is buffered is dropped. A
+        streamed one may still read it; a 2xx one gets the ``100 Continue`` the client may
+        wait for, so that an upload echo can go on.
+        """
+        if isinstance(response, StreamingResponse) and request.method != "HEAD":
+            if body.expects_continue and 200 <= response.status_code < 300:
+                try:
+                    body.send_continue()
+                except ClientDisconnected:
+                    pass  # the body failed: this response closes (or fails to go out)
+        else:
+            body.discard_buffered()
+        return not body.can_keep_alive()
 
     async def _stream_body(
         self,
@@ -500,6 +572,15 @@ class HTTPConnection:
 
                 async def watch() -> None:
                     nonlocal gone
+                    body = self._request_body
+                    if body is not None:
+                        # The body's reader owns the socket until the body ends or fails.
+                        if await body.wait_finished():
+                            gone = True
+                            task_group.cancel_scope.cancel()
+                            return
+                        if body.error is not None:
+                            return  # the rest is not read; the connection closes after this
                     gone = await self._wait_for_departure()
                     task_group.cancel_scope.cancel()
 
@@ -515,8 +596,10 @@ class HTTPConnection:
                             activity[0] += 1
                 except _ConnectionGone:
                     gone = True
-                except Exception:
-                    logger.exception("a streamed response body to %s raised", self.peer_label)
+                except Exception as exc:
+                    body = self._request_body
+                    if body is None or exc is not body.error:  # else logged by the body
+                        logger.exception("a streamed response body to %s raised", self.peer_label)
                     failed = True
                 task_group.cancel_scope.cancel()  # done: stop watching
         finally:
@@ -542,7 +625,10 @@ class HTTPConnection:
             seen = activity[0]
 
     async def _wait_for_departure(self) -> bool:
-        """Read until the client's EOF (True), or until it sent a head's worth (False)."""
+        """Read until the client's EOF (True), or until it sent a head's worth (False).
+
+        Runs only once the request body (if any) ended: then it is the socket's one reader.
+        """
         left = self._config.max_header_bytes
         while left > 0:
             data = await self.transport.receive(_READ_SIZE)
@@ -654,3 +740,283 @@ class HTTPConnection:
                 request.http_version,
                 status,
             )
+
+
+_H11Event = h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]
+
+
+class _RequestBody:
+    """The body of the request being served, read from the connection as the handler pulls.
+
+    The request's :class:`~spikard.requests.BodySource`. Until :attr:`finished` it is the
+    only reader of the socket (see the module docs). Bytes h11 already holds are taken without
+    I/O; more are read only by :meth:`read` (and :meth:`drain`), one socket read at a time.
+
+    Args:
+        connection: the connection the request came on.
+        length: the ``Content-Length``; None for a chunked body.
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_connection",
+        "_eof",
+        "_finished_event",
+        "_length",
+        "_limit",
+        "_reading",
+        "_received",
+        "_started",
+        "_taken",
+        "closed",
+        "ended",
+        "error",
+    )
+
+    def __init__(self, connection: HTTPConnection, length: int | None) -> None:
+        self._connection = connection
+        self._length = length
+        self._chunks: deque[bytes] = deque()
+        """Bytes taken from h11 before the handler asked for them."""
+        self._taken = 0
+        """Body bytes taken from h11 so far (read, buffered here or dropped)."""
+        self._received = 0
+        """Body bytes handed to the handler so far."""
+        self._limit = 0
+        self._started = False
+        self._reading = False
+        self._eof = False
+        self._finished_event: anyio.Event | None = None
+        self.ended = False
+        """h11 delivered the end of the body: the connection may read the next request."""
+        self.error: Exception | None = None
+        """The failure every read raises once the body failed (logged once)."""
+        self.closed = False
+        """The response ended the handler's use of the body: reads are a bug from now on."""
+
+    # ---- state -------------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """The body ended or failed: nothing more of it will be read from the socket."""
+        return self.ended or self.error is not None
+
+    @property
+    def lingers(self) -> bool:
+        """Whether closing should linger: the client may still be sending the body."""
+        return not isinstance(self.error, BodyTimeout | ClientDisconnected)
+
+    @property
+    def expects_continue(self) -> bool:
+        """The client waits for ``100 Continue`` before it sends the body."""
+        return self.error is None and self._connection.h11.they_are_waiting_for_100_continue
+
+    def can_keep_alive(self) -> bool:
+        """Whether the connection may serve another request after this one's response.
+
+        Only when the body ended, or a small ``Content-Length`` rest can be dropped (and the
+        client is not waiting for a ``100 Continue`` it will not get).
+        """
+        if self.error is not None:
+            return False
+        if self.ended:
+            return True
+        if self._length is None or self.expects_continue:
+            return False
+        return self._length - self._taken <= _DRAIN_BYTES
+
+    async def wait_finished(self) -> bool:
+        """Wait until the body ended or failed; True when the client left meanwhile."""
+        if not self.finished:
+            if self._finished_event is None:
+                self._finished_event = anyio.Event()
+            await self._finished_event.wait()
+        return isinstance(self.error, ClientDisconnected)
+
+    # ---- reading (the BodySource) --------------------------------------------------------
+
+    async def read(self, max_body_size: int) -> bytes:
+        """The next bytes, ``b""`` at the end; see :class:`~spikard.requests.BodySource`."""
+        if self.error is not None:
+            raise self.error
+        if self.closed:
+            raise RuntimeError(
+                "the response to this request was sent: its body can no longer be read"
+            )
+        if not self._started:
+            self._started = True
+            self._limit = max_body_size
+            if self._length is not None and self._length > max_body_size:
+                self._chunks.clear()
+                raise self._fail(
+                    ContentTooLarge(max_body_size),
+                    "request body from %s announces %d bytes, over max_body_size (%d)",
+                    self._length,
+                    max_body_size,
+                )
+        if self._chunks:
+            return self._count(self._chunks.popleft())
+        if self.ended:
+            return b""
+        if self._reading:
+            raise RuntimeError("the request body is being read by another task")
+        self._reading = True
+        try:
+            while True:
+                event = self._next_event()
+                if type(event) is h11.Data:
+                    if event.data:
+                        return self._count(bytes(event.data))
+                elif event is h11.NEED_DATA:
+                    await self._receive()
+                else:
+                    return b""  # EndOfMessage
+        finally:
+            self._reading = False
+
+    def take(self, event: _H11Event) -> None:
+        """Keep ``event`` (h11's first after the head) and what h11 holds after it, no I/O.
+
+        Raises:
+            h11.RemoteProtocolError: malformed framing among those bytes.
+        """
+        h11_connection = self._connection.h11
+        while type(event) is h11.Data:
+            if event.data:
+                self._taken += len(event.data)
+                self._chunks.append(bytes(event.data))
+            event = h11_connection.next_event()
+        if type(event) is h11.EndOfMessage:
+            self._end()
+
+    def _count(self, chunk: bytes) -> bytes:
+        """Hand ``chunk`` to the handler; a chunked body over the limit fails instead."""
+        self._received += len(chunk)
+        if self._length is None and self._received > self._limit:
+            raise self._fail(
+                ContentTooLarge(self._limit),
+                "chunked request body from %s went over max_body_size (%d)",
+                self._limit,
+            )
+        return chunk
+
+    def _next_event(self, *, quiet: bool = False) -> _H11Event:
+        """h11's next body event; a framing error or an early EOF fails the body.
+
+        ``quiet``: the handler is done with the body, so an early EOF is not worth a line.
+        """
+        try:
+            event = self._connection.h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            if self._eof:
+                detail = "client %s left before the request body ended"
+                raise self._fail(ClientDisconnected(), None if quiet else detail) from None
+            raise self._fail(
+                InvalidBody(f"Bad Request: malformed request body: {exc}"),
+                "bad request from %s: %s",
+                exc,
+            ) from None
+        if type(event) is h11.Data:
+            self._taken += len(event.data)
+        elif type(event) is h11.EndOfMessage:
+            self._end()
+        return event
+
+    async def _receive(self) -> None:
+        """Read once from the socket into h11, within ``body_timeout``.
+
+        The ``100 Continue`` the client may wait for goes out first (it is written whole,
+        never awaited: it cannot stall).
+        """
+        connection = self._connection
+        if connection.h11.they_are_waiting_for_100_continue:
+            self.send_continue()
+        timeout = connection._config.body_timeout
+        data = None
+        with anyio.move_on_after(timeout):
+            data = await connection.transport.receive(_READ_SIZE)
+        if data is None:
+            raise self._fail(
+                BodyTimeout(timeout),
+                "request body from %s stalled for %g s",
+                timeout,
+            )
+        if not data:
+            self._eof = True
+        connection.h11.receive_data(data)
+
+    def send_continue(self) -> None:
+        """Write ``100 Continue`` now (the client then sends the body)."""
+        connection = self._connection
+        try:
+            connection.transport.write(
+                connection.h11.send(
+                    h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+                )
+                or b""
+            )
+        except TransportClosed:
+            self._eof = True
+            raise self._fail(
+                ClientDisconnected(), "client %s left before the request body ended"
+            ) from None
+
+    # ---- after the response ------------------------------------------------------------------
+
+    def discard_buffered(self) -> None:
+        """The handler is done with the body: drop what it left and what h11 holds (no I/O)."""
+        self.closed = True
+        self._chunks.clear()
+        try:
+            while not self.finished:
+                if self._next_event(quiet=True) is h11.NEED_DATA:
+                    return
+        except Exception:
+            return  # failed (and logged): the response closes the connection
+
+    async def drain(self) -> bool:
+        """Read and drop the rest of the body: True when it ended within the bounds.
+
+        Bounded by :data:`_DRAIN_BYTES` and ``linger_timeout``; the caller closes the
+        connection when it returns False.
+        """
+        self.closed = True
+        self._chunks.clear()
+        connection = self._connection
+        budget = _DRAIN_BYTES
+        with move_on_after(connection._config.linger_timeout, connection.transport.loop):
+            while not self.finished:
+                try:
+                    event = self._next_event(quiet=True)
+                except Exception:
+                    return False
+                if type(event) is h11.Data:
+                    budget -= len(event.data)
+                    if budget < 0:
+                        return False
+                elif event is h11.NEED_DATA:
+                    data = await connection.transport.receive(_READ_SIZE)
+                    if not data:
+                        return False
+                    connection.h11.receive_data(data)
+        return self.ended
+
+    # ---- ending --------------------------------------------------------------------------
+
+    def _end(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def _fail(self, error: Exception, message: str | None, *args: object) -> Exception:
+        """Record ``error`` as the body's end and log ``message`` (once: a body fails once)."""
+        if self.error is None:
+            self.error = error
+            if message is not None:
+                logger.info(message, self._connection.peer_label, *args)
+            self._wake()
+        return self.error
+
+    def _wake(self) -> None:
+        event, self._finished_event = self._finished_event, None
+        if event is not None:
+            event.set()
