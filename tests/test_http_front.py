@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from spikard import HTTPConfig, PlainTextResponse, Request, Spikard
+from spikard import HTTPConfig, PlainTextResponse, Request, Spikard, WebSocketConfig
 
 from .helpers import read_all
 
@@ -226,3 +226,38 @@ async def test_lingering_is_bounded_in_time() -> None:
         waited = anyio.current_time() - started
     assert responses(data)[0][0] == "HTTP/1.1 413 Content Too Large"
     assert 0.2 < waited < 3
+
+
+async def test_a_whole_body_to_a_client_that_stopped_reading_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stalled = Spikard(http=HTTPConfig(write_timeout=0.5))
+    big = b"x" * (32 * 1024 * 1024)
+
+    @stalled.get("/big")
+    async def send_big(request: Request) -> bytes:
+        return big
+
+    caplog.set_level(logging.INFO)
+    async with stalled.test_server() as server:
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)
+        async with stream:
+            await stream.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            await anyio.sleep(0.2)  # reads nothing: the kernel buffers fill, the write stalls
+            with anyio.fail_after(10):
+                while "stalled for" not in caplog.text:
+                    await anyio.sleep(0.05)
+            received = 0
+            with anyio.fail_after(10):
+                try:
+                    while chunk := await stream.receive():
+                        received += len(chunk)
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+    assert received < len(big)  # cut off: the connection was dropped, not finished
+
+
+def test_allowed_origins_are_checked_when_configured() -> None:
+    with pytest.raises(ValueError, match="is not an origin"):
+        WebSocketConfig(allowed_origins=("app.example.com",))
+    WebSocketConfig(allowed_origins=("https://*.example.com", "http://localhost:8000"))

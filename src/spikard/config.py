@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .protocol.origins import OriginMatcher
+
 __all__ = ["HTTPConfig", "WebSocketConfig"]
 
 KiB = 1024
@@ -42,9 +44,10 @@ class WebSocketConfig:
     retry_after: int = 5
     """Seconds announced in ``Retry-After`` when ``max_connections`` turns a handshake away."""
     allowed_origins: tuple[str, ...] | None = None
-    """Browser origins allowed to connect (``"https://app.example.com"``; ``"*"`` for any);
-    a handshake with another ``Origin`` gets 403. None allows every origin. Clients that send
-    no ``Origin`` (non-browsers) are always allowed."""
+    """Browser origins allowed to connect: exact (``"https://app.example.com"``), subdomain
+    patterns (``"https://*.example.com"``) or ``"*"`` for any (the syntax of
+    :class:`~spikard.CORSMiddleware`); a handshake with another ``Origin`` gets 403. None
+    allows every origin. Clients that send no ``Origin`` (non-browsers) are always allowed."""
     idle_timeout: float | None = None
     """Close with 1000 after this many seconds without a message either way; None: never."""
     write_timeout: float | None = None
@@ -82,6 +85,8 @@ class WebSocketConfig:
             _positive("max_buffered_bytes", self.max_buffered_bytes)
         if isinstance(self.allowed_origins, str):
             raise TypeError("allowed_origins must be a tuple of origins, not a string")
+        if self.allowed_origins is not None:
+            OriginMatcher(self.allowed_origins)  # ValueError for an entry that is no origin
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,8 +170,14 @@ class Request:
 
     @property
     def last_event_id(self) -> str | None:
-        """The ``Last-Event-ID`` a reconnecting ``EventSource`` sent (SSE), else None."""
-        return self.headers.get("last-event-id")
+        """The ``Last-Event-ID`` a reconnecting ``EventSource`` sent (SSE), else None.
+
+        Browsers send the id as UTF-8; it is decoded so (invalid bytes replaced).
+        """
+        value = self.headers.get("last-event-id")
+        if value is None or value.isascii():
+            return value
+        return value.encode("latin-1", "replace").decode("utf-8", "replace")
 
     def stream(self) -> AsyncIterator[bytes]:
         """Return an async iterator over the body's bytes as they arrive (never ``b""``).

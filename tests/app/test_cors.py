@@ -207,3 +207,18 @@ def test_configuration_mistakes_are_caught_at_construction() -> None:
         CORSMiddleware(allow_origins=["https://app.example.com/path"])
     with pytest.raises(ValueError, match="max_age"):
         CORSMiddleware(allow_origins=["*"], max_age=-1)
+
+
+async def test_allowed_origins_take_subdomain_patterns_like_cors() -> None:
+    app = Spikard(websocket=WebSocketConfig(allowed_origins=("https://*.example.com",)))
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> AsyncIterator[str]:
+        yield "hello"
+
+    async with app.test_server() as server:
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        async with ws_connect(url, origin="https://eu.example.com") as websocket:
+            assert await websocket.recv() == "hello"
+        refusal = await handshake_refusal(url, origin="https://example.com")
+    assert refusal.status_code == 403

@@ -556,10 +556,6 @@ async def test_last_event_id_lets_the_handler_resume() -> None:
     assert b"id: 42" in data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Request.last_event_id decodes the header as latin-1; EventSource sends UTF-8",
-)
 async def test_a_non_ascii_last_event_id_comes_back_as_sent() -> None:
     # Chromium sends the id it saw ("ü✓") as its UTF-8 bytes in Last-Event-ID.
     async with app.test_server() as server, await anyio.connect_tcp("127.0.0.1", server.port) as s:

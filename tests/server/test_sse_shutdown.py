@@ -246,11 +246,6 @@ async def flood_then_slow_cleanup(request: Request) -> AsyncIterator[str]:
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the bound is backend-independent
-@pytest.mark.xfail(
-    strict=True,
-    reason="connection/http.py closes the body under a shield bounded by write_timeout, "
-    "not by what is left of shutdown_timeout",
-)
 async def test_a_slow_generator_cleanup_does_not_hold_shutdown_past_its_deadline() -> None:
     with ExitStack() as sockets, anyio.fail_after(10):
         async with slow_cleanup_app.test_server() as server:

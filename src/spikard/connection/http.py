@@ -55,7 +55,7 @@ from ..protocol.handshake import (
     HandshakeOffer,
     check_origin,
     is_websocket_upgrade,
-    normalize_origin,
+    origin_matcher,
     read_offer,
 )
 from ..protocol.http1 import (
@@ -161,6 +161,7 @@ class HTTPConnection:
         "_must_close",
         "_request_body",
         "_scheme",
+        "_shutdown_deadline",
         "_shutting_down",
         "_streaming",
         "_websocket",
@@ -187,10 +188,7 @@ class HTTPConnection:
         self._heartbeat = heartbeat
         self._budget = budget or InboundBudget(websocket_config.max_buffered_bytes)
         self._websockets = websockets or WebSocketCounter()
-        origins = websocket_config.allowed_origins
-        self._allowed_origins = (
-            None if origins is None else frozenset(normalize_origin(o) for o in origins)
-        )
+        self._allowed_origins = origin_matcher(websocket_config.allowed_origins)
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_header_bytes)
         self.websocket_config = websocket_config
         remote = transport.remote_address
@@ -202,6 +200,7 @@ class HTTPConnection:
         self._websocket: WireConnection | None = None
         self._idle_scope: Deadline | None = None
         self._shutting_down = False
+        self._shutdown_deadline = 0.0
         self._must_close = False
         self._streaming: anyio.CancelScope | None = None
         """The scope of a streamed response body in progress (shutdown ends it)."""
@@ -222,6 +221,8 @@ class HTTPConnection:
 
     def shutdown(self) -> None:
         """Stop after the current request; an open WebSocket is closed with 1001."""
+        if not self._shutting_down:
+            self._shutdown_deadline = self.transport.time() + self._config.shutdown_timeout
         self._shutting_down = True
         if self._idle_scope is not None:
             self._idle_scope.cancel()
@@ -521,7 +522,7 @@ class HTTPConnection:
             else:
                 await _close_unstarted(response.content)
         elif request.method != "HEAD" and response.body:
-            await self._send_raw(h11.Data(data=response.body))
+            await self._send_body_part(response.body)  # dropped if it stalls (write_timeout)
         await self._send_raw(h11.EndOfMessage())
 
     def _settle_body(self, body: _RequestBody, request: Request, response: Response) -> bool:
@@ -604,12 +605,23 @@ class HTTPConnection:
                 task_group.cancel_scope.cancel()  # done: stop watching
         finally:
             self._streaming = None
-            with anyio.CancelScope(shield=True), anyio.move_on_after(self._config.write_timeout):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_bound()):
                 await chunks.aclose()
         if failed:
             self.transport.abort()  # the body is cut short: the client must not take it whole
         if gone or failed:
             raise _ConnectionGone
+
+    def _cleanup_bound(self) -> float:
+        """Seconds a streamed body's generator may take to close.
+
+        ``write_timeout``, and no more than what is left of ``shutdown_timeout`` once
+        shutdown began.
+        """
+        bound = self._config.write_timeout
+        if self._shutting_down:
+            bound = min(bound, max(0.0, self._shutdown_deadline - self.transport.time()))
+        return bound
 
     async def _keep_alive(self, keepalive: tuple[float, bytes], activity: list[int]) -> None:
         """Write ``keepalive[1]`` every ``keepalive[0]`` seconds in which no chunk went out."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from wsproto.utilities import generate_accept_token
 
 from ..datastructures import Headers
 from ..errors import HandshakeRejected
+from .origins import OriginMatcher
 
 __all__ = ["HandshakeOffer", "accept_response", "is_websocket_upgrade", "read_offer"]
 
@@ -94,25 +96,25 @@ def _field_value(value: str) -> bytes:
     return value.encode("latin-1")
 
 
-def check_origin(headers: Headers, allowed: frozenset[str] | None) -> None:
-    """Refuse a browser whose ``Origin`` is not in ``allowed``.
+def check_origin(headers: Headers, allowed: OriginMatcher | None) -> None:
+    """Refuse a browser whose ``Origin`` is not ``allowed`` (None: every origin is).
 
-    ``allowed`` holds origins normalized with :func:`normalize_origin`; ``"*"`` allows any.
     Requests without ``Origin`` (non-browser clients) pass.
 
     Raises:
         HandshakeRejected: 403 for an origin that is not allowed.
     """
-    if allowed is None or "*" in allowed:
+    if allowed is None or allowed.allows_any:
         return
     origin = headers.get("origin")
-    if origin is not None and normalize_origin(origin) not in allowed:
+    if origin is not None and not allowed(origin):
         raise HandshakeRejected(403, "Origin not allowed")
 
 
-def normalize_origin(origin: str) -> str:
-    """Lower-case an origin and drop a trailing slash, for comparison."""
-    return origin.strip().lower().rstrip("/")
+@functools.lru_cache(maxsize=64)
+def origin_matcher(allowed: tuple[str, ...] | None) -> OriginMatcher | None:
+    """The (shared) matcher for ``WebSocketConfig.allowed_origins``."""
+    return None if allowed is None else OriginMatcher(allowed)
 
 
 def accept_response(
