@@ -1,0 +1,29 @@
+"""The HTTP benchmark runs end to end (one short round, spikard only) and reports its shape."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_http_bench_quick_run_reports_server_cpu_per_request(tmp_path: Path) -> None:
+    output = tmp_path / "http.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http_bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(output.read_text())
+    (result,) = report["runs"]["spikard"]
+    assert result["requests"] > 0
+    assert result["server_cpu_us_per_request"] > 0
+    assert result["p99_us"] >= result["p50_us"] > 0
+    assert "| spikard (spikard" in completed.stdout
