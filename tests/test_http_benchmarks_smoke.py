@@ -27,3 +27,25 @@ def test_http_bench_quick_run_reports_server_cpu_per_request(tmp_path: Path) -> 
     assert result["server_cpu_us_per_request"] > 0
     assert result["p99_us"] >= result["p50_us"] > 0
     assert "| spikard (spikard" in completed.stdout
+
+
+def test_http_transfer_streams_both_ways_with_flat_memory(tmp_path: Path) -> None:
+    output = tmp_path / "transfer.json"
+    completed = subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks.http_transfer",
+            "--servers", "spikard", "--mib", "32", "--output", str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = json.loads(output.read_text())["results"]["spikard"]
+    for direction in ("download", "upload"):
+        result = results[direction]
+        assert result["mib_per_s"] > 0
+        # 32 MiB went through; the server grew by far less than that.
+        assert result["rss_peak_kib"] - result["rss_before_kib"] < 16 * 1024

@@ -8,20 +8,36 @@ Every stack answers ``text/plain`` with keep-alive and logs at WARNING.
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
 
 from . import check_spikard_source
 
 BODY = "Hello, world!"
+CHUNK = b"x" * 65536
+DOWNLOAD_CHUNKS = 1600
+"""``GET /download`` streams 1600 x 64 KiB = 100 MiB; ``POST /upload`` counts what it reads."""
 
 
 def serve_spikard(host: str, port: int) -> None:
-    from spikard import Spikard
+    from spikard import Request, Spikard
 
     app = Spikard()
 
     @app.get("/")
     async def hello() -> str:
         return BODY
+
+    @app.get("/download")
+    async def download() -> AsyncIterator[bytes]:
+        for _ in range(DOWNLOAD_CHUNKS):
+            yield CHUNK
+
+    @app.post("/upload", max_body_size=1 << 40)
+    async def upload(request: Request) -> str:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return str(size)
 
     app.run(host, port, log_level="warning")
 
@@ -30,13 +46,32 @@ def serve_uvicorn(host: str, port: int, http: str) -> None:
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import PlainTextResponse
+    from starlette.responses import PlainTextResponse, StreamingResponse
     from starlette.routing import Route
 
     async def hello(request: Request) -> PlainTextResponse:
         return PlainTextResponse(BODY)
 
-    app = Starlette(routes=[Route("/", hello)])
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(DOWNLOAD_CHUNKS):
+            yield CHUNK
+
+    async def download(request: Request) -> StreamingResponse:
+        return StreamingResponse(chunks())
+
+    async def upload(request: Request) -> PlainTextResponse:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return PlainTextResponse(str(size))
+
+    app = Starlette(
+        routes=[
+            Route("/", hello),
+            Route("/download", download),
+            Route("/upload", upload, methods=["POST"]),
+        ]
+    )
     uvicorn.run(
         app,
         host=host,
