@@ -49,3 +49,23 @@ def test_http_transfer_streams_both_ways_with_flat_memory(tmp_path: Path) -> Non
         assert result["mib_per_s"] > 0
         # 32 MiB went through; the server grew by far less than that.
         assert result["rss_peak_kib"] - result["rss_before_kib"] < 16 * 1024
+
+
+def test_sse_fanout_delivers_every_event(tmp_path: Path) -> None:
+    output = tmp_path / "sse.json"
+    completed = subprocess.run(
+        [
+            sys.executable, "-m", "benchmarks.sse_fanout", "--servers", "spikard",
+            "--clients", "20", "--events", "2", "--interval", "0.1", "--timeout", "20",
+            "--output", str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    (result,) = json.loads(output.read_text())["runs"]["spikard"]["20"]
+    assert (result["connected"], result["deliveries"], result["missing"]) == (20, 40, 0)
+    assert result["p99_ms"] >= result["p50_ms"] > 0

@@ -1,0 +1,81 @@
+"""SSE clients for ``benchmarks.sse_fanout``: many raw-socket ``EventSource``-style streams.
+
+``python -m benchmarks.sse_clients --port P --connections N --events E`` opens N streams to
+``GET /events``, prints ``ready`` once every stream sent its first comment, then counts
+``data:`` events (each carries the publisher's ``time.time()``) until every stream got E of
+them or ``--timeout`` passed, and writes one JSON object to ``--output``: deliveries,
+missing deliveries, latencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+
+REQUEST = b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+
+
+async def stream(port: int, events: int, ready: asyncio.Event, latencies: list[float]) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    try:
+        writer.write(REQUEST)
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readuntil(b": ready")
+        ready.set()
+        got = 0
+        while got < events:
+            line = await reader.readline()
+            if not line:
+                break
+            if line.startswith(b"data: "):  # chunk-size lines and blank lines are skipped
+                latencies.append(time.time() - float(line[6:].strip()))
+                got += 1
+        return got
+    finally:
+        writer.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    latencies: list[float] = []
+    readies = [asyncio.Event() for _ in range(args.connections)]
+    tasks = [
+        asyncio.ensure_future(stream(args.port, args.events, ready, latencies)) for ready in readies
+    ]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), args.timeout)
+    print("ready", flush=True)
+    done, pending = await asyncio.wait(tasks, timeout=args.timeout)
+    for task in pending:
+        task.cancel()
+    received = sum(task.result() for task in done if not task.exception())
+    return {
+        "deliveries": received,
+        "missing": args.connections * args.events - received,
+        "latencies": latencies,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--connections", type=int, required=True)
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--output", required=True, help="JSON file for the results")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.connections + 100)), hard))
+    try:
+        import uvloop
+    except ImportError:
+        result = asyncio.run(run(args))
+    else:
+        result = uvloop.run(run(args))
+    with open(args.output, "w") as file:
+        json.dump(result, file)
+
+
+if __name__ == "__main__":
+    main()
