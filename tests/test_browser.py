@@ -121,7 +121,12 @@ async def open_page(devtools: str, url: str) -> AsyncIterator[Page]:
     reply = await anyio.to_thread.run_sync(lambda: urllib.request.urlopen(request).read())
     target = json.loads(reply)
     async with connect(target["webSocketDebuggerUrl"], max_size=None) as websocket:
-        yield Page(websocket)
+        page = Page(websocket)
+        # A new target starts on about:blank (an opaque origin, so fetches would send
+        # ``Origin: null``); wait until the requested document itself has loaded.
+        loaded = f"location.href === {json.dumps(url)} && document.readyState === 'complete'"
+        await page.wait_for(loaded)
+        yield page
 
 
 async def next_json(ws: ClientConnection, **expected: str) -> dict[str, Any]:
