@@ -28,6 +28,15 @@ Invariants:
   dropped within ``linger_timeout``, else the connection closes. Otherwise the head says
   ``connection: close`` and the connection lingers (below) before it closes.
 
+Two readers, one grammar. Between requests no h11 exists: bytes collect in an inbox, and a
+head that :func:`~spikard.protocol.http1_simple.parse_simple_head` takes (bodiless, plainly
+valid) is served without h11 when its answer is a whole response
+(:func:`~spikard.protocol.http1_simple.simple_response`). Anything else gets an h11
+connection for that exchange, fed every byte from the head on (a taken head is replayed into
+it, so a streamed answer to a simple request is h11's too); after the exchange, what h11
+holds goes back to the inbox. The fast path only ever declines, never answers an error, and
+``tests/protocol/test_http1_simple.py`` proves it equal to h11 where it does not decline.
+
 This class owns the transport: when :meth:`HTTPConnection.serve` returns, the transport was
 closed (flushed within ``close_timeout``, else aborted).
 """
@@ -37,7 +46,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import h11
@@ -64,6 +73,14 @@ from ..protocol.http1 import (
     bad_header_value,
     reason_phrase,
     unsupported_version,
+)
+from ..protocol.http1_simple import (
+    FOR_H11,
+    NEED_DATA,
+    SimpleHead,
+    find_head_end,
+    parse_simple_head,
+    simple_response,
 )
 from ..requests import Request
 from ..responses import PlainTextResponse, Response, StreamingResponse, encode_chunk
@@ -155,22 +172,32 @@ class HTTPConnection:
         "_budget",
         "_client",
         "_config",
+        "_eof",
+        "_goes_on",
+        "_h11",
         "_handler",
         "_heartbeat",
         "_idle_scope",
+        "_inbox",
+        "_method",
         "_must_close",
         "_request_body",
         "_scheme",
         "_shutdown_deadline",
         "_shutting_down",
+        "_simple",
+        "_simple_enabled",
         "_streaming",
         "_websocket",
         "_websockets",
-        "h11",
         "peer_label",
         "transport",
         "websocket_config",
     )
+
+    simple_exchanges: ClassVar[bool] = True
+    """Serve simple exchanges without h11 (see the module docs). False gives every exchange to
+    h11: the reference the differential tests compare with (read when a connection opens)."""
 
     def __init__(
         self,
@@ -189,7 +216,20 @@ class HTTPConnection:
         self._budget = budget or InboundBudget(websocket_config.max_buffered_bytes)
         self._websockets = websockets or WebSocketCounter()
         self._allowed_origins = origin_matcher(websocket_config.allowed_origins)
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_header_bytes)
+        self._h11: h11.Connection | None = None
+        """h11 serving the current exchange; None between requests and in a simple one."""
+        self._inbox = bytearray()
+        """Bytes read while no h11 serves (the next request's, from its first byte)."""
+        self._eof = False
+        """The peer ended its side (seen while reading into the inbox)."""
+        self._simple: SimpleHead | None = None
+        """The head of the simple exchange in progress (served without h11)."""
+        self._goes_on = False
+        """After a simple response: whether the connection reads another request."""
+        self._simple_enabled = self.simple_exchanges
+        self._method = b""
+        """The current request's method as sent: ``b"HEAD"`` (case-sensitive, RFC 9110 9.1)
+        is the one whose response has no body, as h11 frames it (``head`` is another)."""
         self.websocket_config = websocket_config
         remote = transport.remote_address
         self._client = Address(*remote) if remote is not None else None
@@ -206,6 +246,13 @@ class HTTPConnection:
         """The scope of a streamed response body in progress (shutdown ends it)."""
         self._request_body: _RequestBody | None = None
         """The current request's body, None when it has none (or is a handshake)."""
+
+    @property
+    def protocol(self) -> h11.Connection:
+        """h11 serving the current exchange (a bug to ask for outside of one)."""
+        connection = self._h11
+        assert connection is not None, "no h11 exchange in progress"
+        return connection
 
     async def serve(self) -> None:
         """Serve requests until the peer leaves, an error ends the connection, or shutdown."""
@@ -252,9 +299,44 @@ class HTTPConnection:
                     await request.aclose()  # the form's files
             if body is not None and not body.ended and not await self._end_body(body):
                 return
-            if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+            if not self._next_cycle():
                 return
-            self.h11.start_next_cycle()
+
+    def _next_cycle(self) -> bool:
+        """After an exchange: True when another request may follow (h11, if any, set aside)."""
+        connection = self._h11
+        if connection is None:
+            return self._goes_on
+        if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
+            return False
+        connection.start_next_cycle()
+        data, self._eof = connection.trailing_data
+        self._inbox[:] = data
+        self._h11 = None
+        return True
+
+    def _take_h11(self) -> h11.Connection:
+        """The h11 connection for this exchange: made now, fed all bytes from its head on.
+
+        A simple exchange's head is replayed into it first, so h11 serves the rest of it.
+        """
+        connection = self._h11
+        if connection is None:
+            connection = self._h11 = h11.Connection(
+                h11.SERVER, max_incomplete_event_size=self._config.max_header_bytes
+            )
+            simple, self._simple = self._simple, None
+            if simple is not None:
+                connection.receive_data(simple.raw)
+                replayed = connection.next_event(), connection.next_event()
+                assert type(replayed[0]) is h11.Request, replayed  # the differential tests'
+                assert type(replayed[1]) is h11.EndOfMessage, replayed  # invariant
+            if self._inbox:
+                connection.receive_data(bytes(self._inbox))
+                self._inbox.clear()
+            if self._eof:
+                connection.receive_data(b"")
+        return connection
 
     async def _end_body(self, body: _RequestBody) -> bool:
         """After the response: finish an unfinished body; True when the connection goes on.
@@ -263,7 +345,7 @@ class HTTPConnection:
         and drop it. Otherwise the connection closes, after lingering while the client may
         still be sending (not after a stall: that client sends nothing).
         """
-        if self.h11.our_state is h11.DONE:
+        if self.protocol.our_state is h11.DONE:
             return await body.drain()
         if body.lingers:
             await self._linger()
@@ -278,7 +360,7 @@ class HTTPConnection:
                 request, rejection.status_code, rejection.body, rejection.headers
             )
             return
-        trailing, _ = self.h11.trailing_data
+        trailing, _ = self.protocol.trailing_data
         websocket = self._websocket = WireConnection(
             self.transport,
             request,
@@ -356,10 +438,10 @@ class HTTPConnection:
     def upgraded(self, request: Request) -> None:
         """The 101 goes out: log it and drop h11's state (it reads no more HTTP).
 
-        About 0.75 KiB per open WebSocket; any later use of :attr:`h11` is a bug, and fails.
+        About 0.75 KiB per open WebSocket; any later use of :attr:`protocol` is a bug, and fails.
         """
         self.log_access(request, 101)
-        del self.h11
+        self._h11 = None
 
     # ---- requests ----------------------------------------------------------------------------
 
@@ -403,17 +485,51 @@ class HTTPConnection:
             return None
 
     async def _fill(self) -> None:
-        """Wait until h11 has bytes of the next request (or the peer closed)."""
-        if self.h11.trailing_data[0] or self.h11.their_state is not h11.IDLE:
-            return
-        await self._receive_into_h11()
+        """Wait until the inbox has bytes of the next request (or the peer closed).
+
+        Between requests no h11 exists (see the module docs): the inbox holds every byte.
+        """
+        if not self._inbox and not self._eof:
+            await self._receive_into_inbox()
+
+    async def _receive_into_inbox(self) -> None:
+        data = await self.transport.receive(_READ_SIZE)
+        if data:
+            self._inbox += data
+        else:
+            self._eof = True
+
+    async def _read_simple_head(self) -> SimpleHead | None:
+        """Read the next head into the inbox and take it if it is simple; None declines.
+
+        Reads no further than h11 would before it answers: a head end, the peer's EOF, or
+        ``max_header_bytes`` without a head end.
+        """
+        config = self._config
+        inbox = self._inbox
+        while True:
+            end = find_head_end(inbox)
+            if end >= 0:
+                simple = parse_simple_head(
+                    inbox,
+                    end,
+                    max_bytes=config.max_header_bytes,
+                    max_fields=config.max_header_count,
+                )
+                if simple is not None:
+                    del inbox[: end + 4]
+                return simple
+            if end == FOR_H11 or self._eof or len(inbox) > config.max_header_bytes:
+                return None
+            assert end == NEED_DATA
+            await self._receive_into_inbox()
 
     async def _receive_into_h11(self) -> None:
-        self.h11.receive_data(await self.transport.receive(_READ_SIZE))
+        self.protocol.receive_data(await self.transport.receive(_READ_SIZE))
 
     async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
         while True:
-            event = self.h11.next_event()
+            event = self.protocol.next_event()
             if event is h11.NEED_DATA:
                 await self._receive_into_h11()
                 continue
@@ -421,6 +537,16 @@ class HTTPConnection:
 
     async def _read_request_events(self) -> Request | None:
         self._request_body = None
+        self._must_close = False
+        simple = await self._read_simple_head() if self._simple_enabled else None
+        if simple is not None:
+            self._simple = simple
+            self._goes_on = False
+            headers = Headers.from_raw(simple.headers)
+            return self._request(simple.method, simple.target, simple.http_version, headers, None)
+        if self._eof and not self._inbox:
+            return None  # the peer left between requests
+        self._take_h11()
         event = await self._next_event()
         if not isinstance(event, h11.Request):
             return None  # ConnectionClosed or PAUSED: the peer is done
@@ -462,25 +588,34 @@ class HTTPConnection:
         ):
             # A handshake has no body, and after it h11 reads no more: its end-of-message
             # event is not needed (a refusal closes the connection).
-            return self._request(event, headers, None)
+            return self._request(event.method, event.target, event.http_version, headers, None)
         # What h11 holds already is taken now, without I/O: a request without a body ends
         # here, and a small body that came with its head is whole before the handler runs.
         # A malformed one raises here (answered 400 by _read_request, the handler never runs).
-        part = self.h11.next_event()
+        part = self.protocol.next_event()
+        method, target, version = event.method, event.target, event.http_version
         if type(part) is h11.EndOfMessage:
-            return self._request(event, headers, None)
+            return self._request(method, target, version, headers, None)
         length = None if "transfer-encoding" in headers else int(headers["content-length"])
         body = self._request_body = _RequestBody(self, length)
         body.take(part)
-        return self._request(event, headers, body)
+        return self._request(method, target, version, headers, body)
 
-    def _request(self, event: h11.Request, headers: Headers, body: _RequestBody | None) -> Request:
+    def _request(
+        self,
+        method: bytes,
+        target: bytes,
+        http_version: bytes,
+        headers: Headers,
+        body: _RequestBody | None,
+    ) -> Request:
+        self._method = method
         return Request(
-            event.method.decode("ascii").upper(),
-            event.target.decode("latin-1"),
+            method.decode("ascii").upper(),
+            target.decode("latin-1"),
             headers,
             client=self._client,
-            http_version=event.http_version.decode("ascii"),
+            http_version=http_version.decode("ascii"),
             scheme=self._scheme,
             source=body,
             max_body_size=self._config.max_body_size,
@@ -500,6 +635,9 @@ class HTTPConnection:
             or self._shutting_down
             or is_websocket_upgrade(request.headers)
         )
+        if self._simple is not None and await self._send_simple(request, response, close):
+            return
+        self._take_h11()  # h11 serves this response (a simple head is replayed into it)
         body = self._request_body
         if body is not None and (not body.ended or body.error is not None):
             close = self._settle_body(body, request, response) or close
@@ -517,13 +655,39 @@ class HTTPConnection:
         self.log_access(request, response.status_code)
         await self._send_raw(head)
         if isinstance(response, StreamingResponse):
-            if request.method != "HEAD":
+            if self._method != b"HEAD":
                 await self._stream_body(response.content, response.keepalive)
             else:
                 await _close_unstarted(response.content)
-        elif request.method != "HEAD" and response.body:
+        elif self._method != b"HEAD" and response.body:
             await self._send_body_part(response.body)  # dropped if it stalls (write_timeout)
         await self._send_raw(h11.EndOfMessage())
+
+    async def _send_simple(self, request: Request, response: Response, close: bool) -> bool:
+        """Answer a simple exchange without h11; False when h11 must write this response."""
+        simple = self._simple
+        if simple is None or isinstance(response, StreamingResponse):
+            return False
+        status = response.status_code
+        try:
+            fields = self._fields(response.raw_headers(), close)
+        except UnicodeEncodeError:
+            return False  # h11's path answers 500
+        written = simple_response(
+            status,
+            reason_phrase(status),
+            fields,
+            response.body,
+            head_request=self._method == b"HEAD",
+            keep_alive=simple.keep_alive,
+        )
+        if written is None:
+            return False
+        data, self._goes_on = written
+        self._simple = None
+        self.log_access(request, status)
+        await self._send_bounded(data)
+        return True
 
     def _settle_body(self, body: _RequestBody, request: Request, response: Response) -> bool:
         """Before a response head, with the request body unfinished: True to close after it.
@@ -532,7 +696,7 @@ class HTTPConnection:
         streamed one may still read it; a 2xx one gets the ``100 Continue`` the client may
         wait for, so that an upload echo can go on.
         """
-        if isinstance(response, StreamingResponse) and request.method != "HEAD":
+        if isinstance(response, StreamingResponse) and self._method != b"HEAD":
             if body.expects_continue and 200 <= response.status_code < 300:
                 try:
                     body.send_continue()
@@ -646,15 +810,19 @@ class HTTPConnection:
             data = await self.transport.receive(_READ_SIZE)
             if not data:
                 return True
-            self.h11.receive_data(data)  # a pipelined request: read after this response
+            self.protocol.receive_data(data)  # a pipelined request: read after this response
             left -= len(data)
         return False
 
     async def _send_body_part(self, data: bytes) -> None:
         """Write one chunk; abort when the client takes no bytes for ``write_timeout``."""
+        await self._send_bounded(self.protocol.send(h11.Data(data=data)) or b"")
+
+    async def _send_bounded(self, data: bytes) -> None:
+        """Write ``data``; abort when the client takes no bytes for ``write_timeout``."""
         transport = self.transport
         try:
-            transport.write(self.h11.send(h11.Data(data=data)) or b"")
+            transport.write(data)
             while not transport.writable:
                 sent = transport.bytes_sent
                 with anyio.move_on_after(self._config.write_timeout):
@@ -672,11 +840,16 @@ class HTTPConnection:
             raise _ConnectionGone from None
 
     def _head(self, status: int, headers: list[tuple[bytes, bytes]], close: bool) -> h11.Response:
-        """The response head: the status line's reason, ``Date``, ``Server`` if configured.
+        """The response head: the status line's reason, and :meth:`_fields`.
 
         Raises:
             h11.LocalProtocolError: a header h11 will not send.
         """
+        fields = self._fields(headers, close)
+        return h11.Response(status_code=status, headers=fields, reason=reason_phrase(status))
+
+    def _fields(self, headers: list[tuple[bytes, bytes]], close: bool) -> list[tuple[bytes, bytes]]:
+        """``headers`` with ``Date``, ``Server`` if configured, ``connection: close`` last."""
         names = {name.lower() for name, _ in headers}
         if b"date" not in names:
             headers.append((b"date", _DATE.value()))
@@ -685,11 +858,11 @@ class HTTPConnection:
             headers.append((b"server", server.encode("latin-1")))
         if close:
             headers.append((b"connection", b"close"))
-        return h11.Response(status_code=status, headers=headers, reason=reason_phrase(status))
+        return headers
 
     async def _send_error(self, status: int, text: str) -> None:
         """Answer with ``status`` and close; after an early error, linger (see HTTPConfig)."""
-        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        if self._take_h11().our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         body = text.encode("utf-8", "replace")
         headers = [
@@ -702,7 +875,7 @@ class HTTPConnection:
             await self._send_raw(h11.EndOfMessage())
         except h11.LocalProtocolError:
             return
-        if status in _LINGER_AFTER and self.h11.their_state is not h11.DONE:
+        if status in _LINGER_AFTER and self.protocol.their_state is not h11.DONE:
             await self._linger()
 
     async def _linger(self) -> None:
@@ -720,7 +893,7 @@ class HTTPConnection:
                 left -= len(data)
 
     async def _send_raw(self, event: h11.Event) -> None:
-        data = self.h11.send(event)
+        data = self.protocol.send(event)
         if data:
             try:
                 await self.write(data)
@@ -821,7 +994,7 @@ class _RequestBody:
     @property
     def expects_continue(self) -> bool:
         """The client waits for ``100 Continue`` before it sends the body."""
-        return self.error is None and self._connection.h11.they_are_waiting_for_100_continue
+        return self.error is None and self._connection.protocol.they_are_waiting_for_100_continue
 
     def can_keep_alive(self) -> bool:
         """Whether the connection may serve another request after this one's response.
@@ -892,7 +1065,7 @@ class _RequestBody:
         Raises:
             h11.RemoteProtocolError: malformed framing among those bytes.
         """
-        h11_connection = self._connection.h11
+        h11_connection = self._connection.protocol
         while type(event) is h11.Data:
             if event.data:
                 self._taken += len(event.data)
@@ -918,7 +1091,7 @@ class _RequestBody:
         ``quiet``: the handler is done with the body, so an early EOF is not worth a line.
         """
         try:
-            event = self._connection.h11.next_event()
+            event = self._connection.protocol.next_event()
         except h11.RemoteProtocolError as exc:
             if self._eof:
                 detail = "client %s left before the request body ended"
@@ -941,7 +1114,7 @@ class _RequestBody:
         never awaited: it cannot stall).
         """
         connection = self._connection
-        if connection.h11.they_are_waiting_for_100_continue:
+        if connection.protocol.they_are_waiting_for_100_continue:
             self.send_continue()
         timeout = connection._config.body_timeout
         data = None
@@ -955,14 +1128,14 @@ class _RequestBody:
             )
         if not data:
             self._eof = True
-        connection.h11.receive_data(data)
+        connection.protocol.receive_data(data)
 
     def send_continue(self) -> None:
         """Write ``100 Continue`` now (the client then sends the body)."""
         connection = self._connection
         try:
             connection.transport.write(
-                connection.h11.send(
+                connection.protocol.send(
                     h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
                 )
                 or b""
@@ -1010,7 +1183,7 @@ class _RequestBody:
                     data = await connection.transport.receive(_READ_SIZE)
                     if not data:
                         return False
-                    connection.h11.receive_data(data)
+                    connection.protocol.receive_data(data)
         return self.ended
 
     # ---- ending --------------------------------------------------------------------------
