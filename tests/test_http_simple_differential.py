@@ -5,14 +5,15 @@ and then, the same bytes in the same chunks, to one where h11 serves every excha
 (``HTTPConnection.simple_exchanges = False``). The bytes the client reads (``Date`` aside)
 and the lines logged must be the same.
 
-The requests: simple GET/HEAD/DELETE, 204, 404, a streamed body, two cookies, an unsendable
-header, bodies with Content-Length and chunked, a lower-case method, bare ``\\n`` line
-endings; each pipeline ends with one after which the connection closes (HTTP/1.0,
-``Connection: close``, a missing or repeated Host, a control character, a leading blank
-line, HTTP/2.0, garbage). h11 words a 400 by what had arrived when it refused (``illegal
-request line`` with or without the line), so the text after a 400's status line is left out
-of the comparison.
-"""
+The requests: simple GET/HEAD/DELETE, 204, 404, streamed bodies (chunked, with their own
+``content-length``, a file with ranges, server-sent events, a streamed 204, one that says
+``connection: close``), two cookies, an unsendable header, bodies with Content-Length and
+chunked, a lower-case method, bare ``\\n`` line endings; each pipeline ends with one after
+which the connection closes (HTTP/1.0, ``Connection: close``, a missing or repeated Host, a
+control character, a leading blank line, HTTP/2.0, garbage, a streamed body shorter or
+longer than its ``content-length``, a streamed answer to HTTP/1.0). h11 words a 400 by what
+had arrived when it refused (``illegal request line`` with or without the line), so the text
+after a 400's status line is left out of the comparison."""
 
 from __future__ import annotations
 
@@ -24,7 +25,17 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from spikard import HTTPConfig, PlainTextResponse, Request, Response, Spikard, StreamingResponse
+from spikard import (
+    EventSourceResponse,
+    FileResponse,
+    HTTPConfig,
+    PlainTextResponse,
+    Request,
+    Response,
+    ServerSentEvent,
+    Spikard,
+    StreamingResponse,
+)
 from spikard.connection.http import HTTPConnection
 
 from .helpers import read_all
@@ -49,6 +60,40 @@ async def stream(request: Request) -> StreamingResponse:
             yield part
 
     return StreamingResponse(parts(), media_type="text/plain")
+
+
+async def three_bytes() -> AsyncIterator[bytes]:
+    yield b"abc"
+
+
+@app.get("/stream/{length}")
+async def stream_length(request: Request) -> StreamingResponse:
+    headers = {"content-length": request.path_params["length"]}
+    return StreamingResponse(three_bytes(), headers=headers)
+
+
+@app.get("/stream-204")
+async def stream_204(request: Request) -> StreamingResponse:
+    return StreamingResponse(three_bytes(), status_code=204)
+
+
+@app.get("/stream-close")
+async def stream_close(request: Request) -> StreamingResponse:
+    return StreamingResponse(three_bytes(), headers={"connection": "close"})
+
+
+@app.get("/events")
+async def events(request: Request) -> EventSourceResponse:
+    async def feed() -> AsyncIterator[object]:
+        yield ServerSentEvent("two\nlines", event="e", id="1")
+        yield {"n": 2}
+
+    return EventSourceResponse(feed())
+
+
+@app.get("/file")
+async def file(request: Request) -> FileResponse:
+    return FileResponse(__file__, chunk_size=4096)
 
 
 @app.get("/cookies")
@@ -76,6 +121,13 @@ GOING_ON = [
     b"GET /none HTTP/1.1\r\nHost: h\r\n\r\n",
     b"GET /missing HTTP/1.1\r\nHost: h\r\n\r\n",
     b"GET /stream HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"HEAD /stream HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /stream/3 HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"HEAD /stream/3 HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /stream-204 HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /events HTTP/1.1\r\nHost: h\r\nLast-Event-ID: 0\r\n\r\n",
+    b"GET /file HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /file HTTP/1.1\r\nHost: h\r\nRange: bytes=10-19\r\n\r\n",
     b"GET /cookies HTTP/1.1\r\nHost: h\r\nCookie: x=y\r\n\r\n",
     b"GET /omega HTTP/1.1\r\nHost: h\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
@@ -93,6 +145,11 @@ CLOSING = [  # the connection ends after these: one per pipeline, at its end
     b"\x00\x01garbage\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n",
     b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+    b"GET /stream/4 HTTP/1.1\r\nHost: h\r\n\r\n",  # short: cut off
+    b"GET /stream/2 HTTP/1.1\r\nHost: h\r\n\r\n",  # long: cut off
+    b"GET /stream HTTP/1.0\r\n\r\n",  # until the connection closes
+    b"HEAD /stream HTTP/1.0\r\n\r\n",
+    b"GET /stream-close HTTP/1.1\r\nHost: h\r\n\r\n",
 ]
 _DATE = re.compile(rb"date: [^\r]*\r\n")
 _PEER = re.compile(r"127\.0\.0\.1:\d+")
@@ -156,6 +213,7 @@ async def test_the_fast_path_answers_as_h11_does(
         assert our_lines == their_lines, chunks
     # the pipelines did exercise both paths and their answers
     everything = b"".join(data for data, _ in fast)
-    for status in (b"200 OK", b"204 No Content", b"404 Not Found", b"400 Bad Request", b"500"):
+    for status in (b"200 OK", b"204 No Content", b"206 Partial", b"404 Not", b"400 Bad", b"500"):
         assert status in everything
+    assert b"event: e\nid: 1\ndata: two\ndata: lines\n\n" in everything
     assert b"transfer-encoding: chunked" in everything.lower()

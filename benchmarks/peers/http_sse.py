@@ -1,6 +1,7 @@
 """An SSE feed for the fan-out benchmark: ``GET /events`` streams, ``POST /publish`` fans out.
 
-``--stack spikard``: ``@app.sse`` fed by a subscription on ``app.broker`` (in memory).
+``--stack spikard``: ``EventSourceResponse.from_channel`` on ``app.broker`` (in memory).
+``--stack spikard-generator``: ``@app.sse`` on an async generator that reads a subscription.
 ``--stack sse-starlette``: sse-starlette's ``EventSourceResponse`` on uvicorn (h11, uvloop,
 access log off), fed by an in-process broadcast: one ``asyncio.Queue`` per client, which
 ``POST /publish`` fills. Both send the published body as the event's data, with keepalive
@@ -18,22 +19,36 @@ from . import check_spikard_source
 CHANNEL = "feed"
 
 
-def serve_spikard(host: str, port: int) -> None:
-    from spikard import Request, ServerSentEvent, Spikard
+def serve_spikard(host: str, port: int, *, generator: bool = False) -> None:
+    from spikard import EventSourceResponse, Request, ServerSentEvent, Spikard
 
     app = Spikard()
     open_streams = [0]
 
-    @app.sse("/events", ping=None)
-    async def events(request: Request) -> AsyncIterator[ServerSentEvent]:
-        async with app.broker.subscribe(CHANNEL, max_backlog=1000) as subscription:
-            open_streams[0] += 1
-            try:
-                yield ServerSentEvent(comment="ready")
-                async for event in subscription:
-                    yield ServerSentEvent(str(event.message.data))
-            finally:
-                open_streams[0] -= 1
+    async def ready() -> AsyncIterator[ServerSentEvent]:
+        open_streams[0] += 1
+        yield ServerSentEvent(comment="ready")
+
+    if generator:
+
+        @app.sse("/events", ping=None)
+        async def events(request: Request) -> AsyncIterator[ServerSentEvent]:
+            async with app.broker.subscribe(CHANNEL, max_backlog=1000) as subscription:
+                open_streams[0] += 1
+                try:
+                    yield ServerSentEvent(comment="ready")
+                    async for event in subscription:
+                        yield ServerSentEvent(str(event.message.data))
+                finally:
+                    open_streams[0] -= 1
+
+    else:
+
+        @app.get("/events")
+        async def channel(request: Request) -> EventSourceResponse:
+            return EventSourceResponse.from_channel(
+                app.broker, CHANNEL, first=ready(), max_backlog=1000, ping=None
+            )
 
     @app.post("/publish")
     async def publish(request: Request) -> str:
@@ -101,10 +116,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--stack", choices=("spikard", "sse-starlette"), required=True)
+    stacks = ("spikard", "spikard-generator", "sse-starlette")
+    parser.add_argument("--stack", choices=stacks, required=True)
     args = parser.parse_args()
-    if args.stack == "spikard":
-        serve_spikard(args.host, args.port)
+    if args.stack.startswith("spikard"):
+        serve_spikard(args.host, args.port, generator=args.stack == "spikard-generator")
     else:
         serve_sse_starlette(args.host, args.port)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http.cookies import CookieError, SimpleCookie
@@ -203,6 +203,8 @@ class StreamingResponse(Response):
                 f"StreamingResponse needs an iterable of chunks, not {type(content).__name__!r}"
             )
         self.content = content
+        self.encode: Callable[[Any], bytes] = encode_chunk
+        """Turns each item of ``content`` into the bytes sent (SSE: one event each)."""
         self.keepalive: tuple[float, bytes] | None = None
         """(seconds, bytes): send these bytes whenever the body was silent that long (SSE)."""
 

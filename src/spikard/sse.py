@@ -11,6 +11,11 @@ and closed: its ``finally`` runs, but an ``await`` there may be cancelled too; c
 must await shields itself, with a bound (``anyio.move_on_after(2, shield=True)``).
 ``async with app.broker.subscribe(...)`` inside the generator cleans up by itself.
 
+A stream that relays a channel as it is (:meth:`EventSourceResponse.from_channel`) needs no
+generator: each published message is encoded once for every such stream of the process and
+written to each connection from the publisher's task while the connection keeps up (a
+connection that does not is fed from its backlog by its own task, as a generator is).
+
 The format (WHATWG HTML, "Server-sent events"): ``field: value`` lines, one blank line after
 each event; data with several lines becomes several ``data:`` lines; a line starting with
 ``:`` is a comment. A browser's ``EventSource`` reconnects on its own after ``retry``
@@ -21,16 +26,25 @@ milliseconds and sends the last ``id`` it saw as ``Last-Event-ID``
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .datastructures import HeadersInit
-from .responses import StreamingResponse
+from .pubsub.base import validate_channel
+from .pubsub.errors import SubscriberTooSlow
+from .pubsub.subscription import ChannelMessage, SlowConsumerPolicy, check_policy, unique
+from .responses import StreamingResponse, encode_chunk
+
+if TYPE_CHECKING:
+    from .pubsub.base import Broker
 
 __all__ = ["EventSourceResponse", "ServerSentEvent", "encode_event"]
 
+logger = logging.getLogger("spikard.http")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 DEFAULT_PING = 15.0
 """Seconds without an event after which a keepalive comment is sent."""
@@ -103,7 +117,11 @@ class ServerSentEvent:
         if self.retry is not None:
             lines.append(f"retry: {self.retry}")
         if self.data is not None:
-            lines += (f"data: {line}" for line in _LINE_BREAK.split(self.data))
+            data = self.data
+            if "\n" not in data and "\r" not in data:
+                lines.append(f"data: {data}")
+            else:
+                lines += (f"data: {line}" for line in _LINE_BREAK.split(data))
         return ("\n".join(lines) + "\n\n").encode()
 
 
@@ -126,17 +144,6 @@ def encode_event(item: object) -> bytes:
             "yield ServerSentEvent, str or JSON-able values"
         ) from exc
     return ServerSentEvent(text).encode()
-
-
-async def _events(source: AsyncIterable[Any]) -> AsyncIterator[bytes]:
-    iterator = aiter(source)
-    try:
-        async for item in iterator:
-            yield encode_event(item)
-    finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 class EventSourceResponse(StreamingResponse):
@@ -165,7 +172,166 @@ class EventSourceResponse(StreamingResponse):
             )
         if ping is not None and ping <= 0:
             raise ValueError("ping must be positive (or None)")
-        super().__init__(_events(content), status_code, headers)
+        super().__init__(content, status_code, headers)
+        self.encode = encode_event
         self.headers.setdefault("cache-control", "no-cache")
         self.headers.setdefault("x-accel-buffering", "no")  # nginx: do not buffer the stream
         self.keepalive = None if ping is None else (ping, b": ping\n\n")
+
+    @classmethod
+    def from_channel(
+        cls,
+        broker: Broker,
+        *channels: str,
+        encode: Callable[[ChannelMessage], object] | None = None,
+        first: AsyncIterable[Any] | Iterable[Any] | None = None,
+        max_backlog: int = 100,
+        policy: SlowConsumerPolicy = "drop_oldest",
+        ping: float | None = DEFAULT_PING,
+        status_code: int = 200,
+        headers: HeadersInit = None,
+    ) -> EventSourceResponse:
+        """An SSE stream of what is published to ``channels``: one event per message.
+
+        ::
+
+            @app.get("/feed")
+            async def feed(request: Request) -> EventSourceResponse:
+                return EventSourceResponse.from_channel(app.broker, "feed")
+
+        The subscription starts when the stream does (not for ``HEAD``) and ends with it.
+        ``first`` is sent before the channel's messages (say, what a reconnecting client
+        missed since ``request.last_event_id``); what is published meanwhile waits in the
+        backlog. A message is encoded once per publish for every stream with the same
+        ``encode`` (pass a function defined once, not a new lambda per request) and then
+        written to each connection without a task switch while the connection takes it at
+        once; a connection that cannot gets it from its backlog (``max_backlog``,
+        ``policy``: as in :meth:`Broker.subscribe <spikard.pubsub.Broker.subscribe>`).
+
+        Args:
+            broker: the broker to subscribe to (``app.broker``).
+            *channels: one or more channel names.
+            encode: turns a :class:`~spikard.pubsub.ChannelMessage` into what an SSE
+                generator may yield (:class:`ServerSentEvent`, ``str``, JSON-able);
+                default: the message's text is the event's data (a binary message is
+                decoded as UTF-8).
+            first: events (as a generator would yield them) sent before the channel's.
+            max_backlog: unsent messages kept for a connection that is behind.
+            policy: ``"drop_oldest"``, ``"disconnect"`` (the stream ends with its last
+                chunk, logged at INFO: the browser reconnects) or ``"block"``.
+            ping: seconds without an event before a keepalive comment; None: never.
+            status_code: the HTTP status.
+            headers: extra header fields.
+
+        Raises:
+            ValueError: no channel, an invalid channel name, ``max_backlog < 1`` or an
+                unknown policy.
+        """
+        if not channels:
+            raise ValueError("from_channel() needs at least one channel")
+        for channel in channels:
+            validate_channel(channel)
+        check_policy(max_backlog, policy)
+        relay = _ChannelRelay(
+            broker, unique(channels), encode or message_data, first, max_backlog, policy
+        )
+        response = cls(relay, ping=ping, status_code=status_code, headers=headers)
+        response.encode = encode_chunk  # the relay yields encoded events
+        return response
+
+
+def message_data(item: ChannelMessage) -> str:
+    """The default encoding of a channel's message: its text is the event's data.
+
+    Raises:
+        UnicodeDecodeError: a binary message that is not UTF-8.
+    """
+    text = item.message.as_text()
+    if text is not None:
+        return text
+    return (item.message.as_binary() or b"").decode()
+
+
+_ENCODED: weakref.WeakKeyDictionary[Callable[..., object], tuple[ChannelMessage, bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+"""``encode`` -> its last message and that message's event bytes: a publish delivers one
+``ChannelMessage`` to every subscription, so the streams after the first reuse the bytes."""
+
+
+def _encode_once(encode: Callable[[ChannelMessage], object], item: ChannelMessage) -> bytes:
+    try:
+        last = _ENCODED.get(encode)
+    except TypeError:  # not weakly referable: no sharing
+        return encode_event(encode(item))
+    if last is not None and last[0] is item:
+        return last[1]
+    data = encode_event(encode(item))
+    _ENCODED[encode] = (item, data)
+    return data
+
+
+class _ChannelRelay:
+    """The content of :meth:`EventSourceResponse.from_channel`: event bytes from a channel.
+
+    The connection may offer a synchronous writer (:meth:`attach_writer`); the relay then
+    lets the subscription hand it messages while the stream waits for one.
+    """
+
+    __slots__ = ("_broker", "_channels", "_encode", "_first", "_limits", "_writer")
+
+    def __init__(
+        self,
+        broker: Broker,
+        channels: tuple[str, ...],
+        encode: Callable[[ChannelMessage], object],
+        first: AsyncIterable[Any] | Iterable[Any] | None,
+        max_backlog: int,
+        policy: SlowConsumerPolicy,
+    ) -> None:
+        self._broker = broker
+        self._channels = channels
+        self._encode = encode
+        self._first = first
+        self._limits = (max_backlog, policy)
+        self._writer: Callable[[bytes], bool] | None = None
+
+    def attach_writer(self, writer: Callable[[bytes], bool] | None) -> None:
+        """``writer(chunk)`` sends a chunk at once and says True, or says False (None: none)."""
+        self._writer = writer
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        max_backlog, policy = self._limits
+        encode = self._encode
+        async with self._broker.subscribe(
+            *self._channels, max_backlog=max_backlog, policy=policy
+        ) as subscription:
+            first = self._first
+            if isinstance(first, AsyncIterable):
+                async for event in first:
+                    yield encode_event(event)
+            elif first is not None:
+                for event in first:
+                    yield encode_event(event)
+            writer = self._writer
+            if writer is not None:
+
+                def deliver(item: ChannelMessage) -> bool:
+                    try:
+                        data = _encode_once(encode, item)
+                    except Exception:
+                        return False  # raised again, and logged, by the stream's own task
+                    return writer(data)
+
+                subscription.deliver_directly(deliver)
+            try:
+                async for item in subscription:
+                    yield _encode_once(encode, item)
+            except SubscriberTooSlow as exc:
+                # The stream ends with its last chunk; the browser reconnects and resumes.
+                logger.info("ending an event stream: %s", exc)
+            finally:
+                subscription.deliver_directly(None)

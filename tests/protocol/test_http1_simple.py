@@ -11,6 +11,9 @@ commas) and whole responses (statuses, reasons, field names and values h11 refus
   spikard's own checks on top of h11 (version, control characters, sizes, framing).
 - Bytes :func:`simple_response` returns are the bytes h11 writes for that response to that
   request, and the connection goes on exactly when h11 says it may.
+- A streamed response's head from :func:`streamed_response_head`, and each chunk and the
+  end its :class:`BodyFraming` writes, are h11's bytes; a body longer or shorter than its
+  ``content-length`` fails where h11 fails; the connection goes on when h11's does.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from spikard.protocol.http1 import (
 from spikard.protocol.http1_simple import (
     FOR_H11,
     NEED_DATA,
+    BodyLengthError,
     find_head_end,
     parse_simple_head,
     simple_response,
+    streamed_response_head,
 )
 
 MAX_BYTES = 2048
@@ -238,6 +243,7 @@ def test_common_heads_are_taken() -> None:
         b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x07b\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n folded\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+        b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n",  # a 2xx switches protocols in h11
     ],
 )
 def test_heads_for_h11(head: bytes) -> None:
@@ -321,4 +327,80 @@ def test_simple_response_bytes_are_h11s(
         written += connection.send(h11.Data(data=body)) or b""
     written += connection.send(h11.EndOfMessage()) or b""
     assert data == written
+    assert goes_on is (connection.our_state is h11.DONE)
+
+
+@SETTINGS
+@given(
+    st.sampled_from([b"GET", b"HEAD"]),
+    st.sampled_from([b"1.1", b"1.0"]),
+    st.booleans(),  # the request says Connection: close
+    statuses,
+    response_fields,
+    st.lists(st.binary(max_size=6), max_size=4),
+    st.sampled_from(["none", "none", "exact", "short", "long", "twice", "odd"]),
+    st.booleans(),  # the server adds connection: close
+)
+def test_streamed_response_bytes_are_h11s(
+    method: bytes,
+    version: bytes,
+    request_close: bool,
+    status: int,
+    fields: list[tuple[bytes, bytes]],
+    chunks: list[bytes],
+    length: str,
+    server_close: bool,
+) -> None:
+    head = b"%s / HTTP/%s\r\nHost: h\r\n%s\r\n" % (
+        method,
+        version,
+        b"Connection: close\r\n" if request_close else b"",
+    )
+    simple = parse_simple_head(head, head.find(b"\r\n\r\n"), max_bytes=8192, max_fields=100)
+    assert simple is not None
+    total = sum(map(len, chunks))
+    headers = list(fields)
+    if server_close:
+        headers.insert(len(headers) // 2, (b"connection", b"close"))
+    headers += {
+        "none": [],
+        "exact": [(b"content-length", b"%d" % total)],
+        "short": [(b"content-length", b"%d" % (total + 1))],
+        "long": [(b"content-length", b"%d" % max(total - 1, 0))],
+        "twice": [(b"content-length", b"%d" % total)] * 2,
+        "odd": [(b"content-length", b" 1")],
+    }[length]
+    reason = reason_phrase(status)
+    ours = streamed_response_head(
+        status,
+        reason,
+        headers,
+        head_request=method == b"HEAD",
+        keep_alive=simple.keep_alive,
+        http_version=simple.http_version,
+    )
+    event("declined" if ours is None else "written")
+    if ours is None:
+        return
+    our_head, framing, goes_on = ours
+    event(framing.framing.value)
+    connection, _ = h11_read(head, [])
+    assert our_head == connection.send(
+        h11.Response(status_code=status, headers=headers, reason=reason)
+    )
+    for chunk in chunks if method != b"HEAD" else []:
+        try:
+            theirs = connection.send(h11.Data(data=chunk)) or b""
+        except h11.LocalProtocolError:
+            with pytest.raises(BodyLengthError):
+                framing.data(chunk)
+            return
+        assert framing.data(chunk) == theirs
+    try:
+        theirs = connection.send(h11.EndOfMessage()) or b""
+    except h11.LocalProtocolError:
+        with pytest.raises(BodyLengthError):
+            framing.end()
+        return
+    assert framing.end() == theirs
     assert goes_on is (connection.our_state is h11.DONE)

@@ -31,10 +31,11 @@ Invariants:
 Two readers, one grammar. Between requests no h11 exists: bytes collect in an inbox, and a
 head that :func:`~spikard.protocol.http1_simple.parse_simple_head` takes (bodiless, plainly
 valid) is served without h11 when its answer is a whole response
-(:func:`~spikard.protocol.http1_simple.simple_response`). Anything else gets an h11
-connection for that exchange, fed every byte from the head on (a taken head is replayed into
-it, so a streamed answer to a simple request is h11's too); after the exchange, what h11
-holds goes back to the inbox. The fast path only ever declines, never answers an error, and
+(:func:`~spikard.protocol.http1_simple.simple_response`) or a streamed one whose head and
+framing that module writes (:func:`~spikard.protocol.http1_simple.streamed_response_head`).
+Anything else gets an h11 connection for that exchange, fed every byte from the head on (a
+taken head is replayed into it); after the exchange, what h11 holds goes back to the inbox.
+The fast path only ever declines, never answers an error, and
 ``tests/protocol/test_http1_simple.py`` proves it equal to h11 where it does not decline.
 
 This class owns the transport: when :meth:`HTTPConnection.serve` returns, the transport was
@@ -45,7 +46,16 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import Any, ClassVar
 
 import anyio
@@ -77,13 +87,16 @@ from ..protocol.http1 import (
 from ..protocol.http1_simple import (
     FOR_H11,
     NEED_DATA,
+    BodyFraming,
+    BodyLengthError,
     SimpleHead,
     find_head_end,
     parse_simple_head,
     simple_response,
+    streamed_response_head,
 )
 from ..requests import Request
-from ..responses import PlainTextResponse, Response, StreamingResponse, encode_chunk
+from ..responses import PlainTextResponse, Response, StreamingResponse
 from .budget import InboundBudget
 from .contract import WebSocketConnection
 from .deadline import Deadline, move_on_after
@@ -112,22 +125,17 @@ class _ConnectionGone(Exception):
     """The peer went away or timed out; stop serving this connection quietly."""
 
 
-async def _chunks(content: AsyncIterable[Any] | Iterable[Any]) -> AsyncGenerator[Any, None]:
-    """``content``'s chunks; a plain iterable is advanced in a worker thread."""
+def _chunks(content: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[Any]:
+    """``content``'s chunks: its own iterator, or a plain iterable's advanced in a thread."""
     if isinstance(content, AsyncIterable):
-        iterator = aiter(content)
-        try:
-            async for chunk in iterator:
-                yield chunk
-        finally:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return
-    iterator_ = iter(content)
+        return aiter(content)
+    return _threaded(iter(content))
+
+
+async def _threaded(iterator: Iterator[Any]) -> AsyncGenerator[Any, None]:
     done = object()
     while True:
-        chunk = await anyio.to_thread.run_sync(next, iterator_, done)
+        chunk = await anyio.to_thread.run_sync(next, iterator, done)
         if chunk is done:
             return
         yield chunk
@@ -173,6 +181,7 @@ class HTTPConnection:
         "_client",
         "_config",
         "_eof",
+        "_framing",
         "_goes_on",
         "_h11",
         "_handler",
@@ -226,6 +235,8 @@ class HTTPConnection:
         """The head of the simple exchange in progress (served without h11)."""
         self._goes_on = False
         """After a simple response: whether the connection reads another request."""
+        self._framing: BodyFraming | None = None
+        """The framing of a simple exchange's streamed body while it is sent (else h11's)."""
         self._simple_enabled = self.simple_exchanges
         self._method = b""
         """The current request's method as sent: ``b"HEAD"`` (case-sensitive, RFC 9110 9.1)
@@ -635,8 +646,12 @@ class HTTPConnection:
             or self._shutting_down
             or is_websocket_upgrade(request.headers)
         )
-        if self._simple is not None and await self._send_simple(request, response, close):
-            return
+        if self._simple is not None:
+            if isinstance(response, StreamingResponse):
+                if await self._stream_simple(request, response, close):
+                    return
+            elif await self._send_simple(request, response, close):
+                return
         self._take_h11()  # h11 serves this response (a simple head is replayed into it)
         body = self._request_body
         if body is not None and (not body.ended or body.error is not None):
@@ -655,19 +670,86 @@ class HTTPConnection:
         self.log_access(request, response.status_code)
         await self._send_raw(head)
         if isinstance(response, StreamingResponse):
-            if self._method != b"HEAD":
-                await self._stream_body(response.content, response.keepalive)
-            else:
-                await _close_unstarted(response.content)
-        elif self._method != b"HEAD" and response.body:
+            await self._send_streamed(response)
+            return
+        if self._method != b"HEAD" and response.body:
             await self._send_body_part(response.body)  # dropped if it stalls (write_timeout)
         await self._send_raw(h11.EndOfMessage())
+
+    async def _send_streamed(self, response: StreamingResponse) -> None:
+        """After the head: the streamed body (none for HEAD) and its end.
+
+        A body that disagrees with its ``content-length`` is logged and the connection
+        aborted: the client sees a cut-off body, never a desynchronized connection.
+        """
+        if self._method != b"HEAD":
+            await self._stream_body(response.content, response.encode, response.keepalive)
+        else:
+            await _close_unstarted(response.content)
+        try:
+            end = self._body_end()
+        except BodyLengthError as exc:
+            self._fail_body_length(exc)
+            raise _ConnectionGone from None
+        await self._send_bounded(end)
+
+    async def _stream_simple(
+        self, request: Request, response: StreamingResponse, close: bool
+    ) -> bool:
+        """Stream the answer to a simple exchange without h11; False: h11 must write it."""
+        simple = self._simple
+        assert simple is not None
+        status = response.status_code
+        try:
+            fields = self._fields(response.raw_headers(), close)
+        except UnicodeEncodeError:
+            return False  # h11's path answers 500
+        written = streamed_response_head(
+            status,
+            reason_phrase(status),
+            fields,
+            head_request=self._method == b"HEAD",
+            keep_alive=simple.keep_alive,
+            http_version=simple.http_version,
+        )
+        if written is None:
+            return False
+        head, self._framing, goes_on = written
+        self._simple = None
+        self.log_access(request, status)
+        try:
+            await self._send_bounded(head)
+            await self._send_streamed(response)
+        finally:
+            self._framing = None
+        self._goes_on = goes_on
+        return True
+
+    def _body_end(self) -> bytes:
+        """The bytes that end a streamed body.
+
+        Raises:
+            BodyLengthError: the body is shorter than its ``content-length``.
+        """
+        if self._framing is not None:
+            return self._framing.end()
+        try:
+            return self.protocol.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError:
+            raise BodyLengthError("the body ended before its content-length") from None
+
+    def _fail_body_length(self, error: BodyLengthError) -> None:
+        logger.error(
+            "a streamed response body to %s is cut off: %s; dropping the connection",
+            self.peer_label,
+            error,
+        )
+        self.transport.abort()
 
     async def _send_simple(self, request: Request, response: Response, close: bool) -> bool:
         """Answer a simple exchange without h11; False when h11 must write this response."""
         simple = self._simple
-        if simple is None or isinstance(response, StreamingResponse):
-            return False
+        assert simple is not None
         status = response.status_code
         try:
             fields = self._fields(response.raw_headers(), close)
@@ -709,6 +791,7 @@ class HTTPConnection:
     async def _stream_body(
         self,
         content: AsyncIterable[Any] | Iterable[Any],
+        encode: Callable[[Any], bytes],
         keepalive: tuple[float, bytes] | None = None,
     ) -> None:
         """Send the chunks of a streamed body, each once the previous one drained.
@@ -726,9 +809,32 @@ class HTTPConnection:
             _ConnectionGone: the client left, took no bytes for ``write_timeout``, or the
                 body raised.
         """
-        chunks = _chunks(content)
         gone = failed = False
         activity = [0]  # odd while a chunk is being written; changes with every chunk
+        live = True
+        transport = self.transport
+
+        def write_now(data: bytes) -> bool:
+            # Called from another task (a publisher): write only when nothing of this body
+            # is in flight and the kernel takes the bytes at once, else the chunk is queued
+            # for the loop below, which keeps the order and the write_timeout bound.
+            if not live or activity[0] % 2 or self._shutting_down or not transport.writable:
+                return False
+            try:
+                if self._framing is not None:
+                    framed = self._framing.data(data)
+                else:
+                    framed = self.protocol.send(h11.Data(data=data)) or b""
+                transport.write(framed)
+            except (BodyLengthError, h11.LocalProtocolError, TransportClosed):
+                return False
+            activity[0] += 2
+            return True
+
+        attach_writer = getattr(content, "attach_writer", None)
+        if attach_writer is not None:
+            attach_writer(write_now)
+        chunks = _chunks(content)
         try:
             async with anyio.create_task_group() as task_group:
                 self._streaming = task_group.cancel_scope
@@ -754,13 +860,16 @@ class HTTPConnection:
                     task_group.start_soon(self._keep_alive, keepalive, activity)
                 try:
                     async for chunk in chunks:
-                        data = encode_chunk(chunk)
+                        data = encode(chunk)
                         if data:
                             activity[0] += 1
                             await self._send_body_part(data)
                             activity[0] += 1
                 except _ConnectionGone:
                     gone = True
+                except BodyLengthError as exc:
+                    self._fail_body_length(exc)
+                    failed = True
                 except Exception as exc:
                     body = self._request_body
                     if body is None or exc is not body.error:  # else logged by the body
@@ -768,9 +877,14 @@ class HTTPConnection:
                     failed = True
                 task_group.cancel_scope.cancel()  # done: stop watching
         finally:
+            live = False
             self._streaming = None
-            with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_bound()):
-                await chunks.aclose()
+            if attach_writer is not None:
+                attach_writer(None)
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_bound()):
+                    await aclose()
         if failed:
             self.transport.abort()  # the body is cut short: the client must not take it whole
         if gone or failed:
@@ -796,7 +910,7 @@ class HTTPConnection:
             if activity[0] == seen and not seen % 2:  # silent, and not in a write
                 try:
                     await self._send_body_part(filler)
-                except _ConnectionGone:
+                except (_ConnectionGone, BodyLengthError):
                     return  # the chunk loop meets the same end
             seen = activity[0]
 
@@ -810,13 +924,29 @@ class HTTPConnection:
             data = await self.transport.receive(_READ_SIZE)
             if not data:
                 return True
-            self.protocol.receive_data(data)  # a pipelined request: read after this response
+            # A pipelined request: read after this response.
+            if self._h11 is None:
+                self._inbox += data
+            else:
+                self._h11.receive_data(data)
             left -= len(data)
         return False
 
     async def _send_body_part(self, data: bytes) -> None:
-        """Write one chunk; abort when the client takes no bytes for ``write_timeout``."""
-        await self._send_bounded(self.protocol.send(h11.Data(data=data)) or b"")
+        """Write one chunk; abort when the client takes no bytes for ``write_timeout``.
+
+        Raises:
+            BodyLengthError: the body outgrew its ``content-length`` (nothing was sent).
+        """
+        framing = self._framing
+        if framing is not None:
+            await self._send_bounded(framing.data(data))
+            return
+        try:
+            data = self.protocol.send(h11.Data(data=data)) or b""
+        except h11.LocalProtocolError:
+            raise BodyLengthError("the body is longer than its content-length") from None
+        await self._send_bounded(data)
 
     async def _send_bounded(self, data: bytes) -> None:
         """Write ``data``; abort when the client takes no bytes for ``write_timeout``."""

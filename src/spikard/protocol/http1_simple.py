@@ -22,20 +22,29 @@ heads, responses and chunkings):
 - When :func:`simple_response` returns bytes, they are the bytes h11 writes for that response
   (head, and body unless the request was ``HEAD``), and :attr:`SimpleHead.keep_alive` is what
   h11 decides about the connection after it.
+- When :func:`streamed_response_head` returns a head, it is the head h11 writes for that
+  streamed response, and its :class:`BodyFraming` writes each chunk and the end as h11 does
+  (chunked, ``content-length``, or until the connection closes for HTTP/1.0), refusing a
+  body that disagrees with its ``content-length`` where h11 refuses it.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import NamedTuple
 
 __all__ = [
     "FOR_H11",
     "NEED_DATA",
+    "BodyFraming",
+    "BodyLengthError",
+    "Framing",
     "SimpleHead",
     "find_head_end",
     "parse_simple_head",
     "simple_response",
+    "streamed_response_head",
 ]
 
 NEED_DATA = -1
@@ -110,6 +119,8 @@ def parse_simple_head(
     if request_line is None or len(lines) - 1 > max_fields:
         return None
     method, target, http_version = request_line.groups()
+    if method == b"CONNECT":
+        return None  # a 2xx answer switches protocols in h11
     headers: list[tuple[bytes, bytes]] = []
     size = len(method) + len(target) + 12
     hosts = 0
@@ -194,3 +205,112 @@ def simple_response(
     if not head_request:
         parts.append(body)
     return b"".join(parts), keep_alive and not closes
+
+
+class BodyLengthError(Exception):
+    """A streamed body is longer or shorter than the ``content-length`` its head announced."""
+
+
+class Framing(enum.Enum):
+    """How a streamed response body is delimited on the wire."""
+
+    CHUNKED = "chunked"
+    """``transfer-encoding: chunked`` (HTTP/1.1 without ``content-length``)."""
+    LENGTH = "content-length"
+    """Exactly ``content-length`` bytes (and no body at all for ``HEAD``)."""
+    UNTIL_CLOSE = "until close"
+    """The body ends when the connection does (HTTP/1.0 without ``content-length``)."""
+
+
+class BodyFraming:
+    """Writes one streamed response body in its :class:`Framing` (sans-I/O).
+
+    :meth:`data` turns each chunk into the bytes to send and :meth:`end` gives the bytes that
+    end the body; with :attr:`Framing.LENGTH` both raise :class:`BodyLengthError` when the
+    body disagrees with the announced length (nothing of a chunk that overruns is sent).
+    """
+
+    __slots__ = ("_left", "framing")
+
+    def __init__(self, framing: Framing, length: int = 0) -> None:
+        self.framing = framing
+        self._left = length
+
+    def data(self, chunk: bytes) -> bytes:
+        """The bytes that carry ``chunk`` (empty for an empty chunk)."""
+        if not chunk:
+            return b""
+        if self.framing is Framing.CHUNKED:
+            return b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        if self.framing is Framing.LENGTH:
+            self._left -= len(chunk)
+            if self._left < 0:
+                raise BodyLengthError("the body is longer than its content-length")
+        return chunk
+
+    def end(self) -> bytes:
+        """The bytes that end the body."""
+        if self.framing is Framing.CHUNKED:
+            return b"0\r\n\r\n"
+        if self.framing is Framing.LENGTH and self._left:
+            raise BodyLengthError("the body ended before its content-length")
+        return b""
+
+
+def streamed_response_head(
+    status_code: int,
+    reason: bytes,
+    headers: list[tuple[bytes, bytes]],
+    *,
+    head_request: bool,
+    keep_alive: bool,
+    http_version: bytes,
+) -> tuple[bytes, BodyFraming, bool] | None:
+    """The head of a streamed response, its body's framing, and whether the connection goes on.
+
+    None: h11's job (a status without a body, a ``transfer-encoding`` or unusual framing
+    field, any name or value :func:`simple_response` would not write).
+
+    Args:
+        status_code: 200-999, not 204 or 304.
+        reason: the status line's reason phrase.
+        headers: every field to send; ``content-length`` when the application gave one.
+        head_request: the request was ``HEAD``: the body is never written.
+        keep_alive: the request's :attr:`SimpleHead.keep_alive`.
+        http_version: the request's :attr:`SimpleHead.http_version`.
+    """
+    if not 200 <= status_code <= 999 or status_code in (204, 304):
+        return None
+    length: int | None = None
+    connection_at: int | None = None  # where the application's "connection: close" stands
+    fields: list[bytes] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in _FRAMING_FIELDS:
+            if lowered == b"content-length":
+                if length is not None or not value.isdigit():
+                    return None
+                length = int(value)
+            elif lowered == b"connection" and value == b"close" and connection_at is None:
+                connection_at = len(fields)
+            else:
+                return None
+        if _FIELD_NAME.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+            return None
+        fields.append(b"%s: %s\r\n" % (name, value))
+    if length is not None or head_request:
+        framing = BodyFraming(Framing.LENGTH, 0 if head_request else length or 0)
+    elif http_version == b"1.1":
+        framing = BodyFraming(Framing.CHUNKED)
+    else:
+        framing = BodyFraming(Framing.UNTIL_CLOSE)
+    if length is None and http_version == b"1.1":
+        fields.append(b"Transfer-Encoding: chunked\r\n")
+    # When h11 closes on its own account, it rewrites the connection field, last.
+    close = not keep_alive or framing.framing is Framing.UNTIL_CLOSE
+    if close:
+        if connection_at is not None:
+            del fields[connection_at]
+        fields.append(b"Connection: close\r\n")
+    head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (status_code, reason, b"".join(fields))
+    return head, framing, not close and connection_at is None
