@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.sse_fanout [--clients 1000,10000] [--events 5] [--rounds 1]``
 
-Each server (``benchmarks.peers.http_sse``: spikard's ``@app.sse`` on ``app.broker``, and
+Each server (``benchmarks.peers.http_sse``: spikard's ``EventSourceResponse.from_channel``
+on ``app.broker``, spikard's ``@app.sse`` generator reading a subscription, and
 sse-starlette's ``EventSourceResponse`` on uvicorn h11 fed by an in-process broadcast) runs
 pinned to one CPU; client processes (``benchmarks.sse_clients``) on the other open N streams.
 Once all are connected, ``--events`` publishes go out ``--interval`` seconds apart, each
@@ -34,7 +35,13 @@ SERVERS = {
     for spec in (
         ServerSpec(
             "spikard", "benchmarks.peers.http_sse", ("--stack", "spikard"),
-            "spikard @app.sse on app.broker; asyncio + uvloop", "spikard",
+            "spikard EventSourceResponse.from_channel on app.broker; asyncio + uvloop",
+            "spikard",
+        ),
+        ServerSpec(
+            "spikard-generator", "benchmarks.peers.http_sse", ("--stack", "spikard-generator"),
+            "spikard @app.sse generator reading app.broker.subscribe; asyncio + uvloop",
+            "spikard",
         ),
         ServerSpec(
             "sse-starlette", "benchmarks.peers.http_sse", ("--stack", "sse-starlette"),
@@ -68,7 +75,7 @@ def measure(spec: ServerSpec, clients: int, args: argparse.Namespace) -> dict[st
                     "--timeout", str(args.timeout),
                     "--output", str(Path(scratch) / f"clients-{start}.json"),
                 ],
-                cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
             if client_cpu is not None:
                 os.sched_setaffinity(proc.pid, {client_cpu})
@@ -83,12 +90,20 @@ def measure(spec: ServerSpec, clients: int, args: argparse.Namespace) -> dict[st
         for _ in range(args.events):
             _post(server.port, "/publish", repr(time.time()).encode())
             time.sleep(args.interval)
+        for proc in procs:  # every stream got every event (or the clients gave up)
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "done":
+                raise RuntimeError(f"{spec.name}: clients did not finish")
+        seconds = time.monotonic() - started
+        cpu = process_cpu_seconds(server.pid) - before
+        for proc in procs:  # now close the streams (not measured)
+            assert proc.stdin is not None
+            proc.stdin.write("close\n")
+            proc.stdin.close()
         results = []
         for start, proc in zip(range(0, clients, PER_PROCESS), procs, strict=True):
             proc.wait(args.timeout + 30)  # the clients give up after --timeout
             results.append(json.loads((Path(scratch) / f"clients-{start}.json").read_text()))
-        seconds = time.monotonic() - started
-        cpu = process_cpu_seconds(server.pid) - before
     latencies = sorted(x for r in results for x in r["latencies"])
     deliveries = sum(r["deliveries"] for r in results)
     return {
@@ -138,16 +153,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             p99 = statistics.median(r["p99_ms"] or 0 for r in rounds)
             missing = sum(r["missing"] for r in rounds)
             print(f"| {name} | {size:,} | {cost:.1f} | {p50:.1f} | {p99:.1f} | {missing} |")
-    if "spikard" in runs and "sse-starlette" in runs:
+    for ours_name in ("spikard", "spikard-generator"):
+        if ours_name not in runs or "sse-starlette" not in runs:
+            continue
         for size in sizes:
             ratio = statistics.median(
                 ours["server_cpu_us_per_delivery"] / theirs["server_cpu_us_per_delivery"]
                 for ours, theirs in zip(
-                    runs["spikard"][size], runs["sse-starlette"][size], strict=True
+                    runs[ours_name][size], runs["sse-starlette"][size], strict=True
                 )
             )
             verdict = "met" if ratio <= 0.5 else "missed"
-            print(f"\nN={size:,}: spikard / sse-starlette = {ratio:.2f} (target <= 0.5: {verdict})")
+            print(
+                f"N={size:,}: {ours_name} / sse-starlette = {ratio:.2f} (target <= 0.5: {verdict})"
+            )
     return 0
 
 

@@ -55,7 +55,7 @@ def test_sse_fanout_delivers_every_event(tmp_path: Path) -> None:
     output = tmp_path / "sse.json"
     completed = subprocess.run(
         [
-            sys.executable, "-m", "benchmarks.sse_fanout", "--servers", "spikard",
+            sys.executable, "-m", "benchmarks.sse_fanout", "--servers", "spikard,spikard-generator",
             "--clients", "20", "--events", "2", "--interval", "0.1", "--timeout", "20",
             "--output", str(output),
         ],
@@ -66,6 +66,8 @@ def test_sse_fanout_delivers_every_event(tmp_path: Path) -> None:
         check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-2000:]
-    (result,) = json.loads(output.read_text())["runs"]["spikard"]["20"]
-    assert (result["connected"], result["deliveries"], result["missing"]) == (20, 40, 0)
-    assert result["p99_ms"] >= result["p50_ms"] > 0
+    runs = json.loads(output.read_text())["runs"]
+    for name in ("spikard", "spikard-generator"):
+        (result,) = runs[name]["20"]
+        assert (result["connected"], result["deliveries"], result["missing"]) == (20, 40, 0)
+        assert result["p99_ms"] >= result["p50_ms"] > 0

@@ -207,6 +207,9 @@ class EventSourceResponse(StreamingResponse):
         written to each connection without a task switch while the connection takes it at
         once; a connection that cannot gets it from its backlog (``max_backlog``,
         ``policy``: as in :meth:`Broker.subscribe <spikard.pubsub.Broker.subscribe>`).
+        A client that stops reading holds at most the transport's write buffer (its
+        high-water mark) and ``max_backlog`` messages; the next write that makes no progress
+        for ``HTTPConfig.write_timeout`` (an event's or a ping's) drops it.
 
         Args:
             broker: the broker to subscribe to (``app.broker``).
