@@ -35,7 +35,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timezone
 from email.utils import formatdate, parsedate_to_datetime
 from typing import IO, NamedTuple
@@ -101,6 +101,10 @@ class _Segment(NamedTuple):
     stop: int
 
 
+SendFile = Callable[[IO[bytes], int, int], Awaitable[int | None]]
+"""The connection's ``sendfile`` for a body (see :meth:`_FileBody.attach_sendfile`)."""
+
+
 class _FileBody:
     """A file's bytes as an async iterable; the file is opened when iteration starts.
 
@@ -116,7 +120,7 @@ class _FileBody:
     request never iterates, so the file is never opened.
     """
 
-    __slots__ = ("chunk_size", "expected", "path", "segments", "trailer")
+    __slots__ = ("_sendfile", "chunk_size", "expected", "path", "segments", "trailer")
 
     def __init__(
         self,
@@ -131,6 +135,16 @@ class _FileBody:
         self.expected = expected
         self.segments = segments
         self.trailer = trailer
+        self._sendfile: SendFile | None = None
+
+    def attach_sendfile(self, sendfile: SendFile | None) -> None:
+        """Let the connection send slices of the file itself (None: stop).
+
+        ``await sendfile(file, offset, count)`` sends up to ``count`` bytes from ``offset``
+        and returns how many went (fewer only at the end of the file), or None when the
+        body must read and yield them instead.
+        """
+        self._sendfile = sendfile
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -164,14 +178,21 @@ class _FileBody:
                 position = segment.start
                 while position < segment.stop:
                     size = min(self.chunk_size, segment.stop - position)
-                    data = await anyio.to_thread.run_sync(_read_at, file, position, size)
-                    if not data:
+                    sendfile = self._sendfile
+                    sent = None if sendfile is None else await sendfile(file, position, size)
+                    if sent is None:  # the connection did not send it: read and yield it
+                        data = await anyio.to_thread.run_sync(_read_at, file, position, size)
+                        sent = len(data)
+                    else:
+                        data = b""
+                    if not sent:
                         raise _FileChangedError(
                             f"{self.path} shrank while being sent: it ends at byte {position}, "
                             f"the response announced {segment.stop}"
                         )
-                    position += len(data)
-                    yield data
+                    position += sent
+                    if data:
+                        yield data
             if self.trailer:
                 yield self.trailer
         finally:

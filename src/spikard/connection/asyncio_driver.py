@@ -27,10 +27,10 @@ import asyncio
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import IO, cast
 
 from .events import LightEvent
-from .transport import FeedConsumer, TransportClosed, TransportState
+from .transport import FeedConsumer, SendfileUnavailable, TransportClosed, TransportState
 
 __all__ = ["AsyncioTransport", "serve_sockets"]
 
@@ -56,6 +56,7 @@ class AsyncioTransport(asyncio.Protocol):
         "_on_connect",
         "_read_ahead",
         "_read_waiter",
+        "_sendfile",
         "_state",
         "_transport",
         "_write_paused",
@@ -83,6 +84,8 @@ class AsyncioTransport(asyncio.Protocol):
         self._drained: LightEvent | None = None
         self._written = 0
         self._lost: LightEvent | None = None
+        self._sendfile = True
+        """False once the loop refused ``sendfile`` for this transport (uvloop, TLS)."""
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
 
@@ -204,6 +207,28 @@ class AsyncioTransport(asyncio.Protocol):
             transport.write(data)
         except RuntimeError as exc:  # uvloop, once the transport is closed
             raise TransportClosed from exc
+
+    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> int:
+        """``loop.sendfile`` without its fallback; see :class:`~.transport.Transport`.
+
+        asyncio's own loop uses ``os.sendfile`` on plain sockets (pausing reads meanwhile);
+        uvloop and TLS transports refuse, and then this transport stops asking.
+        """
+        transport = self._transport
+        if self._state is not TransportState.OPEN or transport is None:
+            raise TransportClosed
+        if not self._sendfile:
+            raise SendfileUnavailable
+        try:
+            sent = await self.loop.sendfile(transport, file, offset, count, fallback=False)
+        except (asyncio.SendfileNotAvailableError, NotImplementedError) as exc:
+            self._sendfile = False
+            raise SendfileUnavailable from exc
+        except (OSError, RuntimeError) as exc:  # reset by the peer, or closed meanwhile
+            self.abort()
+            raise TransportClosed from exc
+        self._written += sent
+        return sent
 
     def defer(self, callback: Callable[[], None]) -> bool:
         """Call ``callback`` on the loop's next turn (a write is one system call: batch)."""

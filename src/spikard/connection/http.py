@@ -56,7 +56,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import anyio
 import h11
@@ -102,7 +102,7 @@ from .contract import WebSocketConnection
 from .deadline import Deadline, move_on_after
 from .heartbeat import Heartbeat
 from .state import ConnectionState
-from .transport import Transport, TransportClosed
+from .transport import SendfileUnavailable, Transport, TransportClosed
 from .wire import WireConnection
 
 __all__ = ["HTTPConnection", "RequestHandler", "WebSocketCounter"]
@@ -739,11 +739,14 @@ class HTTPConnection:
             raise BodyLengthError("the body ended before its content-length") from None
 
     def _fail_body_length(self, error: BodyLengthError) -> None:
-        logger.error(
-            "a streamed response body to %s is cut off: %s; dropping the connection",
-            self.peer_label,
-            error,
-        )
+        if self._shutting_down:  # shutdown stopped a body that had a length: expected
+            logger.info("shutdown cut off a response body to %s", self.peer_label)
+        else:
+            logger.error(
+                "a streamed response body to %s is cut off: %s; dropping the connection",
+                self.peer_label,
+                error,
+            )
         self.transport.abort()
 
     async def _send_simple(self, request: Request, response: Response, close: bool) -> bool:
@@ -831,9 +834,50 @@ class HTTPConnection:
             activity[0] += 2
             return True
 
+        sendfile_state = ["on"]  # "off" once a part was slow or sendfile is unavailable
+
+        async def sendfile(file: IO[bytes], offset: int, count: int) -> int | None:
+            # Called by the body between its chunks (nothing else of it is in flight). None:
+            # the body reads and yields these bytes instead.
+            framing = self._framing
+            if sendfile_state[0] == "off" or framing is None or not framing.takes_as_is(count):
+                return None
+            bound = self._config.write_timeout
+            started = transport.time()
+            activity[0] += 1
+            try:
+                with anyio.move_on_after(bound) as scope:
+                    sent = await transport.sendfile(file, offset, count)
+            except SendfileUnavailable:
+                sendfile_state[0] = "off"
+                return None
+            except TransportClosed:
+                raise _ConnectionGone from None
+            except BaseException:
+                transport.abort()  # cancelled (shutdown, the client left): an unknown part went
+                raise
+            finally:
+                activity[0] += 1
+            if scope.cancelled_caught:
+                logger.info(
+                    "response to %s stalled for %.0f s; dropping the connection",
+                    self.peer_label,
+                    bound,
+                )
+                transport.abort()
+                raise _ConnectionGone
+            framing.sent_as_is(sent)
+            if transport.time() - started > bound / 8:
+                # A slow reader: a slice cannot tell progress from a stall, a write can.
+                sendfile_state[0] = "off"
+            return sent
+
         attach_writer = getattr(content, "attach_writer", None)
         if attach_writer is not None:
             attach_writer(write_now)
+        attach_sendfile = getattr(content, "attach_sendfile", None)
+        if attach_sendfile is not None:
+            attach_sendfile(sendfile)
         chunks = _chunks(content)
         try:
             async with anyio.create_task_group() as task_group:
@@ -881,6 +925,8 @@ class HTTPConnection:
             self._streaming = None
             if attach_writer is not None:
                 attach_writer(None)
+            if attach_sendfile is not None:
+                attach_sendfile(None)
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(self._cleanup_bound()):

@@ -31,11 +31,12 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import IO
 
 import anyio
 import anyio.abc
 
-from .transport import FeedConsumer, TransportClosed, TransportState
+from .transport import FeedConsumer, SendfileUnavailable, TransportClosed, TransportState
 
 __all__ = ["CHUNK", "StreamTransport", "open_stream_transport"]
 
@@ -234,6 +235,10 @@ class StreamTransport:
         self._writer_running = True
         self._write_scope = anyio.CancelScope()
         self._task_group.start_soon(self._write_forever, name="spikard writer")
+
+    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> int:
+        """Never here: an anyio byte stream has no such call (the caller writes instead)."""
+        raise SendfileUnavailable
 
     def defer(self, callback: Callable[[], None]) -> bool:
         """Refuse: the writer task batches what is queued on its own; write now."""

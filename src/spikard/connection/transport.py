@@ -18,6 +18,9 @@ The contract every driver keeps:
   after those queued before. Whoever must respect backpressure awaits :meth:`Transport.drain`.
   Cancelling ``drain`` leaves the bytes queued, so a cancelled send never leaves half a frame
   followed by other bytes on the wire.
+- **Files**: :meth:`Transport.sendfile` sends a file's bytes after what is queued without
+  copying them through Python where the driver and the OS allow it, else raises
+  :class:`SendfileUnavailable` having sent nothing (the caller writes them instead).
 - **Progress**: :attr:`Transport.bytes_sent` (what the OS took, monotonic) and
   :attr:`Transport.write_buffer_size` (what waits) tell a stalled peer from a slow one.
 - **Closing**: the owner of a transport closes it. :meth:`Transport.close` flushes first,
@@ -32,15 +35,25 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
-from typing import Protocol
+from typing import IO, Protocol
 
 from .events import Waiter
 
-__all__ = ["FeedConsumer", "Transport", "TransportClosed", "TransportState"]
+__all__ = [
+    "FeedConsumer",
+    "SendfileUnavailable",
+    "Transport",
+    "TransportClosed",
+    "TransportState",
+]
 
 
 class TransportClosed(Exception):
     """The transport is closing or closed: nothing more can be written."""
+
+
+class SendfileUnavailable(Exception):
+    """This transport cannot hand file bytes to the OS directly; nothing was sent."""
 
 
 class TransportState(enum.Enum):
@@ -108,6 +121,17 @@ class Transport(Protocol):
 
         Returns False (and never calls it) when the driver batches writes on its own: the
         caller then writes at once.
+        """
+
+    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> int:
+        """Send ``count`` bytes of ``file`` from ``offset``, after what is queued.
+
+        Returns how many went (fewer only at the end of the file). Waits until the OS took them.
+        A cancelled call leaves an unknown part sent: the caller must then abort the transport.
+
+        Raises:
+            SendfileUnavailable: not on this transport (nothing was sent).
+            TransportClosed: the transport is closing or closed, or failed meanwhile.
         """
 
     @property

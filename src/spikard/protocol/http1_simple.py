@@ -248,6 +248,21 @@ class BodyFraming:
                 raise BodyLengthError("the body is longer than its content-length")
         return chunk
 
+    def takes_as_is(self, count: int) -> bool:
+        """Whether ``count`` bytes may go out unframed, around :meth:`data` (``sendfile``).
+
+        True for a body that is not chunked and has room for them; account for them with
+        :meth:`sent_as_is`.
+        """
+        if self.framing is Framing.LENGTH:
+            return count <= self._left
+        return self.framing is Framing.UNTIL_CLOSE
+
+    def sent_as_is(self, count: int) -> None:
+        """``count`` bytes of the body went out unframed (see :meth:`takes_as_is`)."""
+        if self.framing is Framing.LENGTH:
+            self._left -= count
+
     def end(self) -> bytes:
         """The bytes that end the body."""
         if self.framing is Framing.CHUNKED:
