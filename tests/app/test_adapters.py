@@ -1,4 +1,4 @@
-"""Handler shape detection, decided once at registration (``spikard.app.adapters``).
+"""Handler shape detection, decided once at registration (the ``spikard.app`` adapters).
 
 This module uses ``from __future__ import annotations``, so every annotation here is a string;
 handlers with evaluated annotations are compiled from source without the future import.
@@ -26,7 +26,8 @@ from spikard import (
     WebSocketMessage,
     WebSocketResponse,
 )
-from spikard.app.adapters import adapt_http_handler, adapt_websocket_handler
+from spikard.app.http_adapter import adapt_http_handler
+from spikard.app.websocket_adapter import adapt_websocket_handler
 from spikard.streams.callbacks import Callbacks
 
 from ..helpers import ws_connect

@@ -23,8 +23,8 @@ from ..responses import PlainTextResponse, Response
 from ..sse import DEFAULT_PING, EventSourceResponse
 from ..streams.runner import SessionStart, run_session
 from ..testing.server import TestServerInfo, running_test_server
-from .adapters import HTTPEndpoint, adapt_http_handler, adapt_websocket_handler
 from .handshake_gate import HandshakeGate, reject_with
+from .http_adapter import HTTPEndpoint, adapt_http_handler
 from .middleware import (
     CallNext,
     ExceptionHandler,
@@ -33,7 +33,8 @@ from .middleware import (
     check_middleware,
     compose,
 )
-from .routing import PathPattern, Route
+from .routing import PathPattern, Route, RouteKind
+from .websocket_adapter import adapt_websocket_handler
 
 __all__ = ["Spikard"]
 
@@ -93,8 +94,13 @@ class Spikard:
 
     # ---- registration ----------------------------------------------------------------------
 
+    @property
+    def routes(self) -> tuple[Route[Any], ...]:
+        """Every registered route, WebSocket routes first, each in registration order."""
+        return (*self._websocket_routes, *self._http_routes)
+
     def websocket(self, path: str) -> Callable[[_F], _F]:
-        """Register a WebSocket handler for ``path`` (see :mod:`spikard.app.adapters`)."""
+        """Register a WebSocket handler for ``path`` (see :mod:`spikard.app.websocket_adapter`)."""
 
         def register(function: _F) -> _F:
             self.add_websocket_route(path, function)
@@ -112,7 +118,9 @@ class Spikard:
         if any(route.pattern.template == path for route in self._websocket_routes):
             raise RoutingError(f"a WebSocket handler for {path!r} already exists")
         start = adapt_websocket_handler(handler)
-        self._websocket_routes.append(Route(pattern, frozenset({"GET"}), start))
+        self._websocket_routes.append(
+            Route(pattern, frozenset({"GET"}), start, function=handler, kind="websocket")
+        )
 
     def route(
         self,
@@ -152,6 +160,17 @@ class Spikard:
             or max_body_size <= 0
         ):
             raise RoutingError(f"max_body_size must be a positive int, got {max_body_size!r}")
+        self._add_http_route(path, handler, methods, max_body_size, "http", handler)
+
+    def _add_http_route(
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        methods: Iterable[str],
+        max_body_size: int | None,
+        kind: RouteKind,
+        function: Callable[..., Any],
+    ) -> None:
         pattern = PathPattern(path)
         wanted = frozenset(method.upper() for method in methods)
         for route in self._http_routes:
@@ -160,7 +179,9 @@ class Spikard:
                     f"{sorted(route.methods & wanted)} {path!r} already has a handler"
                 )
         endpoint = adapt_http_handler(handler, pattern.param_names)
-        self._http_routes.append(Route(pattern, wanted, endpoint, max_body_size))
+        self._http_routes.append(
+            Route(pattern, wanted, endpoint, max_body_size, function=function, kind=kind)
+        )
 
     def sse(self, path: str, *, ping: float | None = DEFAULT_PING) -> Callable[[_F], _F]:
         """Register a GET route that streams Server-Sent Events from an async generator.
@@ -183,7 +204,7 @@ class Spikard:
             def events(*args: Any, **kwargs: Any) -> EventSourceResponse:
                 return EventSourceResponse(function(*args, **kwargs), ping=ping)
 
-            self.add_route(path, events, ("GET",))
+            self._add_http_route(path, events, ("GET",), None, "sse", function)
             return function
 
         return register
@@ -208,7 +229,7 @@ class Spikard:
         """
         files = StaticFiles(directory, html=html, follow_symlinks=follow_symlinks)
         base = prefix.rstrip("/")
-        self.add_route(base + "/{path:path}", files, ("GET",))
+        self._add_http_route(base + "/{path:path}", files, ("GET",), None, "static", files)
         if base and html:
 
             def to_directory(request: Request) -> Response:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from ..errors import RoutingError
 
-__all__ = ["CONVERTORS", "PathPattern", "Route"]
+__all__ = ["CONVERTORS", "PathPattern", "Route", "RouteKind"]
+
+RouteKind = Literal["websocket", "http", "sse", "static"]
+"""What a route serves: WebSocket sessions, HTTP responses, event streams or files."""
 
 _PLACEHOLDER = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_]+))?}")
 
@@ -92,3 +95,6 @@ class Route(Generic[_H]):
     handler: _H
     max_body_size: int | None = None
     """The route's own request body limit (None: ``HTTPConfig.max_body_size``)."""
+    function: Callable[..., Any] | None = None
+    """The user's function as registered (its annotations feed :meth:`Spikard.asyncapi`)."""
+    kind: RouteKind = "http"

@@ -46,7 +46,7 @@ logger = logging.getLogger("spikard.websocket")
 HandlerResult = AsyncIterable[Any] | Callbacks | None
 """What a handler gives the session: messages to send, callbacks, or nothing."""
 SessionStart = Callable[[WebSocket], Awaitable[HandlerResult]]
-"""Calls the user's handler with the socket; decided once per route (see ``app.adapters``)."""
+"""Calls the user's handler with the socket; decided once per route (``app.websocket_adapter``)."""
 HandshakeErrorHook = Callable[[Exception], Awaitable[HandshakeRejected | None]]
 """Turns an exception raised before the handshake was answered into a rejection, or None."""
 

@@ -1,4 +1,4 @@
-"""Turn user functions into what the server calls, deciding everything once, at registration.
+"""Turn a WebSocket handler into the session start the stream layer calls, decided once.
 
 WebSocket handlers come in these shapes (all receive the :class:`~spikard.WebSocket`, or the
 :class:`~spikard.Request` when their first parameter is annotated ``Request``):
@@ -8,28 +8,22 @@ WebSocket handlers come in these shapes (all receive the :class:`~spikard.WebSoc
   ``socket | pipe.map(f)``: its items are sent;
 - a coroutine function that talks to the socket itself and returns None;
 - a function returning :class:`~spikard.WebSocketResponse` (callback style).
-
-HTTP handlers receive the request when they take a parameter, and path parameters as keyword
-arguments when they name them; they may be sync or async.
 """
 
 from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 
 from ..errors import RoutingError
 from ..requests import Request
-from ..responses import Response, to_response
 from ..streams.callbacks import Callbacks
 from ..streams.runner import HandlerResult, SessionStart
 from ..streams.socket import WebSocket
 
-__all__ = ["HTTPEndpoint", "adapt_http_handler", "adapt_websocket_handler"]
-
-HTTPEndpoint = Callable[[Request], Awaitable[Response]]
+__all__ = ["adapt_websocket_handler"]
 
 
 def _wants_request(function: Callable[..., Any]) -> bool:
@@ -86,31 +80,3 @@ def adapt_websocket_handler(function: Callable[..., Any]) -> SessionStart:
         return _check_result(result, function)
 
     return start_call
-
-
-def adapt_http_handler(function: Callable[..., Any], param_names: tuple[str, ...]) -> HTTPEndpoint:
-    """Return a coroutine that calls an HTTP route function and converts its result."""
-    if not callable(function):
-        raise RoutingError(f"{function!r} is not callable")
-    signature = inspect.signature(function)
-    accepts_any_keyword = any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
-    )
-    keywords = [n for n in param_names if n in signature.parameters or accepts_any_keyword]
-    positional = [
-        p
-        for p in signature.parameters.values()
-        if p.name not in keywords
-        and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    pass_request = bool(positional)
-    is_coroutine = inspect.iscoroutinefunction(function)
-
-    async def endpoint(request: Request) -> Response:
-        kwargs = {name: request.path_params[name] for name in keywords}
-        result = function(request, **kwargs) if pass_request else function(**kwargs)
-        if is_coroutine or inspect.isawaitable(result):
-            result = await result
-        return to_response(result)
-
-    return endpoint
