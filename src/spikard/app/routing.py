@@ -98,3 +98,9 @@ class Route(Generic[_H]):
     function: Callable[..., Any] | None = None
     """The user's function as registered (its annotations feed :meth:`Spikard.asyncapi`)."""
     kind: RouteKind = "http"
+    receive_type: Any = None
+    """The declared type of incoming messages (WebSocket routes; None: untyped)."""
+    send_type: Any = None
+    """The declared type of outgoing messages or events (WebSocket and SSE; None: untyped)."""
+    subprotocols: tuple[str, ...] = ()
+    """The WebSocket subprotocols the route offers, in its order of preference."""
