@@ -7,11 +7,17 @@ TLS on any backend) is served by anyio's listener, each stream wrapped in the po
 driver (:func:`~spikard.connection.stream_driver.open_stream_transport`). This is the one
 place that asks which event loop runs (and so whether a trio stream's socket may be written
 to directly: see :class:`~spikard.connection.stream_driver.StreamTransport`).
+
+The TLS handshake is done here too, within ``handshake_timeout``: a client that fails it (a
+plain HTTP request on the TLS port, a protocol or certificate mismatch, a timeout) is
+disconnected without an answer and logged in one INFO line; one that leaves during it, at
+DEBUG.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 from collections.abc import Callable, Coroutine
@@ -20,13 +26,15 @@ from typing import Any
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
-from anyio.streams.tls import TLSListener
+from anyio.streams.tls import TLSStream
 
 from ..connection.asyncio_driver import AsyncioTransport, serve_sockets
 from ..connection.stream_driver import open_stream_transport
 from ..connection.transport import Transport
 
-__all__ = ["serve_listener"]
+__all__ = ["serve_listener", "tls_handshake"]
+
+logger = logging.getLogger("spikard.server")
 
 TransportHandler = Callable[[Transport], Coroutine[Any, Any, None]]
 
@@ -67,6 +75,50 @@ def _direct_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
     return raw if isinstance(raw, socket.socket) else None
 
 
+def _peer(stream: anyio.abc.ByteStream) -> str:
+    try:
+        address = stream.extra(SocketAttribute.remote_address)
+    except anyio.TypedAttributeLookupError:
+        return "-"
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+async def tls_handshake(
+    stream: anyio.abc.ByteStream, context: ssl.SSLContext, timeout: float
+) -> TLSStream | None:
+    """Do the server side of the TLS handshake on ``stream`` within ``timeout`` seconds.
+
+    Returns:
+        The TLS stream; None when the handshake failed, after closing ``stream`` and logging
+        why in one line (INFO; DEBUG for a client that just left).
+    """
+    try:
+        with anyio.fail_after(timeout):
+            return await TLSStream.wrap(
+                stream, server_side=True, ssl_context=context, standard_compatible=False
+            )
+    except Exception as exc:
+        await anyio.aclose_forcefully(stream)
+        if isinstance(exc, ssl.SSLError):
+            if exc.reason == "HTTP_REQUEST":
+                logger.info("plain HTTP request from %s on the TLS port: closed", _peer(stream))
+            else:
+                reason = exc.reason or exc.strerror or type(exc).__name__
+                logger.info("TLS handshake with %s failed: %s", _peer(stream), reason)
+        elif isinstance(exc, TimeoutError):
+            logger.info("TLS handshake with %s timed out after %.1f s", _peer(stream), timeout)
+        elif isinstance(exc, (anyio.EndOfStream, anyio.BrokenResourceError, OSError)):
+            logger.debug("%s left during the TLS handshake", _peer(stream))
+        else:
+            logger.error("TLS handshake with %s failed", _peer(stream), exc_info=exc)
+        return None
+    except BaseException:
+        await anyio.aclose_forcefully(stream)  # cancelled: the server is stopping
+        raise
+
+
 async def serve_listener(
     listener: anyio.abc.Listener[Any],
     handler: TransportHandler,
@@ -74,11 +126,13 @@ async def serve_listener(
     ssl_context: ssl.SSLContext | None = None,
     read_size: int = 65536,
     backlog: int = 4096,
+    handshake_timeout: float = 10.0,
 ) -> None:
     """Accept connections until cancelled; run ``handler(transport)`` for each in ``task_group``.
 
     ``backlog``: the listen backlog the event loop sets again on the sockets it takes over
-    (the listener was made with the same).
+    (the listener was made with the same). ``handshake_timeout``: the bound of a TLS
+    handshake (see :func:`tls_handshake`).
 
     ``task_group`` needs a ``start_soon(func, *args)`` method (an anyio task group, or a
     :class:`~spikard.connection.tasks.LightTaskGroup`).
@@ -100,6 +154,14 @@ async def serve_listener(
         ) as transport:
             await handler(transport)
 
-    if ssl_context is not None:
-        listener = TLSListener(listener, ssl_context, standard_compatible=False)
-    await listener.serve(serve_stream, task_group)
+    if ssl_context is None:
+        await listener.serve(serve_stream, task_group)
+        return
+    context = ssl_context
+
+    async def serve_tls(stream: anyio.abc.ByteStream) -> None:
+        secured = await tls_handshake(stream, context, handshake_timeout)
+        if secured is not None:
+            await serve_stream(secured)
+
+    await listener.serve(serve_tls, task_group)

@@ -1,17 +1,38 @@
-"""``python -m spikard module:app``: import an application and serve it."""
+"""``spikard module:app`` (or ``python -m spikard``): import an application and serve it.
+
+Every failure that is the user's to fix (a target that does not import, an object that is
+not a spikard application, a port that cannot be bound, a startup hook that raises) ends
+with one line on stderr and exit status 1; usage errors (an unknown option) exit with 2.
+
+A first argument without a colon names a command instead of an application:
+``spikard asyncapi module:app`` prints the application's AsyncAPI document.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
+import json
 import os
+import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from .._version import __version__
+from ..app.application import Spikard
+from .bind import BindError, check_port
 from .run import run
 from .workers import run_workers
 
-__all__ = ["load_app", "main"]
+__all__ = ["build_parser", "check_app", "load_app", "main"]
+
+PROG = "spikard"
+DISTRIBUTION = "spikard-stream"
+"""The name this project is installed under (``pip show spikard-stream``); ``spikard`` on
+the package index is an unrelated project."""
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def load_app(target: str) -> object:
@@ -45,50 +66,163 @@ def load_app(target: str) -> object:
     return app
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the command-line parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m spikard", description="Serve a spikard application."
+def _is_asgi_app(app: object) -> bool:
+    """True for an async callable taking ``(scope, receive, send)`` (an ASGI 3 app)."""
+    if not callable(app):
+        return False
+    # What calling the object runs: the function itself, or its type's __call__.
+    plain = inspect.isfunction(app) or inspect.ismethod(app)
+    call: object = app if plain else type(app).__call__
+    if not inspect.iscoroutinefunction(call):
+        return False
+    try:
+        parameters = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    return len(positional) == 3 or (variadic and len(positional) < 3)
+
+
+def check_app(app: object, target: str) -> Spikard:
+    """Return ``app`` if it is a spikard application.
+
+    Raises:
+        SystemExit: ``app`` is a plain ASGI application (not served yet) or something else;
+            the one-line message says which.
+    """
+    if isinstance(app, Spikard):
+        return app
+    if _is_asgi_app(app):
+        raise SystemExit(
+            f"error: {target!r} is an ASGI application; serving plain ASGI apps is not "
+            "supported yet"
+        )
+    kind = "class" if isinstance(app, type) else type(app).__name__
+    raise SystemExit(
+        f"error: {target!r} is not a spikard application (it is a {kind}); "
+        "point at a Spikard() instance, like 'examples.chat:app'"
     )
-    parser.add_argument("app", help="the application, as module:attribute (examples.chat:app)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+
+
+def _port(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+
+
+def _version() -> str:
+    return f"{PROG} {__version__} (the {DISTRIBUTION} distribution)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``spikard module:app [options]``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Serve a spikard application (HTTP and WebSocket).",
+        epilog=(
+            "Commands: 'spikard asyncapi module:app' prints the app's AsyncAPI document. "
+            "Exit status: 0 after a signal, 1 when the server cannot start (the reason is "
+            "one line on stderr), 2 for a usage error."
+        ),
+    )
+    parser.add_argument("app", help="the application, as module:attribute (like examples.chat:app)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface or host name to bind (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=8000,
+        help="TCP port, 0-65535; 0 picks a free one (default 8000)",
+    )
     parser.add_argument(
         "--backend",
         choices=("asyncio", "trio"),
         default="asyncio",
-        help="event loop; asyncio uses uvloop when installed",
+        help="event loop; asyncio uses uvloop when it is installed (default asyncio)",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+        "--log-level",
+        default="info",
+        choices=_LOG_LEVELS,
+        help="lowest level logged to stderr; debug adds handshakes, closes and timeouts "
+        "(default info)",
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=1,
         metavar="N",
-        help="serve from N processes sharing the port (SO_REUSEPORT)",
+        help="serve from N processes sharing the port with SO_REUSEPORT (default 1)",
     )
     parser.add_argument(
-        "--reuse-port", action="store_true", help="set SO_REUSEPORT (several servers on one port)"
+        "--reuse-port",
+        action="store_true",
+        help="set SO_REUSEPORT, so that several servers can share the port",
     )
-    parser.add_argument("--ssl-certfile", help="serve TLS with this certificate (PEM)")
-    parser.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
+    parser.add_argument(
+        "--ssl-certfile", metavar="PEM", help="serve https/wss with this certificate chain"
+    )
+    parser.add_argument(
+        "--ssl-keyfile",
+        metavar="PEM",
+        help="the certificate's private key (if it is not in --ssl-certfile)",
+    )
+    parser.add_argument("--version", action="version", version=_version())
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m spikard`` and the ``spikard`` script."""
+def build_asyncapi_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``spikard asyncapi module:app``."""
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} asyncapi",
+        description="Print the application's AsyncAPI 3.0 document as JSON.",
+    )
+    parser.add_argument("app", help="the application, as module:attribute (like examples.chat:app)")
+    return parser
+
+
+def _asyncapi(argv: Sequence[str]) -> None:
+    args = build_asyncapi_parser().parse_args(argv)
+    app = check_app(load_app(args.app), args.app)
+    document = getattr(app, "asyncapi", None)
+    if document is None:
+        raise SystemExit("error: this version of spikard cannot build AsyncAPI documents")
+    print(json.dumps(document(), indent=2))
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {"asyncapi": _asyncapi}
+"""Commands, named by a first argument without a colon (an application target has one)."""
+
+
+def _serve(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
     if args.workers < 1:
         raise SystemExit("error: --workers must be at least 1")
+    try:
+        check_port(args.host, args.port)
+    except BindError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if args.ssl_keyfile and not args.ssl_certfile:
+        raise SystemExit("error: --ssl-keyfile needs --ssl-certfile")
+    # Import and check the application first, so that a bad target fails fast and once,
+    # before any worker starts.
+    app = check_app(load_app(args.app), args.app)
+    ssl_context = None
+    if args.ssl_certfile:
+        ssl_context = _ssl_context(args.ssl_certfile, args.ssl_keyfile)
     if args.workers > 1:
         extra = []
         if args.ssl_certfile:
             extra += ["--ssl-certfile", args.ssl_certfile]
         if args.ssl_keyfile:
             extra += ["--ssl-keyfile", args.ssl_keyfile]
-        load_app(args.app)  # fail fast, with a clear message, before starting workers
         run_workers(
             args.app,
             args.host,
@@ -99,15 +233,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             extra_args=extra,
         )
         return
-    app = load_app(args.app)
-    if not callable(app):
-        raise SystemExit(f"error: {args.app!r} is not a spikard application")
-    ssl_context = None
-    if args.ssl_certfile:
-        import ssl
-
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
     run(
         app,
         args.host,
@@ -117,3 +242,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level=args.log_level,
         reuse_port=args.reuse_port,
     )
+
+
+def _ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    """The server's TLS context; a file that cannot be loaded is a one-line error."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror or str(exc)
+        raise SystemExit(f"error: cannot load the TLS certificate {certfile!r}: {reason}") from None
+    return context
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``spikard`` script and of ``python -m spikard``."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = COMMANDS.get(arguments[0]) if arguments else None
+    if command is not None:
+        command(arguments[1:])
+    else:
+        _serve(arguments)

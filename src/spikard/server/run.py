@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -14,9 +15,11 @@ import anyio.abc
 
 from ..connection.http import RequestHandler
 from ..datastructures import Address
+from .bind import BindError, format_address
 from .serve import Server
+from .workers import STARTUP_FAILED_EXIT
 
-__all__ = ["configure_logging", "run", "serve_until_signalled"]
+__all__ = ["StartupError", "configure_logging", "run", "serve_until_signalled"]
 
 logger = logging.getLogger("spikard.server")
 
@@ -31,27 +34,49 @@ def configure_logging(level: str) -> None:
     )
 
 
+class StartupError(Exception):
+    """The server did not start: a startup hook failed, or the port could not be bound.
+
+    ``str(error)`` is one line saying why; :func:`run` logs it and exits with status 1.
+    """
+
+
 async def serve_until_signalled(
     server: Server, host: str, port: int, reuse_port: bool = False
 ) -> None:
     """Serve until SIGINT/SIGTERM; the first starts a graceful shutdown, a second cuts it.
 
-    The application's startup hooks run first; one that fails is logged and exits with 1.
+    The application's startup hooks run first, then the port is bound.
+
+    Raises:
+        StartupError: a startup hook raised, or the port could not be bound
+            (:class:`~.bind.BindError`: taken, out of range, no such address).
     """
     try:
         lifespan = server.lifespan()
         await lifespan.__aenter__()
     except Exception as exc:
-        logger.critical("application startup failed: %s: %s", type(exc).__name__, exc)
-        raise SystemExit(1) from None
+        raise StartupError(f"application startup failed: {type(exc).__name__}: {exc}") from None
     try:
         await _serve_until_signalled(server, host, port, reuse_port)
+    except BindError as exc:
+        raise StartupError(str(exc)) from None
     finally:
         with anyio.CancelScope(shield=True):
             await lifespan.__aexit__(None, None, None)
 
 
+def _loop_label() -> str:
+    """The running event loop, as the startup line names it: ``asyncio (uvloop)``."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return "trio"
+    return "asyncio (uvloop)" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
 async def _serve_until_signalled(server: Server, host: str, port: int, reuse_port: bool) -> None:
+    bind_failure: BindError | None = None
     async with anyio.create_task_group() as task_group:
 
         async def watch_signals() -> None:
@@ -75,9 +100,22 @@ async def _serve_until_signalled(server: Server, host: str, port: int, reuse_por
             task_group.cancel_scope.cancel()
 
         task_group.start_soon(watch_signals)
-        await task_group.start(serve)
-        for address in server.addresses:
-            logger.info("spikard listening on http://%s:%d", address.host, address.port)
+        try:
+            # A bind failure is raised here (before the server started), not by the group.
+            await task_group.start(serve)
+        except BindError as exc:
+            bind_failure = exc
+            task_group.cancel_scope.cancel()
+        else:
+            logger.info("starting on %s", _loop_label())
+            http, ws = ("https", "wss") if server.secure else ("http", "ws")
+            for address in server.addresses:
+                where = format_address(address.host, address.port)
+                logger.info(
+                    "spikard listening on %s://%s (WebSocket: %s://%s)", http, where, ws, where
+                )
+    if bind_failure is not None:
+        raise bind_failure
 
 
 def run(
@@ -90,7 +128,15 @@ def run(
     log_level: str | None = "info",
     reuse_port: bool = False,
 ) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM; uvloop is used on asyncio when installed."""
+    """Serve ``app`` until SIGINT or SIGTERM; uvloop is used on asyncio when installed.
+
+    Raises:
+        SystemExit: with status 1 when the server cannot start (a startup hook raised, the
+            port is taken or out of range, the host does not resolve); one CRITICAL log
+            line says why. Under ``--workers`` the status is
+            :data:`~.workers.STARTUP_FAILED_EXIT`, which stops the supervisor.
+        ValueError: ``backend`` is neither ``"asyncio"`` nor ``"trio"``.
+    """
     if log_level is not None:
         configure_logging(log_level)
     server = Server(
@@ -104,13 +150,16 @@ def run(
         options["use_uvloop"] = True
     elif backend not in ("asyncio", "trio"):
         raise ValueError(f"unknown backend {backend!r}: use 'asyncio' or 'trio'")
-    logger.info("starting on %s%s", backend, " (uvloop)" if options else "")
-    anyio.run(
-        serve_until_signalled,
-        server,
-        host,
-        port,
-        reuse_port,
-        backend=backend,
-        backend_options=options,
-    )
+    try:
+        anyio.run(
+            serve_until_signalled,
+            server,
+            host,
+            port,
+            reuse_port,
+            backend=backend,
+            backend_options=options,
+        )
+    except StartupError as exc:
+        logger.critical("%s", exc)
+        raise SystemExit(STARTUP_FAILED_EXIT if os.environ.get("SPIKARD_WORKER") else 1) from None

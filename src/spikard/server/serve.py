@@ -20,6 +20,7 @@ from ..connection.tasks import LightTaskGroup
 from ..connection.transport import Transport
 from ..datastructures import Address
 from .accept import serve_listener
+from .bind import bind_error, check_port
 
 __all__ = ["Server"]
 
@@ -67,6 +68,11 @@ class Server:
         """The addresses the server listens on, once started."""
 
     @property
+    def secure(self) -> bool:
+        """True when the server speaks TLS (``https`` and ``wss``)."""
+        return self._ssl_context is not None
+
+    @property
     def websocket_count(self) -> int:
         """WebSockets open (or in their handshake) right now."""
         return self._websockets.open
@@ -97,6 +103,10 @@ class Server:
         application's lifespan (startup hooks) runs before the port opens and its shutdown
         hooks after the last connection is gone; a failing startup raises from here. With
         ``lifespan=False`` the caller runs :attr:`lifespan` itself.
+
+        Raises:
+            BindError: the port is taken or out of range, the host does not resolve, or no
+                interface has the address (an ``OSError``; before ``task_status.started``).
         """
         if not lifespan:
             await self._serve(host, port, reuse_port, task_status)
@@ -111,12 +121,16 @@ class Server:
         reuse_port: bool,
         task_status: anyio.abc.TaskStatus[list[Address]],
     ) -> None:
-        listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
-            local_host=host,
-            local_port=port,
-            reuse_port=reuse_port,
-            backlog=self._http_config.backlog,
-        )
+        check_port(host, port)
+        try:
+            listener: anyio.abc.Listener[Any] = await anyio.create_tcp_listener(
+                local_host=host,
+                local_port=port,
+                reuse_port=reuse_port,
+                backlog=self._http_config.backlog,
+            )
+        except (OSError, OverflowError) as exc:
+            raise bind_error(host, port, exc) from None
         self.addresses = [
             Address(*sub.extra(SocketAttribute.local_address)[:2])
             for sub in listener.listeners  # type: ignore[attr-defined]
@@ -137,6 +151,7 @@ class Server:
                         self._ssl_context,
                         self._websocket_config.read_size,
                         self._http_config.backlog,
+                        self._http_config.request_timeout,
                     )
                     task_status.started(self.addresses)
                     await self._shutdown_requested.wait()

@@ -20,9 +20,15 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-__all__ = ["run_workers"]
+from .bind import bind_error, probe_bind
+
+__all__ = ["STARTUP_FAILED_EXIT", "run_workers"]
 
 logger = logging.getLogger("spikard.workers")
+
+STARTUP_FAILED_EXIT = 3
+"""The exit status of a worker that could not start (port or startup hook): restarting it
+would fail again, so the supervisor stops and exits with 1 instead."""
 
 _POLL_SECONDS = 0.2
 _RESTART_WINDOW = 30.0
@@ -57,6 +63,8 @@ class _Supervisor:
         self.restart_at: dict[int, float] = {}
         self.crashes: list[float] = []
         self.signals = 0
+        self.failed = False
+        """A worker could not start: every worker is being stopped, the exit status is 1."""
 
     def spawn(self, index: int) -> None:
         env = dict(os.environ, SPIKARD_WORKER=str(index))
@@ -98,6 +106,17 @@ class _Supervisor:
             code = process.poll()
             if code is None or index in self.restart_at:
                 continue
+            if code == STARTUP_FAILED_EXIT:
+                logger.critical(
+                    "worker %d (pid %d) could not start (see its line above): stopping",
+                    index,
+                    process.pid,
+                )
+                self.failed = True
+                for other in self.workers.values():
+                    if other.poll() is None:
+                        other.send_signal(signal.SIGTERM)
+                return
             level = logging.WARNING if code == 0 else logging.ERROR
             logger.log(
                 level, "worker %d (pid %d) exited with %s; restarting", index, process.pid, code
@@ -119,10 +138,10 @@ class _Supervisor:
         stop_deadline: float | None = None
         while True:
             time.sleep(_POLL_SECONDS)
-            if self.signals:
+            if self.signals or self.failed:
                 stop_deadline = stop_deadline or time.monotonic() + self.grace
                 if self._stop(stop_deadline):
-                    return 0
+                    return 1 if self.failed else 0
             else:
                 self._supervise()
 
@@ -145,6 +164,8 @@ def run_workers(
 
     Raises:
         ValueError: ``workers`` is less than 1.
+        SystemExit: with status 1 when the port cannot be bound (checked before any worker
+            starts) or a worker could not start; one CRITICAL log line says why.
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
@@ -152,8 +173,13 @@ def run_workers(
         logging.basicConfig(
             level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
         )
-    if port == 0:
-        port = _free_port(host)
+    try:
+        if port == 0:
+            port = _free_port(host)
+        probe_bind(host, port, reuse_port=True)
+    except (OSError, OverflowError) as exc:  # BindError, or _free_port's own failure
+        logger.critical("%s", bind_error(host, port, exc))
+        raise SystemExit(1) from None
     command = [
         sys.executable,
         "-m",
@@ -178,7 +204,7 @@ def run_workers(
         logger.info(
             "spikard supervisor (pid %d): %d workers on %s:%d", os.getpid(), workers, host, port
         )
-        supervisor.run()
+        status = supervisor.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -186,3 +212,5 @@ def run_workers(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+    if status:
+        raise SystemExit(status)
