@@ -78,7 +78,7 @@ def _direct_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
 def _peer(stream: anyio.abc.ByteStream) -> str:
     try:
         address = stream.extra(SocketAttribute.remote_address)
-    except anyio.TypedAttributeLookupError:
+    except Exception:  # not a socket, or reset already: a log line must not fail
         return "-"
     if isinstance(address, tuple):
         return f"{address[0]}:{address[1]}"
@@ -94,6 +94,7 @@ async def tls_handshake(
         The TLS stream; None when the handshake failed, after closing ``stream`` and logging
         why in one line (INFO; DEBUG for a client that just left).
     """
+    peer = _peer(stream)  # now: a closed socket has no peer address any more
     try:
         with anyio.fail_after(timeout):
             return await TLSStream.wrap(
@@ -103,16 +104,16 @@ async def tls_handshake(
         await anyio.aclose_forcefully(stream)
         if isinstance(exc, ssl.SSLError):
             if exc.reason == "HTTP_REQUEST":
-                logger.info("plain HTTP request from %s on the TLS port: closed", _peer(stream))
+                logger.info("plain HTTP request from %s on the TLS port: closed", peer)
             else:
                 reason = exc.reason or exc.strerror or type(exc).__name__
-                logger.info("TLS handshake with %s failed: %s", _peer(stream), reason)
+                logger.info("TLS handshake with %s failed: %s", peer, reason)
         elif isinstance(exc, TimeoutError):
-            logger.info("TLS handshake with %s timed out after %.1f s", _peer(stream), timeout)
+            logger.info("TLS handshake with %s timed out after %.1f s", peer, timeout)
         elif isinstance(exc, (anyio.EndOfStream, anyio.BrokenResourceError, OSError)):
-            logger.debug("%s left during the TLS handshake", _peer(stream))
+            logger.debug("%s left during the TLS handshake", peer)
         else:
-            logger.error("TLS handshake with %s failed", _peer(stream), exc_info=exc)
+            logger.error("TLS handshake with %s failed", peer, exc_info=exc)
         return None
     except BaseException:
         await anyio.aclose_forcefully(stream)  # cancelled: the server is stopping
