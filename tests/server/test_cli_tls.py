@@ -97,8 +97,8 @@ async def test_the_cli_over_tls(
     assert "secret" not in text
 
 
-def echo_app(**config: float) -> Spikard:
-    app = Spikard(http=HTTPConfig(**config))
+def echo_app(request_timeout: float = 10.0) -> Spikard:
+    app = Spikard(http=HTTPConfig(request_timeout=request_timeout))
 
     @app.websocket("/echo")
     async def echo(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
