@@ -135,10 +135,15 @@ class WebSocketMessage:
 
 
 def coerce_message(item: object) -> WebSocketMessage:
-    """Turn a handler's outgoing item into a message: messages, ``str`` and ``bytes`` are accepted.
+    """Turn a handler's outgoing item into a message.
+
+    Messages are sent as they are, ``str`` as text and ``bytes`` as binary; a dict, a list,
+    a msgspec Struct, a pydantic model or a dataclass as JSON text (as an HTTP route
+    returns a dict as JSON).
 
     Raises:
         TypeError: the item is none of those.
+        ValueError: it holds what JSON cannot carry (NaN, infinity).
     """
     if isinstance(item, WebSocketMessage):
         return item
@@ -146,8 +151,14 @@ def coerce_message(item: object) -> WebSocketMessage:
         return new_message(MessageType.TEXT, item)
     if isinstance(item, (bytes, bytearray, memoryview)):
         return new_message(MessageType.BINARY, item if type(item) is bytes else bytes(item))
+    from .typed.encoding import encode_value  # this module is imported by the sans-I/O layer
+
+    text = encode_value(item)
+    if text is not None:
+        return new_message(MessageType.TEXT, text)
     raise TypeError(
-        f"a WebSocket handler produced {type(item).__name__!r}; send WebSocketMessage, str or bytes"
+        f"a WebSocket handler produced {type(item).__name__!r}; send WebSocketMessage, str, "
+        "bytes, a dict or list (JSON), or a Struct, pydantic model or dataclass"
     )
 
 

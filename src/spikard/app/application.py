@@ -34,7 +34,7 @@ from .middleware import (
     compose,
 )
 from .routing import PathPattern, Route, RouteKind
-from .websocket_adapter import adapt_websocket_handler
+from .websocket_adapter import build_websocket_endpoint
 
 __all__ = ["Spikard"]
 
@@ -99,27 +99,94 @@ class Spikard:
         """Every registered route, WebSocket routes first, each in registration order."""
         return (*self._websocket_routes, *self._http_routes)
 
-    def websocket(self, path: str) -> Callable[[_F], _F]:
-        """Register a WebSocket handler for ``path`` (see :mod:`spikard.app.websocket_adapter`)."""
+    def websocket(
+        self,
+        path: str,
+        *,
+        receive: Any = None,
+        send: Any = None,
+        subprotocols: Iterable[str] = (),
+        on_invalid: str | Callable[[Any], Any] = "close",
+    ) -> Callable[[_F], _F]:
+        """Register a WebSocket handler for ``path`` (keywords: :meth:`add_websocket_route`).
+
+        ::
+
+            @app.websocket("/chat", subprotocols=("chat.v1",), on_invalid="reply")
+            async def chat(socket: WebSocket[Join | Say]) -> AsyncIterator[Event]:
+                async for message in socket:  # validated Join or Say values
+                    yield Event(...)
+        """
 
         def register(function: _F) -> _F:
-            self.add_websocket_route(path, function)
+            self.add_websocket_route(
+                path,
+                function,
+                receive=receive,
+                send=send,
+                subprotocols=subprotocols,
+                on_invalid=on_invalid,
+            )
             return function
 
         return register
 
-    def add_websocket_route(self, path: str, handler: Callable[..., Any]) -> None:
+    def add_websocket_route(
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        *,
+        receive: Any = None,
+        send: Any = None,
+        subprotocols: Iterable[str] = (),
+        on_invalid: str | Callable[[Any], Any] = "close",
+    ) -> None:
         """Register ``handler`` for WebSocket connections to ``path``.
 
+        The handler's shape, parameters and annotations are checked now (see
+        :mod:`spikard.app.websocket_adapter`), and the codecs of its message types built.
+
+        Args:
+            path: the path template (``/rooms/{room}``).
+            handler: the handler (stream style, or returning a ``WebSocketResponse``).
+            receive: the type of incoming messages (validated from JSON); wins over the
+                annotation ``socket: WebSocket[T]``. None: raw messages.
+            send: the type of outgoing messages (encoded with its encoder); wins over the
+                return annotation ``AsyncIterator[T]``.
+            subprotocols: the subprotocols the route speaks, in its order of preference:
+                when the handler does not choose one, the accept picks the first of the
+                client's offers that is in this list (none: accepted without one).
+            on_invalid: what a message that fails its type (or is not JSON, for
+                ``receive_json()``) gets: ``"close"`` (1007), ``"reply"``, ``"raise"`` or a
+                function of the error (:data:`spikard.typed.OnInvalid`).
+
         Raises:
-            RoutingError: ``path`` is malformed or already has a WebSocket handler.
+            RoutingError: ``path`` is malformed or already has a WebSocket handler, the
+                handler cannot serve it, or its types need a library that is not installed.
         """
         pattern = PathPattern(path)
         if any(route.pattern.template == path for route in self._websocket_routes):
             raise RoutingError(f"a WebSocket handler for {path!r} already exists")
-        start = adapt_websocket_handler(handler)
+        endpoint = build_websocket_endpoint(
+            handler,
+            path,
+            receive=receive,
+            send=send,
+            subprotocols=subprotocols,
+            on_invalid=on_invalid,  # type: ignore[arg-type]  # checked there
+            placeholders=pattern.param_names,
+        )
         self._websocket_routes.append(
-            Route(pattern, frozenset({"GET"}), start, function=handler, kind="websocket")
+            Route(
+                pattern,
+                frozenset({"GET"}),
+                endpoint.start,
+                function=handler,
+                kind="websocket",
+                receive_type=endpoint.receive_type,
+                send_type=endpoint.send_type,
+                subprotocols=endpoint.subprotocols,
+            )
         )
 
     def route(

@@ -1,13 +1,23 @@
-"""The callback-style compatibility API: ``WebSocketResponse(on_message=..., ...)``."""
+"""The callback-style compatibility API: ``WebSocketResponse(on_message=..., ...)``.
+
+``on_message`` may take typed messages: ``WebSocketResponse(on_message=f, receive=ChatIn)``,
+or an annotation, ``async def f(message: ChatIn) -> ChatOut | None``, which is read once per
+function (its code object), not per connection.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from types import CodeType
+from typing import Any, Final, TypeVar
 
 from ..messages import WebSocketMessage
 from ..streams.callbacks import Callbacks
+from ..typed.codecs import codec_for
+from ..typed.declared import declared, resolved_hints
+from ..typed.families import union_members
+from ..typed.policy import OnInvalid, check_on_invalid
 
 __all__ = ["WebSocketResponse"]
 
@@ -19,6 +29,42 @@ OnMessage = Callable[
 OnConnect = Callable[[], "Awaitable[None] | None"]
 OnClose = Callable[["tuple[int, str] | None"], "Awaitable[None] | None"]
 OnError = Callable[[str], "Awaitable[None] | None"]
+
+
+_CACHE_LIMIT: Final = 1024
+_declared_by_code: dict[CodeType, tuple[Any, Any]] = {}
+
+
+def _code_of(function: Callable[..., Any]) -> CodeType | None:
+    target = getattr(inspect.unwrap(function), "__func__", function)
+    code = getattr(target, "__code__", None)
+    return code if isinstance(code, CodeType) else None
+
+
+def _on_message_types(function: Callable[..., Any]) -> tuple[Any, Any]:
+    """What ``on_message`` declares: (its message parameter's type, its reply type)."""
+    code = _code_of(function)
+    if code is not None and code in _declared_by_code:
+        return _declared_by_code[code]
+    try:
+        parameters = [
+            p
+            for p in inspect.signature(function).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        parameters = []
+    hints = resolved_hints(function) if parameters else {}
+    receive = declared(hints.get(parameters[0].name)) if parameters else None
+    reply = hints.get("return")
+    members = union_members(reply) if reply is not None else None
+    if members is not None:  # ChatOut | None: the reply type is ChatOut
+        kept = [m for m in members if m is not type(None)]
+        reply = kept[0] if len(kept) == 1 else reply
+    found = (receive, declared(reply))
+    if code is not None and len(_declared_by_code) < _CACHE_LIMIT:
+        _declared_by_code[code] = found
+    return found
 
 
 def _adapt(function: Callable[..., Any] | None) -> Callable[..., Awaitable[Any]] | None:
@@ -56,18 +102,42 @@ class WebSocketResponse(Callbacks):
             None when the peer sent no close frame; it has returned before TCP is closed.
         on_error: called with a description when ``on_message`` raised (the socket is then
             closed with 1011) or the connection failed (protocol error, timeout).
+        receive: the type ``on_message`` receives (validated from JSON); by default the
+            annotation of its message parameter, else the route's ``receive=``, else raw
+            :class:`~spikard.WebSocketMessage` values.
+        send: the type of its replies, encoded with that type's encoder (by default its
+            return annotation); other replies are encoded by their own type.
+        on_invalid: what a message that fails ``receive`` gets (default: the route's, which
+            defaults to ``"close"``, 1007); ``"raise"`` hands it to ``on_error`` and
+            closes with 1007. See :data:`~spikard.typed.OnInvalid`.
+
+    Raises:
+        MissingExtra: ``receive`` or ``send`` needs a library that is not installed.
     """
 
     def __init__(
         self,
         *,
-        on_message: OnMessage,
+        on_message: OnMessage | Callable[[Any], Any],
         on_connect: OnConnect | None = None,
         on_close: OnClose | None = None,
         on_error: OnError | None = None,
+        receive: Any = None,
+        send: Any = None,
+        on_invalid: OnInvalid | None = None,
     ) -> None:
         if not callable(on_message):
             raise TypeError("WebSocketResponse needs a callable on_message")
+        if receive is None or send is None:
+            annotated_receive, annotated_send = _on_message_types(on_message)
+            receive = annotated_receive if receive is None else receive
+            send = annotated_send if send is None else send
+        if receive is not None:
+            self.decode = codec_for(receive).decode
+        if send is not None:
+            self.encode = codec_for(send).encode
+        if on_invalid is not None:
+            self.on_invalid = check_on_invalid(on_invalid)
         self.on_message_callback = on_message
         self.on_connect_callback = on_connect
         self.on_close_callback = on_close
