@@ -561,6 +561,64 @@ class Spikard:
         async with running_test_server(self, ssl_context=ssl_context) as server:
             yield server
 
+    # ---- AsyncAPI --------------------------------------------------------------------------
+
+    def asyncapi(
+        self,
+        *,
+        title: str = "spikard app",
+        version: str = "1.0.0",
+        description: str | None = None,
+        servers: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Return the AsyncAPI 3.0.0 document of the WebSocket and SSE routes, as a dict.
+
+        One channel per WebSocket route (``receive`` and ``send`` operations) and per SSE
+        route (a ``send`` operation), with path parameters, subprotocols and payload schemas
+        from the declared message types; see :mod:`spikard.asyncapi.document`.
+
+        Args:
+            title: ``info.title``.
+            version: ``info.version``, the version of your application.
+            description: ``info.description``.
+            servers: name to URL (``{"production": "wss://chat.example.com"}``) or to an
+                AsyncAPI Server Object.
+
+        Raises:
+            TypeError: a declared message type has no JSON Schema (the message names the
+                route), or msgspec/pydantic is missing for it.
+            ValueError: a server URL without a scheme or host.
+        """
+        from ..asyncapi import build_document
+
+        return build_document(
+            self.routes, title=title, version=version, description=description, servers=servers
+        )
+
+    def add_asyncapi_route(
+        self,
+        path: str = "/asyncapi.json",
+        *,
+        title: str = "spikard app",
+        version: str = "1.0.0",
+        description: str | None = None,
+        servers: dict[str, Any] | None = None,
+    ) -> None:
+        """Serve :meth:`asyncapi` as ``application/json`` on GET (and HEAD) ``path``.
+
+        The document is built at the first request and kept; it is built again when routes
+        were registered since. The route itself is HTTP, so it is not in the document.
+
+        Raises:
+            RoutingError: ``path`` is malformed or already has a GET handler.
+        """
+        from ..asyncapi import AsyncAPIEndpoint
+
+        endpoint = AsyncAPIEndpoint(
+            self, title=title, version=version, description=description, servers=servers
+        )
+        self.add_route(path, endpoint, ("GET",))
+
 
 async def _call(hook: Callable[[], Any]) -> None:
     result = hook()
