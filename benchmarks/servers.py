@@ -169,11 +169,19 @@ def check_spikard_import(spec: ServerSpec, timeout: float = 60.0) -> str:
     return lines[-2]
 
 
+DISTRIBUTIONS = {"spikard": "spikard-stream"}
+"""Import names whose distribution is named otherwise (``spikard`` on the index is another
+project; this one is published as ``spikard-stream``)."""
+
+
 def package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
+    """The installed version of ``name`` (for ``spikard``: its distribution, old or new name)."""
+    for distribution in (DISTRIBUTIONS.get(name, name), name):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def server_label(name: str, package: str) -> str:

@@ -29,6 +29,11 @@ RUNNER = Path(os.environ.get("CONFORMANCE_DIR", ROOT.parent / "shared" / "confor
 BACKENDS = ("asyncio", "trio")
 QUICK_CASES = 247
 INFORMATIONAL = 3  # 7.1.6, 7.13.1 and 7.13.2 are informational for every server
+# "Send a text message, then a frame with a reserved opcode, then a ping", the frames sent
+# one byte at a time in 4.x.5: the echo of the text races the failure the next byte causes.
+# Failing at once is what RFC 6455 asks (7.1.7); when the failure wins, Autobahn grades the
+# case NON-STRICT (a pass: the close is OK). Seen on a loaded CI machine, never locally.
+ORDER_RACES = frozenset({"4.1.3", "4.1.4", "4.1.5", "4.2.3", "4.2.4", "4.2.5"})
 
 pytestmark = pytest.mark.conformance
 
@@ -125,10 +130,18 @@ def test_autobahn_quick_groups_all_ok(echo_server: EchoServer, tmp_path: Path) -
     assert completed.returncode == 0, context
     summary = json.loads((report / "summary.json").read_text())
     assert summary["cases"] == summary["expected"] == QUICK_CASES, context
-    for group, counts in summary["groups"].items():
-        not_ok = {
-            k: v for k, v in counts.items() if k not in ("OK", "INFORMATIONAL", "total", "secs")
-        }
-        assert not not_ok, f"backend {echo_server.backend}, group {group}: {counts}"
+    cases = json.loads((report / "index.json").read_text())
+    not_ok = {
+        case: (result["behavior"], result["behaviorClose"])
+        for agent in cases.values()
+        for case, result in agent.items()
+        if result["behavior"] not in ("OK", "INFORMATIONAL")
+        and not (
+            case in ORDER_RACES
+            and result["behavior"] == "NON-STRICT"
+            and result["behaviorClose"] == "OK"
+        )
+    }
+    assert not not_ok, f"backend {echo_server.backend}: {not_ok}\n{summary['groups']}"
     informational = sum(counts.get("INFORMATIONAL", 0) for counts in summary["groups"].values())
     assert informational == INFORMATIONAL, context

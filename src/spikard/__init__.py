@@ -9,7 +9,7 @@ from .app.application import Spikard
 from .app.shim import WebSocketResponse
 from .config import HTTPConfig, WebSocketConfig
 from .cors import CORSMiddleware
-from .datastructures import Address, Headers, QueryParams
+from .datastructures import Address, Headers, QueryParams, State
 from .errors import (
     BodyTimeout,
     ClientDisconnected,
@@ -21,6 +21,7 @@ from .errors import (
     HTTPException,
     InvalidBody,
     ProtocolError,
+    RequestValidationError,
     RoutingError,
     SpikardError,
 )
@@ -79,11 +80,13 @@ __all__ = [
     "ProtocolError",
     "QueryParams",
     "Request",
+    "RequestValidationError",
     "Response",
     "RoutingError",
     "ServerSentEvent",
     "Spikard",
     "SpikardError",
+    "State",
     "StaticFiles",
     "StreamingResponse",
     "SubscriberTooSlow",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from typing import NamedTuple, TypeVar, overload
+from typing import Any, NamedTuple, TypeVar, overload
 from urllib.parse import parse_qsl
 
-__all__ = ["Address", "Headers", "MutableHeaders", "QueryParams"]
+__all__ = ["Address", "Headers", "MutableHeaders", "QueryParams", "State"]
 
 _D = TypeVar("_D")
 
@@ -229,3 +229,33 @@ class MutableHeaders(MutableMapping[str, str]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._fields!r})"
+
+
+class State:
+    """A namespace for your own objects: ``app.state.db = ...``, ``socket.state.user = ...``.
+
+    ``app.state`` lives as long as the app (set it in an ``on_startup`` hook), a socket's
+    ``state`` as long as its connection. Reading an attribute that was never set raises
+    :class:`AttributeError` naming it. For static types, subclass it and
+    annotate the attributes you set::
+
+        class Shared(State):
+            db: Database
+
+        app = Spikard(state=Shared())
+    """
+
+    def __init__(self, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes that were never set.
+        raise AttributeError(f"state has no attribute {name!r}; set it first ({name} = ...)")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.__dict__
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
+        return f"{type(self).__name__}({shown})"

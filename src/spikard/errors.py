@@ -7,7 +7,8 @@
     │   ├── InvalidBody (also a ValueError)          ... 400: the body is not what was asked
     │   ├── ClientDisconnected                       ... 400: the client left mid-body
     │   ├── BodyTimeout                              ... 408: the body stopped arriving
-    │   └── ContentTooLarge                          ... 413: the body is over max_body_size
+    │   ├── ContentTooLarge                          ... 413: the body is over max_body_size
+    │   └── RequestValidationError(errors)           ... 422: parameters or body fail their types
     ├── HandshakeRejected(status_code, body)         a WebSocket handshake answered with HTTP
     ├── ConnectionClosed(code, reason)               the WebSocket is closed
     │   ├── ConnectionClosedOK                       ... after a close handshake
@@ -18,8 +19,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
+from typing import Any
 
 __all__ = [
     "BodyTimeout",
@@ -32,6 +34,7 @@ __all__ = [
     "HandshakeRejected",
     "InvalidBody",
     "ProtocolError",
+    "RequestValidationError",
     "RoutingError",
     "SpikardError",
 ]
@@ -72,6 +75,28 @@ class InvalidBody(HTTPException, ValueError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(400, detail)
+
+
+class RequestValidationError(HTTPException):
+    """Query parameters or a JSON body did not match the types the route declares.
+
+    Uncaught, it answers 422 with ``{"detail": errors}``, each error
+    ``{"loc": ["query", "limit"], "msg": "Input should be a valid integer", "type": "int_parsing"}``
+    (``loc`` starts with ``"query"``, ``"path"`` or ``"body"``).
+    """
+
+    def __init__(self, errors: Sequence[Mapping[str, Any]]) -> None:
+        self.errors: list[dict[str, Any]] = [dict(error) for error in errors]
+        super().__init__(422, _summary(self.errors))
+
+
+def _summary(errors: list[dict[str, Any]]) -> str:
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
 class ContentTooLarge(HTTPException):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from collections.abc import AsyncIterable, Callable, Iterable
@@ -226,8 +227,28 @@ def encode_chunk(chunk: object) -> bytes:
     raise TypeError(f"a streamed body yielded {type(chunk).__name__!r}; yield str or bytes")
 
 
+def model_json(value: object) -> bytes | None:
+    """JSON for a model instance (msgspec Struct, pydantic model, dataclass), else None."""
+    cls = type(value)
+    for base in cls.__mro__:
+        if base.__module__ == "msgspec" and base.__name__ == "Struct":
+            import msgspec
+
+            return msgspec.json.encode(value)
+        if base.__module__ == "pydantic.main" and base.__name__ == "BaseModel":
+            dump_json = cast("Callable[[], str]", value.model_dump_json)  # type: ignore[attr-defined]
+            return dump_json().encode()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json.dumps(
+            dataclasses.asdict(value), ensure_ascii=False, separators=(",", ":"), default=str
+        ).encode()
+    return None
+
+
 def to_response(value: object) -> Response:
     """Convert what a route returned: Response as is, str as text, bytes raw, dict/list as JSON.
+
+    A model instance (msgspec Struct, pydantic model, dataclass) is sent as JSON too.
 
     ``None`` becomes ``204 No Content``.
 
@@ -246,6 +267,9 @@ def to_response(value: object) -> Response:
         return StreamingResponse(cast("AsyncIterable[Chunk]", value))
     if value is None:
         return Response(status_code=204)
+    encoded = model_json(value)
+    if encoded is not None:
+        return Response(encoded, media_type="application/json")
     raise TypeError(
         f"a route returned {type(value).__name__!r}; return str, bytes, dict, list or Response"
     )

@@ -9,12 +9,14 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Generic, cast
 
 import anyio
+from typing_extensions import TypeVar
 
 from ..config import HTTPConfig, WebSocketConfig
 from ..connection.contract import WebSocketConnection
+from ..datastructures import State
 from ..errors import HandshakeRejected, RoutingError
 from ..files import FileResponse, StaticFiles
 from ..pubsub import Broker, create_broker
@@ -41,10 +43,12 @@ __all__ = ["Spikard"]
 logger = logging.getLogger("spikard.http")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+StateT = TypeVar("StateT", default=State)
+"""The type of ``app.state``: :class:`~spikard.State` unless ``Spikard(state=...)`` says."""
 _M = TypeVar("_M", bound=Middleware)
 
 
-class Spikard:
+class Spikard(Generic[StateT]):
     """A WebSocket and HTTP application.
 
     ::
@@ -76,9 +80,12 @@ class Spikard:
         *,
         websocket: WebSocketConfig | None = None,
         http: HTTPConfig | None = None,
-        lifespan: Callable[[Spikard], AbstractAsyncContextManager[None]] | None = None,
+        lifespan: Callable[[Spikard[StateT]], AbstractAsyncContextManager[None]] | None = None,
         broker: Broker | str | None = None,
+        state: StateT | None = None,
     ) -> None:
+        self.state: StateT = cast("StateT", State()) if state is None else state
+        """Process-wide objects of your own (``app.state.db``), see :class:`~spikard.State`."""
         self.websocket_config = websocket or WebSocketConfig()
         self.http_config = http or HTTPConfig()
         self._lifespan = lifespan
@@ -245,7 +252,8 @@ class Spikard:
                 raise RoutingError(
                     f"{sorted(route.methods & wanted)} {path!r} already has a handler"
                 )
-        endpoint = adapt_http_handler(handler, pattern.param_names)
+        label = f"@app.sse({path!r})" if kind == "sse" else f"{'/'.join(sorted(wanted))} {path}"
+        endpoint = adapt_http_handler(handler, pattern.param_names, label)
         self._http_routes.append(
             Route(pattern, wanted, endpoint, max_body_size, function=function, kind=kind)
         )

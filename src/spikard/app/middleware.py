@@ -14,9 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from ..errors import HTTPException, RoutingError
+from ..errors import HTTPException, RequestValidationError, RoutingError
 from ..requests import Request
-from ..responses import PlainTextResponse, Response, to_response
+from ..responses import JSONResponse, PlainTextResponse, Response, to_response
 
 __all__ = [
     "CallNext",
@@ -140,6 +140,8 @@ class ExceptionHandlers:
                     request.path,
                 )
                 return PlainTextResponse("Internal Server Error", 500)
+        if isinstance(exc, RequestValidationError):
+            return JSONResponse({"detail": exc.errors}, 422, exc.headers)
         if isinstance(exc, HTTPException):
             return PlainTextResponse(exc.detail, exc.status_code, exc.headers)
         logger.error("HTTP handler for %s %s raised", request.method, request.path, exc_info=exc)

@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
 from ..connection.http import RequestHandler
 from ..server.serve import Server
+from .client import (
+    HeaderPairs,
+    TestResponse,
+    TestWebSocket,
+    open_stream,
+    open_websocket,
+    send_request,
+)
 
 __all__ = ["TestServerInfo", "running_test_server"]
 
 
 @dataclass(frozen=True, slots=True)
 class TestServerInfo:
-    """Where a test server listens."""
+    """A running test server: where it listens, and clients for it.
+
+    ``connect`` opens a WebSocket (:class:`~spikard.testing.TestWebSocket`), ``request`` sends
+    one HTTP request (:class:`~spikard.testing.TestResponse`); both work on asyncio and trio.
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -43,6 +56,63 @@ class TestServerInfo:
         if not path.startswith("/"):
             path = "/" + path
         return self.url + path
+
+    def connect(
+        self,
+        path: str = "/",
+        *,
+        subprotocols: Iterable[str] = (),
+        headers: HeaderPairs | None = None,
+        timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> AbstractAsyncContextManager[TestWebSocket]:
+        """Open a WebSocket to ``path`` (query string included): ``async with server.connect(..)``.
+
+        Raises:
+            HandshakeRejected: the server refused the handshake (``status_code``, ``body``).
+        """
+        return open_websocket(
+            self.host,
+            self.port,
+            self.secure,
+            path,
+            subprotocols=subprotocols,
+            headers=headers,
+            timeout=timeout,
+            ssl_context=ssl_context,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str = "/",
+        *,
+        headers: HeaderPairs | None = None,
+        body: bytes | str | None = None,
+        json: Any = None,
+        timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> TestResponse:
+        """Send one HTTP request on a new connection and read the whole response.
+
+        ``json`` sends a JSON body (with its content type). A streamed response (SSE
+        included) is read until it ends, bounded by ``timeout`` (TimeoutError after it).
+        """
+        if not path.startswith("/"):
+            path = "/" + path
+        with anyio.fail_after(timeout):
+            stream = await open_stream(self.host, self.port, self.secure, ssl_context)
+        async with stream:
+            return await send_request(
+                stream,
+                f"{self.host}:{self.port}",
+                method.upper(),
+                path,
+                headers=headers,
+                body=body,
+                json_body=json,
+                timeout=timeout,
+            )
 
 
 @asynccontextmanager
