@@ -249,6 +249,10 @@ class State:
         for name, value in values.items():
             setattr(self, name, value)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Declared so that type checkers accept setting any attribute.
+        super().__setattr__(name, value)
+
     def __getattr__(self, name: str) -> Any:
         # Only called for attributes that were never set.
         raise AttributeError(f"state has no attribute {name!r}; set it first ({name} = ...)")
