@@ -10,7 +10,10 @@ Which library handles a type is decided when the codec is built (at registration
 - a union of dataclasses or TypedDicts (which msgspec cannot decode as a union) is read by
   its ``type`` field: the field's value selects the member, and that member's decoder
   reads the message;
-- without msgspec, dataclasses and TypedDicts fall back to pydantic.
+- without msgspec, dataclasses and TypedDicts fall back to pydantic;
+- plain JSON types (``dict[str, Any]``, ``list[int]``, ...) are written by the stdlib, as
+  HTTP routes write them, and read by msgspec; ``dict`` and ``list`` of anything need no
+  library at all.
 
 A type whose library is not installed raises :class:`MissingExtra`, naming the extra.
 """
@@ -66,7 +69,8 @@ class Codec:
 
     Attributes:
         type: the declared type, as given.
-        library: ``"msgspec"`` or ``"pydantic"``.
+        library: ``"msgspec"``, ``"pydantic"``, or ``"json"`` (the stdlib: for ``dict`` and
+            ``list`` of anything, when msgspec is not installed).
         decode: ``decode(text_or_bytes)`` returns a validated value or raises
             :class:`~spikard.typed.InvalidMessage`.
         encode: ``encode(value)`` returns the JSON text of a value of the type.
@@ -265,6 +269,61 @@ def _pydantic_codec(message_type: Any) -> Codec:
     return Codec(message_type, "pydantic", decode_message, encode_message)
 
 
+# ---- plain JSON ---------------------------------------------------------------------------
+
+_SCALARS: Final = (str, int, float, bool, type(None))
+
+
+def _plain(annotation: Any) -> bool:
+    """Only dicts, lists, tuples, scalars and ``Any``: JSON as the stdlib writes it."""
+    if annotation is Any or annotation is None or any(annotation is s for s in _SCALARS):
+        return True
+    members = union_members(annotation)
+    if members is not None:
+        return all(_plain(member) for member in members)
+    origin = typing.get_origin(annotation) or annotation
+    if not any(origin is c for c in (dict, list, tuple)):
+        return False
+    return all(_plain(argument) or argument is Ellipsis for argument in typing.get_args(annotation))
+
+
+def _loose(annotation: Any) -> type | None:
+    """``dict``, ``list`` (their items ``Any``): checked without a library; else None."""
+    origin = typing.get_origin(annotation) or annotation
+    arguments = typing.get_args(annotation)
+    if any(origin is c for c in (dict, list)) and all(a is Any or a is str for a in arguments):
+        return origin if not arguments or arguments[-1] is Any else None
+    return None
+
+
+def _stdlib_codec(message_type: Any, expected: type) -> Codec:
+    from .encoding import decode_json, dumps
+
+    def decode_message(data: str | bytes) -> Any:
+        value = decode_json(data)
+        if not isinstance(value, expected):
+            raise InvalidMessage(
+                [
+                    {
+                        "loc": [],
+                        "msg": f"Expected `{'object' if expected is dict else 'array'}`, got "
+                        f"`{type(value).__name__}`",
+                        "type": "type_error",
+                    }
+                ],
+                data,
+            )
+        return value
+
+    return Codec(message_type, "json", decode_message, dumps)
+
+
+def _with_plain_encoder(codec: Codec) -> Codec:
+    from .encoding import dumps
+
+    return Codec(codec.type, codec.library, codec.decode, dumps)
+
+
 # ---- choosing ---------------------------------------------------------------------------
 
 
@@ -279,6 +338,12 @@ def _needs_pydantic(message_type: Any) -> bool:
 
 
 def _build(message_type: Any) -> Codec:
+    if _plain(message_type):  # written by the stdlib; read by msgspec, which validates
+        if _installed("msgspec"):
+            return _with_plain_encoder(_msgspec_codec(message_type))
+        loose = _loose(message_type)
+        if loose is not None:
+            return _stdlib_codec(message_type, loose)
     if _needs_pydantic(message_type):
         return _pydantic_codec(message_type)
     named = _walk(strip_annotated(message_type))
