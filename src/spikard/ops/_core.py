@@ -1,0 +1,373 @@
+"""What every operator is made of: :class:`Stage`, the upstream puller, and the pump.
+
+Theory of operation
+-------------------
+An operator (``ops.batch(10, 0.05)``) is a recipe; applying it to a source
+(``socket | ops.batch(10, 0.05)``) makes a :class:`Stage`, an async iterator that pulls
+from its source only when its own consumer asks for the next item.
+
+Timing operators must wait for "the next item, or an instant, whichever comes first". How a
+stage does that depends on its source, decided once, when the stage is made
+(:class:`Upstream`):
+
+``stage``
+    The source is another stage: the deadline is passed down (``Stage._next(deadline)``),
+    and each stage stops waiting on its own, keeping whatever it holds for the next call.
+``direct``
+    The source may be cancelled in ``__anext__`` without losing an item: a
+    :class:`~spikard.WebSocket`, a pub/sub subscription, or any object whose class sets
+    ``cancel_safe = True``. The pull runs inside the clock's deadline scope.
+``pumped``
+    Any other async iterable (an async generator above all: cancelling it mid-step would
+    finish it). A pump task pulls it, one item per request from the stage, and hands the
+    item over through a one-item slot; the stage waits on the slot, which is safe to stop
+    waiting on. The pump asks for the next item only when the stage asked, so at most one
+    item is pulled ahead of the consumer.
+
+Stages that run tasks (pumps, ``buffer``, ``map_concurrent``) open an anyio task group on
+their first pull, in the consumer's task, and close it when they end, fail, are cancelled
+inside a pull, or are closed with :meth:`Stage.aclose`. Such a stage must therefore be
+closed by the task that iterates it, before that task leaves the scope it pulled in:
+returning the pipeline from a handler does it (the session closes what it iterates), and so
+does ``async with contextlib.aclosing(pipeline) as items``. Pump and worker tasks never
+raise: what they catch is handed to the consumer and raised by its ``async for``.
+
+Every stage closes its source (``aclose()``, shielded and bounded) when it ends or is
+closed; a :class:`~spikard.WebSocket` has no ``aclose()`` and stays open, its session closes
+it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, Final, Generic, TypeVar, cast
+
+import anyio
+import anyio.abc
+
+from ..pubsub.subscription import Subscription
+from ..streams.socket import WebSocket
+from ._clock import Clock
+
+__all__ = [
+    "TIMEOUT",
+    "Operator",
+    "Stage",
+    "TimedOut",
+    "Upstream",
+    "close_quietly",
+    "is_cancel_safe",
+]
+
+logger = logging.getLogger("spikard.ops")
+
+_T = TypeVar("_T")
+
+CLOSE_TIMEOUT: Final = 2.0
+"""Seconds a source's ``aclose()`` may take when a stage ends."""
+
+
+class TimedOut(enum.Enum):
+    """The type of :data:`TIMEOUT`."""
+
+    TIMEOUT = "TIMEOUT"
+
+
+TIMEOUT: Final = TimedOut.TIMEOUT
+"""What a pull returns when its deadline came first (internal)."""
+
+
+class _Missing:
+    __slots__ = ()
+
+
+MISSING: Final = _Missing()
+"""No item held."""
+
+
+def is_cancel_safe(source: object) -> bool:
+    """True when ``source.__anext__`` may be cancelled without losing an item."""
+    if isinstance(source, (WebSocket, Subscription)):
+        return True
+    return getattr(type(source), "cancel_safe", False) is True
+
+
+async def close_quietly(iterator: object) -> None:
+    """Call ``iterator.aclose()`` if it has one: shielded, bounded, errors logged."""
+    aclose: Callable[[], Awaitable[object]] | None = getattr(iterator, "aclose", None)
+    if aclose is None:
+        return
+    with anyio.move_on_after(CLOSE_TIMEOUT, shield=True) as scope:
+        try:
+            await aclose()
+        except Exception:
+            logger.exception("closing the source of a stream operator failed")
+    if scope.cancelled_caught:
+        logger.warning("closing a stream operator's source took over %s s; gave up", CLOSE_TIMEOUT)
+
+
+class Stage(AsyncIterator[_T]):
+    """An operator applied to a source: an async iterator that closes its source.
+
+    Iterate it (or return it from a handler); :meth:`aclose` ends it early, closing its
+    source and stopping its tasks. Compose further with ``stage | operator``.
+    """
+
+    supports_deadline: bool = True
+    """True when :meth:`_next` honours a deadline (stages downstream pass theirs down)."""
+
+    def __init__(self) -> None:
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._closed = False
+
+    # ---- the consumer's side ------------------------------------------------------------
+
+    def __aiter__(self) -> Stage[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            item = await self._next(None)
+        except BaseException:
+            # Ended, failed, or cancelled inside the pull: release everything now, in the
+            # task and scope that opened it.
+            await self.aclose()
+            raise
+        return cast(_T, item)
+
+    async def aclose(self) -> None:
+        """End the stage: stop its tasks, then close its source (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        task_group, self._task_group = self._task_group, None
+        try:
+            if task_group is not None:
+                task_group.cancel_scope.cancel()
+                await task_group.__aexit__(None, None, None)
+        finally:
+            await self._close_source()
+
+    # ---- for subclasses -----------------------------------------------------------------
+
+    async def _next(self, deadline: float | None) -> _T | TimedOut:
+        """Return the next item, or :data:`TIMEOUT` once ``deadline`` passed without one.
+
+        Raises StopAsyncIteration at the end. Must keep what it holds when it times out or
+        is cancelled, so that the next call goes on from there.
+        """
+        raise NotImplementedError
+
+    async def _close_source(self) -> None:
+        """Close the source (called once, after the tasks have stopped)."""
+
+    async def _start(self, function: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Run ``function`` in this stage's task group, opened on first use."""
+        if self._closed:
+            raise StopAsyncIteration
+        task_group = self._task_group
+        if task_group is None:
+            task_group = anyio.create_task_group()
+            await task_group.__aenter__()
+            self._task_group = task_group
+        task_group.start_soon(function, name=name)
+
+
+class Pump(Generic[_T]):
+    """Pulls a source in its own task, one item per request, through a one-item slot.
+
+    The consumer calls :meth:`request` (or :meth:`next`, which requests), and the pump pulls
+    one item and leaves it in the slot. Stopping a wait on the slot loses nothing: the item
+    is taken only by a consumer that is running. What the source raises is raised by
+    :meth:`next` in the consumer's task.
+    """
+
+    __slots__ = ("_final", "_ready", "_source", "_started", "_value", "_wake", "_wanted")
+
+    def __init__(self, source: AsyncIterable[_T]) -> None:
+        self._source = source
+        self._value: _T | _Missing = MISSING
+        self._final: BaseException | None = None
+        self._wanted = False
+        self._wake: anyio.Event | None = None
+        self._ready: anyio.Event | None = None
+        self._started = False
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`run` was scheduled."""
+        return self._started
+
+    def mark_started(self) -> None:
+        """Record that :meth:`run` was scheduled in some task group."""
+        self._started = True
+
+    def request(self) -> None:
+        """Ask for one more item (no effect while one is held or asked for)."""
+        if self._value is MISSING and self._final is None and not self._wanted:
+            self._wanted = True
+            wake, self._wake = self._wake, None
+            if wake is not None:
+                wake.set()
+
+    def _settle(self) -> None:
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.set()
+
+    async def run(self) -> None:
+        """The pump task: pull on request until the source ends or fails; then close it."""
+        iterator: AsyncIterator[_T] | None = None
+        try:
+            iterator = aiter(self._source)
+            while True:
+                while not self._wanted:
+                    self._wake = anyio.Event()
+                    await self._wake.wait()
+                try:
+                    value = await anext(iterator)
+                except StopAsyncIteration:
+                    self._final = StopAsyncIteration()
+                    return
+                self._value = value
+                self._wanted = False
+                self._settle()
+        except Exception as exc:
+            self._final = exc
+        finally:
+            if self._final is None:
+                self._final = StopAsyncIteration()  # cancelled: the stage is closing
+            self._settle()
+            if iterator is not None:
+                await close_quietly(iterator)
+
+    def take(self) -> _T | _Missing:
+        """Return the held item (releasing it), or MISSING; raise what ended the source."""
+        value = self._value
+        if value is not MISSING:
+            self._value = MISSING
+            return value
+        final = self._final
+        if final is not None:
+            if isinstance(final, StopAsyncIteration):
+                raise StopAsyncIteration
+            raise final
+        return MISSING
+
+    async def wait(self) -> None:
+        """Wait until an item is held or the source ended."""
+        while self._value is MISSING and self._final is None:
+            if self._ready is None:
+                self._ready = anyio.Event()
+            await self._ready.wait()
+
+
+class Upstream(Generic[_T]):
+    """How a stage pulls its source with a deadline (see the module docstring).
+
+    A source that is neither a stage nor cancel-safe is pulled directly as long as no
+    deadline is asked for, and by a pump from the first pull with a deadline on.
+    """
+
+    __slots__ = ("_clock", "_iterator", "_mode", "_owner", "_pump", "_source")
+
+    def __init__(self, source: AsyncIterable[_T], owner: Stage[Any], clock: Clock) -> None:
+        self._source = source
+        self._owner = owner
+        self._clock = clock
+        self._iterator: AsyncIterator[_T] | None = None
+        self._pump: Pump[_T] | None = None
+        if isinstance(source, Stage) and source.supports_deadline:
+            self._mode = "stage"
+        elif is_cancel_safe(source):
+            self._mode = "direct"
+        else:
+            self._mode = "plain"
+
+    def _aiter(self) -> AsyncIterator[_T]:
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = aiter(self._source)
+        return iterator
+
+    async def next(self, deadline: float | None) -> _T | TimedOut:
+        """Return the next item, or TIMEOUT once ``deadline`` passed; StopAsyncIteration."""
+        mode = self._mode
+        if mode == "stage":
+            return await cast(Stage[_T], self._source)._next(deadline)
+        if mode != "pumped":
+            if deadline is None:
+                return await anext(self._aiter())
+            if mode == "direct":
+                with self._clock.deadline_scope(deadline) as scope:
+                    return await anext(self._aiter())
+                assert scope.cancelled_caught
+                return TIMEOUT
+            self._mode = "pumped"
+            self._pump = Pump(self._aiter())
+        pump = cast(Pump[_T], self._pump)
+        value = pump.take()
+        if value is not MISSING:
+            return cast(_T, value)
+        pump.request()
+        if not pump.started:
+            pump.mark_started()
+            await self._owner._start(pump.run, "spikard.ops pump")
+        if deadline is None:
+            await pump.wait()
+        else:
+            with self._clock.deadline_scope(deadline):
+                await pump.wait()
+        value = pump.take()
+        return TIMEOUT if value is MISSING else cast(_T, value)
+
+    async def aclose(self) -> None:
+        """Close the source (a pumped source is closed by its pump, when it stops)."""
+        mode = self._mode
+        if mode == "stage":
+            await cast(Stage[_T], self._source).aclose()
+        elif mode != "pumped" or not cast(Pump[_T], self._pump).started:
+            await close_quietly(self._iterator if self._iterator is not None else self._source)
+
+
+class Operator:
+    """Base of the operators that keep the item type: ``source | operator`` is a stage.
+
+    ``operator(source)`` is the same as ``source | operator``; a
+    :class:`~spikard.WebSocket` calls the operator, any other async iterable gets
+    ``__ror__``.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, source: AsyncIterable[_T]) -> Stage[_T]:
+        return self._apply(source)
+
+    def __ror__(self, source: AsyncIterable[_T]) -> Stage[_T]:
+        return self._apply(source)
+
+    def _apply(self, source: AsyncIterable[_T]) -> Stage[_T]:
+        raise NotImplementedError
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float, or raise ValueError unless it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not (value >= 0 if allow_zero else value > 0) or value != value or value == float("inf"):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, not {value!r}")
+    return float(value)
+
+
+def check_count(name: str, value: int) -> int:
+    """Return ``value``, or raise unless it is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, not {value!r}")
+    return value
