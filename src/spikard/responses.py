@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 from collections.abc import AsyncIterable, Callable, Iterable
@@ -12,6 +11,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, Literal, cast
 
 from .datastructures import HeadersInit, MutableHeaders
+from .typed.encoding import encode_value
 
 __all__ = [
     "HTMLResponse",
@@ -227,24 +227,6 @@ def encode_chunk(chunk: object) -> bytes:
     raise TypeError(f"a streamed body yielded {type(chunk).__name__!r}; yield str or bytes")
 
 
-def model_json(value: object) -> bytes | None:
-    """JSON for a model instance (msgspec Struct, pydantic model, dataclass), else None."""
-    cls = type(value)
-    for base in cls.__mro__:
-        if base.__module__ == "msgspec" and base.__name__ == "Struct":
-            import msgspec
-
-            return msgspec.json.encode(value)
-        if base.__module__ == "pydantic.main" and base.__name__ == "BaseModel":
-            dump_json = cast("Callable[[], str]", value.model_dump_json)  # type: ignore[attr-defined]
-            return dump_json().encode()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return json.dumps(
-            dataclasses.asdict(value), ensure_ascii=False, separators=(",", ":"), default=str
-        ).encode()
-    return None
-
-
 def to_response(value: object) -> Response:
     """Convert what a route returned: Response as is, str as text, bytes raw, dict/list as JSON.
 
@@ -267,7 +249,7 @@ def to_response(value: object) -> Response:
         return StreamingResponse(cast("AsyncIterable[Chunk]", value))
     if value is None:
         return Response(status_code=204)
-    encoded = model_json(value)
+    encoded = encode_value(value)  # a msgspec Struct, a pydantic model, a dataclass
     if encoded is not None:
         return Response(encoded, media_type="application/json")
     raise TypeError(

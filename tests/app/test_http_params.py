@@ -49,6 +49,19 @@ class ItemDict(TypedDict):
     count: int
 
 
+@dataclasses.dataclass
+class Fresh:
+    """Codecs are built once per type: the missing-library tests use types no other test has."""
+
+    name: str
+
+
+@dataclasses.dataclass
+class Counted:
+    name: str
+    count: int
+
+
 def build_app() -> Spikard:
     app = Spikard()
 
@@ -229,7 +242,7 @@ async def test_malformed_json_answers_400(path: str) -> None:
     ("path", "body", "loc"),
     [
         ("/struct", {"name": "hat", "price": "cheap"}, ["body", "price"]),
-        ("/struct", {"price": 1}, ["body"]),
+        ("/struct", {"price": 1}, ["body", "name"]),
         ("/struct", {"name": "hat", "price": 1, "tags": ["a", 3]}, ["body", "tags", 1]),
         ("/model", {"name": "hat", "price": -1}, ["body", "price"]),
         ("/model", {"price": 1}, ["body", "name"]),
@@ -320,6 +333,22 @@ def test_a_request_parameter_or_kwargs_covers_placeholders() -> None:
         return ""
 
 
+def test_an_annotation_that_cannot_be_resolved_is_named() -> None:
+    app = Spikard()
+
+    @dataclasses.dataclass
+    class Local:
+        name: str
+
+    with pytest.raises(RoutingError) as caught:
+
+        @app.post("/x")
+        def create(item: Local) -> str:  # a string under the future import: unresolvable
+            return ""
+
+    assert "cannot resolve the annotation 'Local'" in str(caught.value)
+
+
 def test_a_parameter_nothing_can_fill_is_refused() -> None:
     app = Spikard()
     with pytest.raises(RoutingError) as caught:
@@ -362,7 +391,7 @@ def test_a_model_without_its_library_fails_at_registration_naming_the_extra(
     with pytest.raises(RoutingError) as caught:
 
         @app.post("/x")
-        def create(item: ItemData) -> str:
+        def create(item: Fresh) -> str:
             return ""
 
     assert "[msgspec]" in str(caught.value)
@@ -375,7 +404,7 @@ async def test_a_dataclass_body_falls_back_to_pydantic_without_msgspec(
     app = Spikard()
 
     @app.post("/x")
-    def create(item: ItemData) -> str:
+    def create(item: Counted) -> str:
         return f"{item.name}:{item.count}"
 
     async with app.test_server() as server:
@@ -383,3 +412,20 @@ async def test_a_dataclass_body_falls_back_to_pydantic_without_msgspec(
         bad = await server.request("POST", "/x", json={"name": "a", "count": "many"})
         assert bad.status == 422
         assert bad.json()["detail"][0]["loc"] == ["body", "count"]
+
+
+def test_other_parameters_resolve_when_one_annotation_cannot() -> None:
+    app = Spikard()
+
+    @dataclasses.dataclass
+    class Local:
+        name: str
+
+    with pytest.raises(RoutingError) as caught:
+
+        @app.post("/x")
+        def create(limit: int, request: Request, item: Local) -> str:
+            return ""
+
+    assert "parameter 'item'" in str(caught.value)
+    assert "'limit'" not in str(caught.value)

@@ -62,13 +62,31 @@ class _Plan:
 
 
 def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """The function's annotations, evaluated; one that cannot be resolved stays a string."""
     target = inspect.unwrap(function)
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
         target = type(target).__call__  # a callable object: its method's annotations
     try:
         return typing.get_type_hints(target, include_extras=True)
     except Exception:
-        return {}
+        pass
+    namespace = dict(getattr(target, "__globals__", {}))
+    resolved: dict[str, Any] = {}
+    for name, annotation in getattr(target, "__annotations__", {}).items():
+        try:
+            resolved[name] = typing.get_type_hints(
+                _Annotated(name, annotation), globalns=namespace, include_extras=True
+            )[name]
+        except Exception:
+            resolved[name] = annotation
+    return resolved
+
+
+class _Annotated:
+    """One annotation alone, for :func:`typing.get_type_hints`."""
+
+    def __init__(self, name: str, annotation: Any) -> None:
+        self.__annotations__ = {name: annotation}
 
 
 def _is_request(annotation: Any) -> bool:
@@ -149,11 +167,19 @@ def _plan(function: Callable[..., Any], route: str, placeholders: tuple[str, ...
                 )
             try:
                 body = (parameter.name, body_decoder_for(annotation))
-            except LookupError as missing:
+            except (LookupError, TypeError) as unusable:
                 raise registration_error(
-                    function, route, f"declares body parameter {parameter.name!r}", str(missing)
+                    function, route, f"declares body parameter {parameter.name!r}", str(unusable)
                 ) from None
             continue
+        if isinstance(annotation, str):
+            raise registration_error(
+                function,
+                route,
+                f"has parameter {parameter.name!r}: cannot resolve the annotation {annotation!r}",
+                "define that type at module level (string annotations are looked up in the "
+                "function's module)",
+            )
         reader = query_value_for(parameter.name, annotation, parameter.default)
         if reader is None:
             raise registration_error(
