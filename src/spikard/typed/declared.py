@@ -9,7 +9,9 @@ and sends ``ChatOut``; ``WebSocket`` alone, ``WebSocketMessage``, ``str``, ``byt
 from __future__ import annotations
 
 import collections.abc
+import functools
 import inspect
+import operator
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -69,9 +71,18 @@ def resolved_hints(function: Callable[..., Any]) -> dict[str, Any]:
 
 
 def declared(annotation: Any) -> Any:
-    """``annotation``, or None when it declares nothing (raw messages, unresolvable, absent)."""
+    """``annotation``, or None when it declares nothing (raw messages, unresolvable, absent).
+
+    In a union, raw members are left out: ``Said | WebSocketMessage`` declares ``Said``
+    (the raw values are sent as they are).
+    """
     if annotation is None or isinstance(annotation, Unresolved) or is_raw(annotation):
         return None
+    members = union_members(annotation)
+    if members is not None and typing.get_origin(annotation) is not typing.Annotated:
+        typed = [m for m in members if not is_raw(m) and m is not type(None)]
+        if len(typed) < len(members):
+            return None if not typed else functools.reduce(operator.or_, typed)
     return annotation
 
 
