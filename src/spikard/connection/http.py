@@ -383,6 +383,13 @@ class HTTPConnection:
             early=bytes(trailing),
             label=f"{self.peer_label} {request.raw_path}",
         )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "WebSocket handshake from %s for %s (subprotocols offered: %s)",
+                self.peer_label,
+                request.path,
+                ", ".join(offer.subprotocols) or "none",
+            )
         if self._shutting_down:
             websocket.going_away()
         self._websockets.open += 1
@@ -484,6 +491,13 @@ class HTTPConnection:
                     scope.deadline = now + config.request_timeout
                 return await self._read_request_events()
             self._idle_scope = None
+            if not reading and not self._shutting_down and logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "closing %s: no request within %.1f s (%s)",
+                    self.peer_label,
+                    config.request_timeout if first else config.keep_alive_timeout,
+                    "request_timeout" if first else "keep_alive_timeout",
+                )
             if reading:
                 logger.info("request from %s timed out", self.peer_label)
                 await self._send_error(408, "Request Timeout")

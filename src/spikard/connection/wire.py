@@ -73,6 +73,35 @@ MAX_PENDING_PINGS = 32
 """Most pings of the application awaiting their pong at once."""
 
 
+def _debug_label(label: str) -> str:
+    """``label`` without its query string (it may carry tokens): for debug lines."""
+    return label.partition("?")[0]
+
+
+def _describe_ending(event: StateEvent, protocol: WebSocketProtocol | None) -> str | None:
+    """How a connection's input ended, and who ended it, for a debug line.
+
+    None when another line says it already: a failure (logged at INFO), or a handshake
+    answered with HTTP (a rejection, the access log).
+    """
+    if protocol is None:
+        if event is StateEvent.PEER_LEFT:
+            return "the client left before the handshake was answered"
+        return None
+    if protocol.failure is not None:
+        return None
+    if event is StateEvent.PEER_CLOSED:
+        code, reason = protocol.peer_close or (protocol.close_code, protocol.close_reason)
+        if protocol.local_close_started:
+            return f"the client answered the server's close with {code} {reason!r}"
+        return f"the client closed with {code} {reason!r}"
+    if event is StateEvent.PEER_LEFT:
+        return "the client left without a close frame (1006)"
+    if event is StateEvent.ABORT:
+        return "the server dropped the connection"
+    return None
+
+
 class ReadPause(enum.Enum):
     """Why a connection does not read (``NONE``: it does)."""
 
@@ -355,6 +384,13 @@ class WireConnection(WebSocketConnection):
         except TransportClosed:
             pass  # end_of_input follows
         self._transition(StateEvent.ACCEPT)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "accepted WebSocket %s (subprotocol %s%s)",
+                _debug_label(self._label),
+                subprotocol or "none",
+                ", permessage-deflate" if extensions else "",
+            )
         now = transport.time()
         self._progress = transport.bytes_sent
         self._progress_at = now
@@ -382,6 +418,8 @@ class WireConnection(WebSocketConnection):
             raise RuntimeError("the WebSocket handshake was already answered")
         self._handshake = Handshake.REJECTED
         self._early = bytearray()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("refused WebSocket %s with %d", _debug_label(self._label), status_code)
         if self._state is not ConnectionState.CONNECTING:
             return
         self._transition(StateEvent.REJECT)
@@ -774,6 +812,10 @@ class WireConnection(WebSocketConnection):
             return
         # The input is over: the queue ends after what it holds, listeners learn it.
         self._close_deadline = math.inf
+        if logger.isEnabledFor(logging.DEBUG):
+            ending = _describe_ending(event, self._protocol)
+            if ending is not None:
+                logger.debug("WebSocket %s ended: %s", _debug_label(self._label), ending)
         self._queue.close()
         if self._ended is not None:
             self._ended.set()
@@ -795,6 +837,14 @@ class WireConnection(WebSocketConnection):
         protocol.close(code, reason)
         if state is ConnectionState.OPEN:
             self._close_deadline = self._transport.time() + self.config.close_timeout
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "closing WebSocket %s: the server sent %d %r (close_timeout %.1f s)",
+                    _debug_label(self._label),
+                    code,
+                    reason,
+                    self.config.close_timeout,
+                )
         self._transition(StateEvent.CLOSE_SENT)
         try:
             self._transport.write(protocol.data_to_send())
