@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from ..app.registration import describe_function
 from ..app.routing import Route
-from .parts import Part, message_parts, yielded_type
+from .parts import Part, message_parts, sent_parts
 from .schemas import REF_PREFIX, Mode, SchemaRegistry, component_name
 
 __all__ = ["ASYNCAPI_VERSION", "build_document", "dumps"]
@@ -152,16 +152,10 @@ def _plan(routes: Iterable[Route[Any]]) -> list[_Channel]:
     taken: set[str] = set()
     for route in routes:
         if route.kind == "websocket":
-            sent = route.send_type
-            if sent is None:
-                sent = yielded_type(route.function)
-            receive = message_parts(route.receive_type)
-            send = message_parts(sent)
+            receive = message_parts(route.receive_type, receive=True)
+            send = sent_parts(route.send_type, route.function)
         elif route.kind == "sse":
-            sent = route.send_type
-            if sent is None:
-                sent = yielded_type(route.function)
-            receive, send = (), message_parts(sent, events=True)
+            receive, send = (), sent_parts(route.send_type, route.function, events=True)
         else:
             continue
         plans.append(_Channel(route, _channel_id(route, taken), receive, send))

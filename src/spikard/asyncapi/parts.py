@@ -1,12 +1,16 @@
 """What kinds of message a route's direction carries, from its declared type.
 
-A declared type is split into *parts*, one per kind of message on the wire:
+A declared type is split into *parts*, one per kind of message on the wire, as the typed
+sockets read and write them:
 
 - nothing declared (``None``, ``Any``, ``object``, ``WebSocketMessage``): text and binary
   messages (an event stream: text data);
-- ``str``: text, sent and received as it is; ``bytes`` (``bytearray``, ``memoryview``):
-  binary; ``ServerSentEvent``: an event whose data is text;
-- anything else: a JSON message whose payload the type describes;
+- what is sent raw: ``str`` (text), ``bytes``/``bytearray``/``memoryview`` (binary),
+  ``ServerSentEvent`` (an event whose data is text); a type made only of these declares raw
+  messages in both directions;
+- anything else: a JSON message whose payload the type describes. A typed *receive* type is
+  read as JSON whole, so there its ``str`` member is a JSON string; a typed *send* type
+  still sends a yielded ``str`` or ``bytes`` raw;
 - a union (``A | B``, also inside ``Annotated``): the parts of each member, so a tagged union
   becomes one JSON message per member. AsyncAPI's operation ``messages`` list is itself an
   exclusive choice: every message matches exactly one of them.
@@ -25,7 +29,7 @@ from typing import Any, Literal
 from ..messages import WebSocketMessage
 from ..sse import ServerSentEvent
 
-__all__ = ["BINARY", "TEXT", "Part", "message_parts", "yielded_type"]
+__all__ = ["BINARY", "TEXT", "Part", "message_parts", "sent_parts", "yielded_type"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,24 +63,56 @@ def _members(declared: Any) -> list[Any]:
     return [declared]
 
 
-def message_parts(declared: Any, *, events: bool = False) -> tuple[Part, ...]:
+def _raw(member: Any) -> bool:
+    return any(member is raw for raw in (*_UNTYPED, *_BINARY, str, ServerSentEvent))
+
+
+def message_parts(
+    declared: Any, *, receive: bool = False, events: bool = False
+) -> tuple[Part, ...]:
     """The parts of ``declared``, in order, each once.
 
     Args:
         declared: the route's declared receive or send type (None: not declared).
+        receive: ``declared`` is what the server receives (a typed one is JSON whole).
         events: the type of a Server-Sent Events stream (untyped events carry text only).
     """
+    members = _members(declared)
+    raw = all(_raw(member) or member is type(None) for member in members)
     parts: list[Part] = []
-    for member in _members(declared):
-        if any(member is untyped for untyped in _UNTYPED):
+    for member in members:
+        if receive and not raw:
+            found = [Part("json", member)]
+        elif any(member is untyped for untyped in _UNTYPED):
             found = [TEXT] if events else [TEXT, BINARY]
         elif member is str or member is ServerSentEvent:
             found = [TEXT]
-        elif any(member is raw for raw in _BINARY):
+        elif any(member is binary for binary in _BINARY):
             found = [BINARY]
+        elif member is type(None) and raw:
+            found = []  # a raw message is never null
         else:
             found = [Part("json", member)]
         parts.extend(part for part in found if part not in parts)
+    return tuple(parts)
+
+
+def sent_parts(
+    declared: Any, function: Callable[..., Any] | None, *, events: bool = False
+) -> tuple[Part, ...]:
+    """What a route sends: its declared send type, and what its return annotation yields raw.
+
+    A typed route still sends a yielded ``str`` or ``bytes`` as it is; registration keeps
+    only the typed members in the route's send type, so ``AsyncIterator[str | Out]`` adds
+    the text message here. Without a declared type the annotation is all there is.
+    """
+    annotated = yielded_type(function)
+    if declared is None:
+        return message_parts(annotated, events=events)
+    raw = [m for m in _members(annotated) if m is str or m is ServerSentEvent or m in _BINARY]
+    parts: list[Part] = []
+    for member in [*raw, declared]:
+        parts.extend(p for p in message_parts(member, events=events) if p not in parts)
     return tuple(parts)
 
 

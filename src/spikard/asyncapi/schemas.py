@@ -218,9 +218,10 @@ def _pydantic_schemas(
             adapter = pydantic.TypeAdapter(declared)
             adapter.json_schema(mode=mode)  # fails here for a type without a JSON Schema
         except Exception as error:
+            reason = str(error).strip().partition("\n")[0]  # pydantic adds paragraphs of help
             raise TypeError(
                 f"{where}: cannot describe {_type_name(declared)} as JSON Schema: "
-                f"neither msgspec nor pydantic supports it ({error})"
+                f"neither msgspec nor pydantic supports it ({reason})"
             ) from None
         adapters.append((index, mode, adapter))
     keyed, definitions = pydantic.TypeAdapter.json_schemas(
