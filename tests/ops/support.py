@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from spikard.ops import ManualClock
+from spikard.ops import ManualClock, Stage
 
 T = TypeVar("T")
 
@@ -120,6 +120,8 @@ async def drive(
 
     async def consume() -> None:
         try:
+            if isinstance(stream, Stage):
+                stream.manage()  # closed below, by this task
             async for item in stream:
                 run.items.append((clock.now(), item))
                 if on_item is not None:
@@ -148,3 +150,13 @@ async def drive(
             else:  # pragma: no cover
                 raise AssertionError("the run did not finish")
     return run
+
+
+def assert_close(
+    actual: Sequence[tuple[float, Any]], expected: Sequence[tuple[float, Any]]
+) -> None:
+    """The same items at the same times (to 1e-9 s)."""
+    assert [item for _, item in actual] == [item for _, item in expected]
+    assert all(abs(a - e) < 1e-9 for (a, _), (e, _) in zip(actual, expected, strict=True)), (
+        f"times differ: {[t for t, _ in actual]} != {[t for t, _ in expected]}"
+    )

@@ -128,8 +128,9 @@ async def test_items_before_an_error_are_emitted_then_the_error() -> None:
     out: list[list[int]] = []
 
     async def consume() -> None:
-        async for group in failing() | ops.batch(10, 1.0):
-            out.append(group)
+        async with failing() | ops.batch(10, 1.0) as groups:
+            async for group in groups:
+                out.append(group)
 
     with pytest.raises(LookupError, match="boom"):
         await consume()

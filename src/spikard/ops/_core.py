@@ -24,12 +24,15 @@ stage does that depends on its source, decided once, when the stage is made
     waiting on. The pump asks for the next item only when the stage asked, so at most one
     item is pulled ahead of the consumer.
 
-Stages that run tasks (pumps, ``buffer``, ``map_concurrent``) open an anyio task group on
-their first pull, in the consumer's task, and close it when they end, fail, are cancelled
-inside a pull, or are closed with :meth:`Stage.aclose`. Such a stage must therefore be
-closed by the task that iterates it, before that task leaves the scope it pulled in:
-returning the pipeline from a handler does it (the session closes what it iterates), and so
-does ``async with contextlib.aclosing(pipeline) as items``. Pump and worker tasks never
+Stages that run tasks (``buffer``, ``map_concurrent``, and pumps) open an anyio task group
+on their first pull, in the consumer's task, and close it when they end, fail, are
+cancelled inside a pull, or are closed. Structured concurrency asks that this happens
+before the consumer leaves the scope it pulled in, whatever the way out (a ``break``, an
+exception, a generator handler closed at a ``yield``). So such a stage runs only when that
+is guaranteed, and refuses with a ``RuntimeError`` that says how otherwise: when it is
+*managed*, that is iterated inside ``async with stage as items:`` (a handler that returns
+the pipeline gets that from its session, which enters :meth:`Stage.stream`), or pulled by
+a managed stage downstream or by a pump, which close it. Pump and worker tasks never
 raise: what they catch is handed to the consumer and raised by its ``async for``.
 
 Every stage closes its source (``aclose()``, shielded and bounded) when it ends or is
@@ -42,6 +45,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
+from types import TracebackType
 from typing import Any, Final, Generic, TypeVar, cast
 
 import anyio
@@ -108,6 +112,12 @@ async def close_quietly(iterator: object) -> None:
         logger.warning("closing a stream operator's source took over %s s; gave up", CLOSE_TIMEOUT)
 
 
+def manage_in_this_task(source: object) -> None:
+    """Mark a stage that a task iterates and closes (a pump, a feeder) as managed."""
+    if isinstance(source, Stage):
+        source.manage()
+
+
 class Stage(AsyncIterator[_T]):
     """An operator applied to a source: an async iterator that closes its source.
 
@@ -121,11 +131,40 @@ class Stage(AsyncIterator[_T]):
     def __init__(self) -> None:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
+        self._managed = False
+        self._source_link: Upstream[Any] | None = None
 
     # ---- the consumer's side ------------------------------------------------------------
 
     def __aiter__(self) -> Stage[_T]:
         return self
+
+    async def __aenter__(self) -> Stage[_T]:
+        """Iterate inside ``async with``: leaving the block closes the stage."""
+        self.manage()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    def stream(self) -> Stage[_T]:
+        """Return the stage as its own context manager (what a WebSocket session enters)."""
+        return self
+
+    def manage(self) -> None:
+        """Record that whoever iterates this stage also closes it (see the module docs)."""
+        self._managed = True
+        link = self._source_link
+        if link is not None:
+            link.manage()
 
     async def __anext__(self) -> _T:
         if self._closed:
@@ -171,6 +210,12 @@ class Stage(AsyncIterator[_T]):
             raise StopAsyncIteration
         task_group = self._task_group
         if task_group is None:
+            if not self._managed:
+                raise RuntimeError(
+                    f"{self!r} runs tasks, so it must be closed by whoever iterates it: "
+                    "return the pipeline from the handler, or iterate it inside "
+                    "`async with pipeline as items: async for item in items: ...`"
+                )
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
             self._task_group = task_group
@@ -224,6 +269,7 @@ class Pump(Generic[_T]):
         iterator: AsyncIterator[_T] | None = None
         try:
             iterator = aiter(self._source)
+            manage_in_this_task(iterator)
             while True:
                 while not self._wanted:
                     self._wake = anyio.Event()
@@ -281,12 +327,19 @@ class Upstream(Generic[_T]):
         self._clock = clock
         self._iterator: AsyncIterator[_T] | None = None
         self._pump: Pump[_T] | None = None
+        owner._source_link = self
         if isinstance(source, Stage) and source.supports_deadline:
             self._mode = "stage"
         elif is_cancel_safe(source):
             self._mode = "direct"
         else:
             self._mode = "plain"
+
+    def manage(self) -> None:
+        """Pass on to a source stage that it is closed by its consumer (this stage)."""
+        source = self._source
+        if isinstance(source, Stage):
+            source.manage()
 
     def _aiter(self) -> AsyncIterator[_T]:
         iterator = self._iterator

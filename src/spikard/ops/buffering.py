@@ -24,7 +24,15 @@ from typing import Literal, TypeVar, get_args
 import anyio
 
 from ._clock import SYSTEM_CLOCK, Clock
-from ._core import TIMEOUT, Operator, Stage, TimedOut, check_count, close_quietly
+from ._core import (
+    TIMEOUT,
+    Operator,
+    Stage,
+    TimedOut,
+    check_count,
+    close_quietly,
+    manage_in_this_task,
+)
 
 __all__ = ["Buffer", "BufferPolicy", "BufferStage", "buffer"]
 
@@ -66,6 +74,7 @@ class BufferStage(Stage[_T]):
         iterator: AsyncIterator[_T] | None = None
         try:
             iterator = aiter(self._source)
+            manage_in_this_task(iterator)
             while True:
                 if block:
                     while len(items) >= size:

@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 import anyio
 
 from ._clock import SYSTEM_CLOCK, Clock
-from ._core import TIMEOUT, Stage, TimedOut, check_count, close_quietly
+from ._core import TIMEOUT, Stage, TimedOut, check_count, close_quietly, manage_in_this_task
 
 __all__ = ["MapConcurrent", "MapConcurrentStage", "map_concurrent"]
 
@@ -76,6 +76,7 @@ class MapConcurrentStage(Stage[_B], Generic[_A, _B]):
         iterator: AsyncIterator[_A] | None = None
         try:
             iterator = aiter(self._source)
+            manage_in_this_task(iterator)
             while True:
                 while self._pulled - self._taken >= self._limit:
                     self._space = anyio.Event()
