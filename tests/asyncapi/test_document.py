@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypedDict, TypeVar
 
+import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import msgspec
 import pydantic
 import pytest
@@ -538,3 +539,54 @@ def test_dumps_is_compact_json_unless_indented() -> None:
     assert "Café ☕" in text
     assert ": " not in text
     assert "\n" in dumps(document, indent=2)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PolicyRoute(Route[Any]):
+    """A route that carries its ``on_invalid`` outcome, which the document reads."""
+
+    on_invalid: Any = "close"
+
+
+def policy_route(on_invalid: Any, receive: Any = ChatStruct) -> PolicyRoute:
+    return PolicyRoute(
+        PathPattern("/chat"),
+        frozenset({"GET"}),
+        None,
+        function=chat,
+        kind="websocket",
+        receive_type=receive,
+        send_type=Tick,
+        on_invalid=on_invalid,
+    )
+
+
+def test_a_route_that_replies_to_invalid_messages_documents_the_reply() -> None:
+    from spikard.typed import InvalidMessage
+
+    document = build_document([policy_route("reply")])
+    assert_valid(document)
+    assert message_names(document, "send_chat") == ["Tick", "InvalidMessageReply"]
+    assert "InvalidMessageReply" in document["operations"]["receive_chat"]["description"]
+    reply = InvalidMessage([{"loc": ["items", 0], "msg": "Expected `int`", "type": "type"}]).reply()
+    schema = {"allOf": [payload(document, "InvalidMessageReply")]}
+    assert jsonschema.Draft7Validator(schema).is_valid(reply)
+    assert not jsonschema.Draft7Validator(schema).is_valid({"type": "error"})
+
+
+@pytest.mark.parametrize(
+    ("on_invalid", "says"), [("close", "1007"), ("raise", "handler"), (print, "handler")]
+)
+def test_the_receive_operation_says_what_an_invalid_message_gets(
+    on_invalid: Any, says: str
+) -> None:
+    document = build_document([policy_route(on_invalid)])
+    assert_valid(document)
+    assert says in document["operations"]["receive_chat"]["description"]
+    assert message_names(document, "send_chat") == ["Tick"]
+
+
+def test_an_untyped_route_has_no_invalid_messages() -> None:
+    document = build_document([policy_route("reply", receive=None)])
+    assert "description" not in document["operations"]["receive_chat"]
+    assert message_names(document, "send_chat") == ["Tick"]

@@ -220,3 +220,15 @@ def test_what_the_pydantic_schema_accepts_pydantic_accepts(value: dict[str, Any]
     if any(check.is_valid(value) for check in validators("receive_shout")):
         # pydantic's lax mode takes more than its schema says: one way only
         Shout.model_validate_json(json.dumps(value))
+
+
+def test_the_typed_chat_example_is_documented() -> None:
+    from examples.typed_chat import app as example
+
+    built = example.asyncapi(title="typed chat")
+    assert_valid(built)
+    names = [
+        ref["$ref"].rsplit("/", 1)[1] for ref in built["operations"]["receive_chat"]["messages"]
+    ]
+    assert names == ["Join", "Say", "Leave"]
+    assert built["channels"]["chat"]["x-spikard-subprotocols"] == ["chat.v1"]

@@ -15,7 +15,10 @@ route is one channel:
   ``x-spikard-subprotocols``; it has a ``receive`` and a ``send`` operation;
 - an SSE channel has one ``send`` operation with an ``http`` binding (``GET``), and says in
   its ``description`` that each message is the data of one event (``text/event-stream``);
-- every channel says which kind of route it is in ``x-spikard-kind``.
+- every channel says which kind of route it is in ``x-spikard-kind``;
+- a typed route whose ``on_invalid`` is known says in its ``receive`` operation what an
+  invalid message gets; with ``"reply"`` its ``send`` operation carries the
+  ``InvalidMessageReply`` message (``{"type": "error", "errors": [...]}``).
 
 The handler's docstring gives the channel its ``summary`` (first paragraph) and
 ``description`` (the rest). HTTP and static-file routes are left out: OpenAPI describes those.
@@ -70,6 +73,40 @@ _EVENT_MESSAGE = {
     "summary": "An event whose data is text.",
     "contentType": "text/plain",
     "payload": {"type": "string"},
+}
+
+_INVALID_REPLY = {
+    "name": "InvalidMessageReply",
+    "title": "Invalid message",
+    "summary": "The answer to a message that is not JSON or not of its type.",
+    "description": "What a route with on_invalid='reply' sends; the socket stays open. Each "
+    "error names where (loc, a path into the message), what (msg) and its kind (type).",
+    "contentType": "application/json",
+    "payload": {
+        "type": "object",
+        "properties": {
+            "type": {"const": "error"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                        "msg": {"type": "string"},
+                        "type": {"type": "string"},
+                    },
+                    "required": ["loc", "msg", "type"],
+                },
+            },
+        },
+        "required": ["type", "errors"],
+    },
+}
+_ON_INVALID = {
+    "close": "A message that is not JSON or not one of these closes the socket with 1007.",
+    "reply": "A message that is not JSON or not one of these gets an InvalidMessageReply, "
+    "and the socket stays open.",
+    "raise": "A message that is not JSON or not one of these is handed to the handler.",
 }
 
 _SSE_NOTE = (
@@ -234,6 +271,11 @@ def _channel(
         ("receive", plan.receive, "validation"),
         ("send", plan.send, "serialization"),
     ]
+    # The route's on_invalid outcome, when the route says (a name; a function: "raise").
+    on_invalid = getattr(route, "on_invalid", None)
+    if on_invalid is not None and not isinstance(on_invalid, str):
+        on_invalid = "raise"
+    typed = any(part.kind == "json" for part in plan.receive)
     for action, parts, mode in directions:
         if not parts:
             continue
@@ -248,7 +290,14 @@ def _channel(
             name = _add_message(messages, preferred, message)
             channel_messages[name] = {"$ref": f"#/components/messages/{name}"}
             names.append(name)
-        operations[f"{action}_{plan.id}"] = _operation(plan, action, address, names)
+        if action == "send" and typed and on_invalid == "reply":
+            name = _add_message(messages, "InvalidMessageReply", dict(_INVALID_REPLY))
+            channel_messages[name] = {"$ref": f"#/components/messages/{name}"}
+            names.append(name)
+        operation = _operation(plan, action, address, names)
+        if action == "receive" and typed and on_invalid in _ON_INVALID:
+            operation["description"] = _ON_INVALID[on_invalid]
+        operations[f"{action}_{plan.id}"] = operation
     channel["messages"] = channel_messages
     if route.kind == "websocket":
         channel["bindings"] = {"ws": _ws_binding(route.subprotocols)}
