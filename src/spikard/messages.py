@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -151,15 +152,29 @@ def coerce_message(item: object) -> WebSocketMessage:
         return new_message(MessageType.TEXT, item)
     if isinstance(item, (bytes, bytearray, memoryview)):
         return new_message(MessageType.BINARY, item if type(item) is bytes else bytes(item))
-    from .typed.encoding import encode_value  # this module is imported by the sans-I/O layer
-
-    text = encode_value(item)
+    text = _encode_value()(item)
     if text is not None:
         return new_message(MessageType.TEXT, text)
     raise TypeError(
         f"a WebSocket handler produced {type(item).__name__!r}; send WebSocketMessage, str, "
         "bytes, a dict or list (JSON), or a Struct, pydantic model or dataclass"
     )
+
+
+_typed_encoder: Callable[[object], str | None] | None = None
+
+
+def _encode_value() -> Callable[[object], str | None]:
+    """:func:`spikard.typed.encoding.encode_value`, imported on first use.
+
+    The sans-I/O layer imports this module; it must not pull in the typed package.
+    """
+    global _typed_encoder
+    if _typed_encoder is None:
+        from .typed.encoding import encode_value
+
+        _typed_encoder = encode_value
+    return _typed_encoder
 
 
 _SET_TYPE = WebSocketMessage.__dict__["type"].__set__

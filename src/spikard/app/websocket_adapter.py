@@ -287,7 +287,8 @@ def _build(
         route,
         wants_request,
         _route_settings(receive_codec, send_codec, on_invalid, preferred),
-        send_codec is not None,
+        # Structs and pydantic models read the same encoded by their own type: no wrapper.
+        send_codec is not None and not send_codec.by_value,
     )
     return WebSocketEndpoint(start, receive_type, send_type, preferred)
 

@@ -49,8 +49,10 @@ class Callbacks:
         on_invalid: OnInvalid,
         subprotocols: tuple[str, ...],
     ) -> None:
-        """Take what the route declares (``@app.websocket(..., receive=...)``) where this
-        object declares nothing of its own; called once per connection, before the session.
+        """Take what the route declares where this object declares nothing of its own.
+
+        Called once per connection, before the session, with what
+        ``@app.websocket(..., receive=..., subprotocols=...)`` declares.
         """
         own = getattr(self, "__dict__", {})
         if self.decode is None:

@@ -1,0 +1,328 @@
+"""Typed messages end to end: spikard's typed handler against decoding by hand.
+
+For each type family (msgspec Struct, pydantic model, dataclass, TypedDict, tagged Struct
+union) and message size (about 200 B and 10 KiB of JSON), two echo handlers run in one
+server process (asyncio + uvloop, like ``Spikard.run``):
+
+- **A, by hand**: ``async for m in socket: yield enc(dec(m.data))`` with the library's own
+  decoder and encoder (``msgspec.json.Decoder(T)`` / ``Encoder``; pydantic's
+  ``Model.model_validate_json`` / ``model_dump_json``), sent as text;
+- **B, typed**: ``async def h(socket: WebSocket[T]) -> AsyncIterator[T]: async for m in
+  socket: yield m`` (spikard's codec decodes, validates and encodes).
+
+The payloads are canonical (written by the family's own encoder), so each echo is byte for
+byte the message sent, and the load generator (``benchmarks/loadgen.py``) verifies every
+one. It keeps ``--connections`` x ``--inflight`` messages in flight and reports the server's
+CPU time per message (``/proc/PID/stat``) and the throughput; A and B alternate over
+``--rounds`` rounds and the median of each is compared: the target is B <= 1.10 x A.
+
+::
+
+    python -m benchmarks.typed_bench                      # the full table (a few minutes)
+    python -m benchmarks.typed_bench --quick --output /tmp/typed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypedDict
+
+import msgspec
+import pydantic
+
+from spikard import Spikard, WebSocket, WebSocketConfig
+
+from . import loadgen
+from .peers import MAX_MESSAGE
+from .servers import ServerSpec, machine_info, running_server
+
+SIZES = {"200B": 200, "10KiB": 10 * 1024}
+FAMILIES = ("struct", "pydantic", "dataclass", "typeddict", "union")
+TARGET = 1.10
+
+# ---- the message types: one shape in every family ---------------------------------------------
+
+
+class SItem(msgspec.Struct):
+    id: int
+    name: str
+    score: float
+    active: bool
+    tags: list[str]
+
+
+class PItem(pydantic.BaseModel):
+    id: int
+    name: str
+    score: float
+    active: bool
+    tags: list[str]
+
+
+@dataclasses.dataclass
+class DItem:
+    id: int
+    name: str
+    score: float
+    active: bool
+    tags: list[str]
+
+
+class TItem(TypedDict):
+    id: int
+    name: str
+    score: float
+    active: bool
+    tags: list[str]
+
+
+class UAdd(msgspec.Struct, tag_field="type", tag="add"):
+    id: int
+    name: str
+    score: float
+    active: bool
+    tags: list[str]
+
+
+class URemove(msgspec.Struct, tag_field="type", tag="remove"):
+    id: int
+    name: str
+    score: float
+    active: bool
+    tags: list[str]
+
+
+TYPES: dict[str, Any] = {
+    "struct": SItem,
+    "pydantic": PItem,
+    "dataclass": DItem,
+    "typeddict": TItem,
+    "union": UAdd | URemove,
+}
+
+
+def _fields(index: int, size: int, padding: int = 0) -> dict[str, Any]:
+    """Field values of message ``index``; the tags make up most of ``size`` bytes."""
+    return {
+        "id": index,
+        "name": f"item-{index:04d}" + "x" * padding,
+        "score": 0.5 + index,
+        "active": index % 2 == 0,
+        "tags": [f"tag-{index:02d}-{n:08d}" for n in range(max(0, (size - 100) // 18))],
+    }
+
+
+def _sized(encode: Callable[[dict[str, Any]], bytes], index: int, size: int) -> bytes:
+    """The message ``index`` padded (in its name) to exactly ``size`` bytes of JSON."""
+    unpadded = len(encode(_fields(index, size)))
+    return encode(_fields(index, size, max(0, size - unpadded)))
+
+
+def payloads(family: str, size: int, variants: int = 8) -> tuple[bytes, ...]:
+    """``variants`` distinct canonical messages of ``family`` (each echoed byte for byte)."""
+    json_encode = msgspec.json.Encoder().encode
+
+    def encoder(index: int) -> Callable[[dict[str, Any]], bytes]:
+        if family == "pydantic":
+            return lambda fields: PItem(**fields).model_dump_json().encode()
+        if family == "struct":
+            return lambda fields: json_encode(SItem(**fields))
+        if family == "dataclass":
+            return lambda fields: json_encode(DItem(**fields))
+        if family == "typeddict":
+            return json_encode
+        member = UAdd if index % 2 else URemove
+        return lambda fields: json_encode(member(**fields))
+
+    return tuple(_sized(encoder(index), index, size) for index in range(variants))
+
+
+# ---- the server ------------------------------------------------------------------------------
+
+
+def _by_hand(family: str) -> Callable[[bytes | str], str]:
+    """The library's own decode-validate-encode of one message."""
+    if family == "pydantic":
+        validate = PItem.model_validate_json
+
+        def pydantic_echo(data: bytes | str) -> str:
+            return validate(data).model_dump_json()
+
+        return pydantic_echo
+    decode = msgspec.json.Decoder(TYPES[family]).decode
+    encode = msgspec.json.Encoder().encode
+
+    def msgspec_echo(data: bytes | str) -> str:
+        return encode(decode(data)).decode()
+
+    return msgspec_echo
+
+
+def build_app() -> Spikard:
+    """Routes ``/<family>/manual`` (A) and ``/<family>/typed`` (B) for every family."""
+    app = Spikard(websocket=WebSocketConfig(max_message_size=MAX_MESSAGE))
+    for family in FAMILIES:
+        echo = _by_hand(family)
+
+        async def manual(
+            socket: WebSocket, echo: Callable[[bytes | str], str] = echo
+        ) -> AsyncIterator[str]:
+            async for message in socket:
+                yield echo(message.data)
+
+        async def typed(socket: WebSocket[Any]) -> AsyncIterator[Any]:
+            async for message in socket:
+                yield message
+
+        app.add_websocket_route(f"/{family}/manual", manual)
+        app.add_websocket_route(
+            f"/{family}/typed", typed, receive=TYPES[family], send=TYPES[family]
+        )
+    return app
+
+
+def serve(port: int) -> None:
+    build_app().run("127.0.0.1", port, log_level="warning")
+
+
+# ---- the client ------------------------------------------------------------------------------
+
+
+def message_set(family: str, size: int) -> loadgen.MessageSet:
+    sent = payloads(family, size)
+    return loadgen.MessageSet(
+        "text",
+        size,
+        sent,
+        tuple(loadgen.client_frame(1, p) for p in sent),
+        tuple(loadgen.server_frame(1, p) for p in sent),
+    )
+
+
+async def measure(
+    port: int, pid: int, path: str, messages: loadgen.MessageSet, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One timed window of echoes on ``path``, every echo verified."""
+    params = loadgen.Params(
+        port=port, path=path, server_pid=pid, duration=args.duration, warmup=args.warmup
+    )
+    stats = loadgen.Stats()
+
+    async def body() -> dict[str, Any]:
+        conns = await loadgen._open_many(params, stats, messages, args.connections)
+        try:
+            return await loadgen._timed_echo(params, stats, conns, args.inflight)
+        finally:
+            await loadgen._close_all(conns, 10.0)
+
+    return await loadgen._guarded(stats, body(), params.timeout)
+
+
+async def run_all(port: int, pid: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for family in args.families:
+        for size_name in args.sizes:
+            messages = message_set(family, SIZES[size_name])
+            samples: dict[str, list[dict[str, Any]]] = {"manual": [], "typed": []}
+            for round_index in range(args.rounds):
+                order = ("manual", "typed") if round_index % 2 == 0 else ("typed", "manual")
+                for handler in order:
+                    result = await measure(port, pid, f"/{family}/{handler}", messages, args)
+                    samples[handler].append(result)
+            row = _row(family, size_name, len(messages.payloads[0]), samples)
+            rows.append(row)
+            print(_line(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def _median(results: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(r[key] for r in results))
+
+
+def _row(
+    family: str, size_name: str, size: int, samples: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    a_cpu = _median(samples["manual"], "server_cpu_us_per_unit")
+    b_cpu = _median(samples["typed"], "server_cpu_us_per_unit")
+    return {
+        "family": family,
+        "size": size_name,
+        "bytes": size,
+        "a_server_us_per_msg": round(a_cpu, 2),
+        "b_server_us_per_msg": round(b_cpu, 2),
+        "b_over_a": round(b_cpu / a_cpu, 3),
+        "a_msgs_per_s": round(_median(samples["manual"], "throughput")),
+        "b_msgs_per_s": round(_median(samples["typed"], "throughput")),
+        "within_target": b_cpu / a_cpu <= TARGET,
+        "samples": samples,
+    }
+
+
+def _line(row: dict[str, Any]) -> str:
+    return (
+        f"| {row['family']:9} | {row['size']:5} | {row['bytes']:6} | "
+        f"{row['a_server_us_per_msg']:8.2f} | {row['b_server_us_per_msg']:8.2f} | "
+        f"{row['b_over_a']:5.3f} | {row['a_msgs_per_s']:8} | {row['b_msgs_per_s']:8} |"
+    )
+
+
+TABLE_HEAD = (
+    "| family    | size  | bytes  | A us/msg | B us/msg |  B/A  | A msg/s  | B msg/s  |\n"
+    "|-----------|-------|--------|----------|----------|-------|----------|----------|"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--serve", action="store_true", help="run the server (internal)")
+    parser.add_argument("--port", type=int, default=0, help="the server's port (with --serve)")
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    parser.add_argument("--sizes", nargs="+", choices=tuple(SIZES), default=list(SIZES))
+    parser.add_argument("--rounds", type=int, default=5, help="A/B rounds per cell (median)")
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds per window")
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds before a window")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--inflight", type=int, default=8, help="messages in flight per conn")
+    parser.add_argument("--quick", action="store_true", help="one short round (smoke test)")
+    parser.add_argument("--output", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.port)
+        return 0
+    if args.quick:
+        args.rounds, args.duration, args.warmup = 1, 0.3, 0.1
+    cpus = sorted(os.sched_getaffinity(0))
+    spec = ServerSpec("typed-bench", "benchmarks.typed_bench", ("--serve",), "typed", "spikard")
+    started = time.time()
+    with running_server(spec, cpu=cpus[-1] if len(cpus) > 1 else None) as server:
+        if len(cpus) > 1:
+            os.sched_setaffinity(0, {cpus[0]})  # the load generator on another core
+        print(TABLE_HEAD, file=sys.stderr, flush=True)
+        rows = asyncio.run(run_all(server.port, server.pid, args))
+    report = {
+        "benchmark": "typed_bench",
+        "target_b_over_a": TARGET,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("output", "serve", "port")},
+        "machine": machine_info(),
+        "seconds": round(time.time() - started, 1),
+        "rows": rows,
+    }
+    text = json.dumps(report, indent=2, default=str)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
