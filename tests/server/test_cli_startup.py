@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -22,7 +23,7 @@ from spikard import Spikard
 from spikard.server.bind import BindError, bind_error, check_port, probe_bind
 from spikard.server.serve import Server
 
-from . import APP, ROOT, spikard_command
+from . import APP, ROOT, serve_subprocess, spikard_command
 
 UNASSIGNED = "192.0.2.1"  # TEST-NET-1 (RFC 5737): no interface of this machine has it
 
@@ -196,3 +197,30 @@ def test_bind_error_messages() -> None:
         check_port("h", 65536)
     check_port("h", 0)
     check_port("h", 65535)
+
+
+@pytest.fixture
+def shared_port() -> Iterator[int]:
+    """A port of 127.0.0.1 held by a listening socket that allows sharing (SO_REUSEPORT)."""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def test_workers_do_not_join_a_sharing_listener_unasked(shared_port: int) -> None:
+    # Another server's SO_REUSEPORT workers would let ours bind: the supervisor refuses.
+    result, _ = run_cli(APP, "--port", str(shared_port), "--workers", "2")
+    assert_one_line_failure(result, f"127.0.0.1:{shared_port}", "already in use")
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_workers_join_a_sharing_listener_with_reuse_port(
+    anyio_backend: str, shared_port: int
+) -> None:
+    extra = ["--port", str(shared_port), "--workers", "2", "--reuse-port"]
+    async with serve_subprocess(extra) as served:
+        assert served.port == shared_port
+        served.process.send_signal(signal.SIGTERM)
+        assert await served.wait(timeout=15) == 0

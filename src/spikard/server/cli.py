@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reuse-port",
         action="store_true",
-        help="set SO_REUSEPORT, so that several servers can share the port",
+        help="set SO_REUSEPORT, so that several servers can share the port (with --workers: "
+        "join servers that already listen on it)",
     )
     parser.add_argument(
         "--ssl-certfile", metavar="PEM", help="serve https/wss with this certificate chain"
@@ -231,6 +232,7 @@ def _serve(argv: Sequence[str]) -> None:
             backend=args.backend,
             log_level=args.log_level,
             extra_args=extra,
+            reuse_port=args.reuse_port,
         )
         return
     run(

@@ -156,11 +156,14 @@ def run_workers(
     log_level: str = "info",
     extra_args: Sequence[str] = (),
     shutdown_grace: float = 30.0,
+    reuse_port: bool = False,
 ) -> None:
     """Serve ``target`` (``module:attribute``) from ``workers`` processes sharing one port.
 
     Blocks until SIGINT/SIGTERM has stopped every worker. ``port=0`` picks a free port
-    first, so that all workers share it.
+    first, so that all workers share it. The port must be free when the supervisor starts,
+    unless ``reuse_port`` is set: then the workers may join other servers that listen on it
+    with SO_REUSEPORT (such as the previous release during a rolling restart).
 
     Raises:
         ValueError: ``workers`` is less than 1.
@@ -176,7 +179,9 @@ def run_workers(
     try:
         if port == 0:
             port = _free_port(host)
-        probe_bind(host, port, reuse_port=True)
+        # Without SO_REUSEPORT the probe fails on any listener, one of another spikard
+        # supervisor's workers included: a busy port is an error unless sharing was asked for.
+        probe_bind(host, port, reuse_port=reuse_port)
     except (OSError, OverflowError) as exc:  # BindError, or _free_port's own failure
         logger.critical("%s", bind_error(host, port, exc))
         raise SystemExit(1) from None
