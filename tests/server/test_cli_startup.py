@@ -18,6 +18,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spikard import Spikard
 from spikard.server.bind import BindError, bind_error, check_port, probe_bind
@@ -224,3 +226,15 @@ async def test_workers_join_a_sharing_listener_with_reuse_port(
         assert served.port == shared_port
         served.process.send_signal(signal.SIGTERM)
         assert await served.wait(timeout=15) == 0
+
+
+@given(port=st.integers(min_value=-(2**70), max_value=2**70))
+def test_check_port_accepts_exactly_the_tcp_ports(port: int) -> None:
+    if 0 <= port <= 65535:
+        check_port("127.0.0.1", port)
+        return
+    with pytest.raises(BindError) as info:
+        check_port("127.0.0.1", port)
+    assert str(info.value) == (
+        f"cannot listen on 127.0.0.1:{port}: the port must be between 0 and 65535"
+    )
