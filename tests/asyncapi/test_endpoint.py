@@ -83,7 +83,7 @@ async def test_a_route_registered_after_the_first_request_shows_in_the_next() ->
     assert_valid(second)
 
 
-async def test_a_type_without_a_schema_answers_500() -> None:
+async def test_a_type_without_a_schema_answers_500(caplog: pytest.LogCaptureFixture) -> None:
     app = make_app()
     app.add_asyncapi_route()
 
@@ -94,3 +94,6 @@ async def test_a_type_without_a_schema_answers_500() -> None:
     async with app.test_server() as server:
         assert (await server.request("GET", "/asyncapi.json")).status == 500
         assert (await server.request("GET", "/asyncapi.json")).status == 500
+    logged = [r.exc_info[1] for r in caplog.records if r.name == "spikard.http" and r.exc_info]
+    assert len(logged) == 2  # once per request, with the error that names the route
+    assert all("@app.sse('/opaque'): the send type" in str(error) for error in logged)

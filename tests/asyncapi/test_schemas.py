@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from typing import Any, Literal
 
 import msgspec
+import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,63 +36,57 @@ def test_component_names_keep_to_the_key_pattern() -> None:
     assert component_name("") == "Schema"
 
 
-def test_merging_stores_one_schema_once_and_moves_a_different_one() -> None:
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+class Shape(pydantic.BaseModel):
+    corner: Point  # pydantic describes this Point its own way (with titles)
+
+
+def test_a_name_taken_by_another_schema_moves_with_what_refers_to_it() -> None:
+    routes = [
+        Route(PathPattern("/a"), frozenset(), None, kind="websocket", receive_type=Point),
+        Route(PathPattern("/b"), frozenset(), None, kind="websocket", receive_type=Shape),
+    ]
+    document = build_document(routes)
+    assert_valid(document)
+    schemas = document["components"]["schemas"]
+    assert sorted(schemas) == ["Point", "Point_2", "Shape"]
+    assert schemas["Point"]["properties"] == {"x": {"type": "integer"}}  # msgspec's
+    assert schemas["Point_2"]["properties"]["x"]["title"] == "X"  # pydantic's
+    assert schemas["Shape"]["properties"]["corner"] == ref("Point_2")
+
+
+def test_different_types_of_one_name_in_one_batch() -> None:
+    first = msgspec.defstruct("Item", [("a", int)])
+    second = msgspec.defstruct("Item", [("b", str)])
     registry = SchemaRegistry()
-    point = {"type": "object", "properties": {"x": {"type": "integer"}}}
-    other = {"type": "object", "properties": {"y": {"type": "integer"}}}
-    assert registry._merge([ref("Point")], {"Point": point}) == [ref("Point")]
-    assert registry._merge([ref("Point")], {"Point": point}) == [ref("Point")]
-    assert registry._merge([ref("Point")], {"Point": other}) == [ref("Point_2")]
-    assert registry.components == {"Point": point, "Point_2": other}
-
-
-def test_a_component_that_refers_to_a_moved_one_moves_too() -> None:
-    registry = SchemaRegistry()
-    registry._merge([], {"Line": {"items": ref("Point")}, "Point": {"type": "integer"}})
-    roots = registry._merge(
-        [ref("Line"), ref("Other")],
-        {
-            "Line": {"items": ref("Point")},
-            "Point": {"type": "string"},  # a different Point: Line now means something else
-            "Other": {"type": "null"},
-        },
-    )
-    assert roots == [ref("Line_2"), ref("Other")]
-    assert registry.components["Line_2"] == {"items": ref("Point_2")}
-    assert registry.components["Point_2"] == {"type": "string"}
-    assert registry.components["Line"] == {"items": ref("Point")}
-
-
-def test_normalization_reads_names_as_names_and_data_as_data() -> None:
-    registry = SchemaRegistry()
-    schema = {
-        "type": "object",
-        "properties": {  # property names that look like keywords
-            "prefixItems": {"type": "string"},
-            "default": ref("Page[int]"),
-            "discriminator": {"anyOf": [ref("A"), ref("B")], "discriminator": {"x": 1}},
-        },
-        "default": {"discriminator": {"propertyName": "kept"}, "pair": (1, 2)},
-        "examples": [{"$ref": "not a reference"}],
+    one, two = registry.describe([(first, "validation", "a"), (second, "validation", "b")])
+    assert one != two
+    assert len(registry.components) == 2
+    assert {registry.components[r["$ref"][len(REF_PREFIX) :]]["title"] for r in (one, two)} == {
+        "Item"
     }
-    [root] = registry._merge([schema], {})
-    assert root["properties"]["prefixItems"] == {"type": "string"}
-    assert root["properties"]["default"] == ref("Page_int_")
-    assert root["properties"]["discriminator"] == {"oneOf": [ref("A"), ref("B")]}
-    assert root["default"] == {"discriminator": {"propertyName": "kept"}, "pair": [1, 2]}
-    assert root["examples"] == [{"$ref": "not a reference"}]
 
 
-def test_a_tuple_with_more_items_allowed() -> None:
-    [root] = SchemaRegistry()._merge(
-        [{"type": "array", "prefixItems": [{"type": "integer"}], "items": {"type": "string"}}],
-        {},
-    )
-    assert root == {
-        "type": "array",
-        "items": [{"type": "integer"}],
-        "additionalItems": {"type": "string"},
-    }
+class Keywords(msgspec.Struct):
+    default: int  # property names that are also keywords
+    prefixItems: str
+    discriminator: tuple[int, str] = (1, "a")
+
+
+def test_property_names_are_names_and_defaults_are_data() -> None:
+    registry = SchemaRegistry()
+    assert registry.describe([(Keywords, "validation", "k")]) == [ref("Keywords")]
+    properties = registry.components["Keywords"]["properties"]
+    assert set(properties) == {"default", "prefixItems", "discriminator"}
+    assert properties["default"] == {"type": "integer"}
+    assert properties["prefixItems"] == {"type": "string"}
+    pair = properties["discriminator"]
+    assert pair["items"] == [{"type": "integer"}, {"type": "string"}]
+    assert pair["default"] == [1, "a"]  # a JSON list, not the tuple msgspec wrote
 
 
 # ---- any type msgspec can describe makes a valid document ----------------------------------
@@ -147,5 +143,5 @@ class Opaque:
 
 @pytest.mark.parametrize("declared", [Opaque, list[Opaque], object()])
 def test_what_neither_library_describes_is_a_type_error(declared: Any) -> None:
-    with pytest.raises(TypeError, match="cannot describe"):
+    with pytest.raises(TypeError, match="has no JSON Schema in msgspec or pydantic"):
         SchemaRegistry().describe([(declared, "validation", "here")])

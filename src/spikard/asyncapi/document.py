@@ -215,11 +215,11 @@ def _channel_id(route: Route[Any], taken: set[str]) -> str:
 
 
 def _where(plan: _Channel, direction: str) -> str:
+    """``@app.websocket('/chat'): the send type of chat() (app.py:12)``, for errors."""
     route = plan.route
-    decorator = "websocket" if route.kind == "websocket" else route.kind
-    text = f"the {direction} type of @app.{decorator}({route.pattern.template!r})"
+    text = f"@app.{route.kind}({route.pattern.template!r}): the {direction} type"
     if route.function is not None:
-        text += f" ({describe_function(route.function)})"
+        text += f" of {describe_function(route.function)}"
     return text
 
 

@@ -116,7 +116,8 @@ class SchemaRegistry:
         ``{"$ref": "#/components/schemas/Name"}``; others (``list[int]``) inline.
 
         Args:
-            requests: ``(type, mode, where)``; ``where`` names the use in error messages.
+            requests: ``(type, mode, where)``; ``where`` names the use in error messages
+                (``"@app.websocket('/chat'): the send type of chat() (app.py:12)"``).
 
         Raises:
             TypeError: neither msgspec nor pydantic can describe a type (the message names
@@ -209,8 +210,8 @@ def _pydantic_schemas(
         declared, _, where = requests[0]
         extra = "pydantic" if have_msgspec else "msgspec"
         raise TypeError(
-            f"{where}: cannot describe {_type_name(declared)} as JSON Schema without "
-            f"{extra}; install spikard-stream[{extra}]"
+            f"{where} is {_type_name(declared)}, which needs {extra} for its JSON Schema: "
+            f"pip install 'spikard-stream[{extra}]' (or pip install -e '.[{extra}]')"
         )
     adapters = []
     for index, (declared, mode, where) in enumerate(requests):
@@ -220,8 +221,9 @@ def _pydantic_schemas(
         except Exception as error:
             reason = str(error).strip().partition("\n")[0]  # pydantic adds paragraphs of help
             raise TypeError(
-                f"{where}: cannot describe {_type_name(declared)} as JSON Schema: "
-                f"neither msgspec nor pydantic supports it ({reason})"
+                f"{where} is {_type_name(declared)}, which has no JSON Schema in msgspec or "
+                f"pydantic ({reason}); declare a msgspec Struct, a pydantic model, a "
+                "dataclass or a TypedDict"
             ) from None
         adapters.append((index, mode, adapter))
     keyed, definitions = pydantic.TypeAdapter.json_schemas(
@@ -233,4 +235,4 @@ def _pydantic_schemas(
 
 def _type_name(declared: Any) -> str:
     name = getattr(declared, "__qualname__", None)
-    return f"type {name}" if isinstance(name, str) else repr(declared)
+    return name if isinstance(name, str) else repr(declared)
