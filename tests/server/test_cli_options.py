@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import trustme
 
 import spikard
 from spikard.server.cli import build_asyncapi_parser, build_parser, check_app
@@ -147,3 +148,23 @@ def test_the_asyncapi_command_refuses_what_is_not_an_app(tmp_path: Path) -> None
     usage = run(*spikard_command("asyncapi"))
     assert usage.returncode == 2
     assert usage.stderr.startswith("usage: spikard asyncapi ")
+
+
+def test_a_key_that_does_not_match_the_certificate_is_one_line(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    certificate, other = authority.issue_cert("127.0.0.1"), authority.issue_cert("127.0.0.1")
+    certificate.cert_chain_pems[0].write_to_path(str(tmp_path / "server.crt"))
+    other.private_key_pem.write_to_path(str(tmp_path / "other.key"))
+    result = run(
+        *spikard_command(
+            APP,
+            "--ssl-certfile",
+            str(tmp_path / "server.crt"),
+            "--ssl-keyfile",
+            str(tmp_path / "other.key"),
+        )
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot load the TLS certificate '{tmp_path / 'server.crt'}': ")
+    assert "KEY_VALUES_MISMATCH" in line

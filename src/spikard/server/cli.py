@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -212,6 +213,8 @@ def _serve(argv: Sequence[str]) -> None:
         raise SystemExit(f"error: {exc}") from None
     if args.ssl_keyfile and not args.ssl_certfile:
         raise SystemExit("error: --ssl-keyfile needs --ssl-certfile")
+    if args.backend == "trio" and importlib.util.find_spec("trio") is None:
+        raise SystemExit("error: --backend trio needs trio: pip install trio")
     # Import and check the application first, so that a bad target fails fast and once,
     # before any worker starts.
     app = check_app(load_app(args.app), args.app)
