@@ -24,17 +24,33 @@ asyncio: ``merge``, ``zip``, ``flatmap``, ``timeout``, ``map`` with an *async* f
 sources built on plain iterables (``iterate``/``from_iterable`` over a list, ``count``,
 ``range``, ``repeat``: they yield to the loop with ``asyncio.sleep``). Serve the asyncio-only
 routes with ``--backend asyncio`` (the default).
+
+spikard's own operators (``spikard.ops``, see ``docs/ops.md``) run on both backends:
+
+- ``/cursor``: a live cursor. Send positions as JSON (``{"x": 10, "y": 20}``) as fast as the
+  mouse moves; at most 60 per second are accepted (bursts of 120), and a client that sends
+  faster is closed with 1008. Every 50 ms (or every 20 moves) the server answers with what
+  it got: ``{"moves": 3, "x": 12, "y": 25}``, the last position of the batch.
+- ``/prices``: a ticker. A price update is made every 5 ms; the client gets them in JSON
+  lists, one list per 100 ms at most (50 updates at most per list), so a slow client gets
+  fuller lists instead of a growing queue. Leaving stops the generator.
+- ``/lookup``: send words; each is looked up (a simulated 20 ms query), at most 8 at a time,
+  and the answers (``"word: 4 letters"``) come back in the order the words were sent.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import operator
+import random
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from aiostream import pipe, stream
 
-from spikard import Spikard, WebSocket, WebSocketMessage
+from spikard import Spikard, WebSocket, WebSocketMessage, ops
 
 app = Spikard()
 
@@ -93,6 +109,60 @@ def ticker(socket: WebSocket) -> Any:
     # asyncio only: merge runs its sources as asyncio tasks, and count sleeps with asyncio.
     ticks = stream.count(interval=0.2) | pipe.take(3) | pipe.map(_tick)
     return stream.merge(socket | pipe.map(_echo_text), ticks)
+
+
+# ---- spikard.ops: on asyncio and trio ---------------------------------------------------------
+
+
+def _cursor_summary(moves: list[WebSocketMessage]) -> str:
+    last: dict[str, Any] = {}
+    for move in reversed(moves):  # the newest position that parses
+        try:
+            position = json.loads(move.as_text() or "")
+        except ValueError:
+            continue
+        if isinstance(position, dict):
+            last = position
+            break
+    return json.dumps({"moves": len(moves), "x": last.get("x"), "y": last.get("y")})
+
+
+@app.websocket("/cursor")
+def cursor(socket: WebSocket) -> Any:
+    return (
+        socket
+        | ops.rate_limit(60, burst=120)  # a flood closes with 1008
+        | ops.batch(20, 0.05)  # one answer per 50 ms (or 20 moves)
+        | ops.map(_cursor_summary)
+    )
+
+
+async def _price_updates(symbol: str) -> AsyncIterator[dict[str, Any]]:
+    price = 100.0
+    for sequence in range(1_000_000):
+        await anyio.sleep(0.005)
+        price = round(price * (1 + random.uniform(-0.001, 0.001)), 4)
+        yield {"symbol": symbol, "seq": sequence, "price": price}
+
+
+@app.websocket("/prices")
+async def prices(socket: WebSocket) -> AsyncIterator[str]:
+    symbol = socket.query_params.get("symbol", "SPKD")
+    # batch waits on time over a generator, so it runs a task: iterate it in `async with`.
+    async with _price_updates(symbol) | ops.batch(50, 0.1) as updates:
+        async for group in updates:
+            yield json.dumps(group)
+
+
+async def _look_up(message: WebSocketMessage) -> str:
+    word = message.as_text() or ""
+    await anyio.sleep(0.02)  # stands for a database query
+    return f"{word}: {len(word)} letters"
+
+
+@app.websocket("/lookup")
+def lookup(socket: WebSocket) -> Any:
+    return socket | ops.map_concurrent(_look_up, limit=8)  # answers in order
 
 
 if __name__ == "__main__":
