@@ -152,7 +152,7 @@ def coerce_message(item: object) -> WebSocketMessage:
         return new_message(MessageType.TEXT, item)
     if isinstance(item, (bytes, bytearray, memoryview)):
         return new_message(MessageType.BINARY, item if type(item) is bytes else bytes(item))
-    text = _encode_value()(item)
+    text = (_typed_encoder or _encode_value())(item)
     if text is not None:
         return new_message(MessageType.TEXT, text)
     raise TypeError(

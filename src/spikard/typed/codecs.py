@@ -75,8 +75,8 @@ class Codec:
             :class:`~spikard.typed.InvalidMessage`.
         encode: ``encode(value)`` returns the JSON text of a value of the type.
         by_value: True when every value of the type is encoded the same by its own type
-            (Structs by msgspec, pydantic models by their serializer), so a value sent
-            without this codec reads the same.
+            (Structs and dataclasses by msgspec, pydantic models by their serializer), so a
+            value sent without this codec reads the same.
     """
 
     type: Any
@@ -236,7 +236,7 @@ def _msgspec_codec(message_type: Any) -> Codec:
                 f"tag_field={TAG_FIELD!r})"
             ) from None
         decode = _msgspec_tag_dispatch(msgspec, message_type, by_tag)
-    by_value = all(is_struct(m) for m in union_or_self(message_type))
+    by_value = all(is_struct(m) or is_dataclass_type(m) for m in union_or_self(message_type))
     return Codec(message_type, "msgspec", decode, _msgspec_encode(msgspec), by_value)
 
 

@@ -3,9 +3,9 @@
 Plain values (dicts, lists, strings, numbers, booleans, None) are written by the stdlib
 exactly as HTTP routes write them (compact separators, UTF-8 rather than escapes),
 except that NaN and infinity are refused: they are not JSON, and a browser's ``JSON.parse``
-rejects them. A msgspec Struct is encoded by msgspec, a pydantic model by its
-``model_dump_json()``, a dataclass field by field; inside a dict or a list they are
-converted the same way.
+rejects them. A msgspec Struct or a dataclass is encoded by msgspec (the stdlib, field by
+field, when msgspec is not installed), a pydantic model by its ``model_dump_json()``; inside a
+dict or a list they are converted field by field.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ def _fields_of(value: Any) -> Any:
     """The ``default`` hook of :func:`json.dumps`: typed values inside plain ones."""
     cls = type(value)
     if is_struct(cls):
-        return {name: getattr(value, name) for name in cls.__struct_fields__}
+        try:
+            import msgspec
+        except ImportError:  # blocked: its fields, and its tag when it has one
+            config = cls.__struct_config__
+            fields = {name: getattr(value, name) for name in cls.__struct_fields__}
+            return {config.tag_field: config.tag, **fields} if config.tag_field else fields
+        return msgspec.to_builtins(value)  # renames, tags and nested types as msgspec writes
     if is_pydantic_model(cls) and hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -43,17 +49,21 @@ dumps: Callable[[Any], str] = _encoder.encode
 """``dumps(value)``: compact JSON text; typed values inside are converted by their fields."""
 
 
-def _struct_encoder() -> Callable[[Any], str]:
+def _msgspec_encoder() -> Callable[[Any], str]:
+    """The encoder of msgspec when it is installed (the fast path), else the stdlib's."""
     try:
         import msgspec
     except ImportError:  # a Struct whose library is blocked: field by field
         return dumps
     encode = msgspec.json.Encoder().encode
 
-    def encode_struct(value: Any) -> str:
-        return encode(value).decode()
+    def encode_fast(value: Any) -> str:
+        try:
+            return encode(value).decode()
+        except TypeError:  # a field msgspec does not know (a pydantic model): field by field
+            return dumps(value)
 
-    return encode_struct
+    return encode_fast
 
 
 def _model_json(value: Any) -> str:
@@ -64,11 +74,11 @@ def _model_json(value: Any) -> str:
 def _encoder_for(cls: type) -> Callable[[Any], str] | None:
     if cls is dict or cls is list or cls is tuple:
         return dumps
-    if is_struct(cls):
-        return _struct_encoder()
     if is_pydantic_model(cls) and hasattr(cls, "model_dump_json"):
         return _model_json
-    if dataclasses.is_dataclass(cls) or issubclass(cls, (dict, list, tuple)):
+    if is_struct(cls) or dataclasses.is_dataclass(cls):
+        return _msgspec_encoder()
+    if issubclass(cls, (dict, list, tuple)):
         return dumps
     return None
 
