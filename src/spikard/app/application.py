@@ -16,6 +16,7 @@ from typing_extensions import TypeVar
 
 from ..config import HTTPConfig, WebSocketConfig
 from ..connection.contract import WebSocketConnection
+from ..connection.http import RequestHandler
 from ..datastructures import State
 from ..errors import HandshakeRejected, RoutingError
 from ..files import FileResponse, StaticFiles
@@ -405,7 +406,12 @@ class Spikard(Generic[StateT]):
 
     # ---- request handling ------------------------------------------------------------------
 
-    async def __call__(
+    @property
+    def request_handler(self) -> RequestHandler:
+        """What spikard's server calls for each request (:meth:`handle`)."""
+        return self.handle
+
+    async def handle(
         self, request: Request, upgrade: WebSocketConnection | None
     ) -> Response | None:
         """Answer ``request``, or run the WebSocket session when ``upgrade`` is given."""

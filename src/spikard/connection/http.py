@@ -56,7 +56,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Protocol, runtime_checkable
 
 import anyio
 import h11
@@ -105,7 +105,7 @@ from .state import ConnectionState
 from .transport import SendfileUnavailable, Transport, TransportClosed
 from .wire import WireConnection
 
-__all__ = ["HTTPConnection", "RequestHandler", "WebSocketCounter"]
+__all__ = ["Application", "HTTPConnection", "RequestHandler", "ServesRequests", "WebSocketCounter"]
 
 logger = logging.getLogger("spikard.http")
 access_logger = logging.getLogger("spikard.access")
@@ -150,6 +150,20 @@ async def _close_unstarted(content: AsyncIterable[Any] | Iterable[Any]) -> None:
 
 RequestHandler = Callable[[Request, WebSocketConnection | None], Awaitable[Response | None]]
 """The application: answer a request, or run the WebSocket and return None."""
+
+
+@runtime_checkable
+class ServesRequests(Protocol):
+    """An application object that hands the server its :data:`RequestHandler` (a Spikard app)."""
+
+    @property
+    def request_handler(self) -> RequestHandler:
+        """The handler the server calls for each request."""
+        ...
+
+
+Application = RequestHandler | ServesRequests
+"""What a server serves: a request handler, or an object that has one."""
 
 
 class WebSocketCounter:

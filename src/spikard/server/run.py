@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ..connection.http import RequestHandler
+from ..connection.http import Application
 from ..datastructures import Address
 from .bind import BindError, format_address
 from .serve import Server
@@ -119,7 +119,7 @@ async def _serve_until_signalled(server: Server, host: str, port: int, reuse_por
 
 
 def run(
-    app: RequestHandler,
+    app: Application,
     host: str = "127.0.0.1",
     port: int = 8000,
     *,

@@ -15,7 +15,13 @@ from anyio.abc import SocketAttribute
 from ..config import HTTPConfig, WebSocketConfig
 from ..connection.budget import InboundBudget
 from ..connection.heartbeat import Heartbeat
-from ..connection.http import HTTPConnection, RequestHandler, WebSocketCounter
+from ..connection.http import (
+    Application,
+    HTTPConnection,
+    RequestHandler,
+    ServesRequests,
+    WebSocketCounter,
+)
 from ..connection.tasks import LightTaskGroup
 from ..connection.transport import Transport
 from ..datastructures import Address
@@ -31,7 +37,8 @@ class Server:
     """Serve a request handler on TCP, with graceful shutdown.
 
     Args:
-        handler: the application (a :data:`~spikard.connection.http.RequestHandler`).
+        handler: the application: a :class:`~spikard.Spikard` app (its ``request_handler``)
+            or a :data:`~spikard.connection.http.RequestHandler`.
         http_config: HTTP limits and timers, ``shutdown_timeout`` included.
         websocket_config: WebSocket limits and timers.
         ssl_context: serve TLS (``https``/``wss``) with this context.
@@ -41,13 +48,16 @@ class Server:
 
     def __init__(
         self,
-        handler: RequestHandler,
+        handler: Application,
         http_config: HTTPConfig | None = None,
         websocket_config: WebSocketConfig | None = None,
         ssl_context: ssl.SSLContext | None = None,
         lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
-        self._handler = handler
+        # A spikard app offers its request handler; anything else is one already.
+        self._handler: RequestHandler = (
+            handler.request_handler if isinstance(handler, ServesRequests) else handler
+        )
         self.lifespan: Callable[[], AbstractAsyncContextManager[None]] = (
             lifespan or getattr(handler, "lifespan_context", None) or nullcontext
         )

@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 
-from ..connection.http import RequestHandler
+from ..connection.http import Application
 from ..server.serve import Server
 from .client import (
     HeaderPairs,
@@ -117,7 +117,7 @@ class TestServerInfo:
 
 @asynccontextmanager
 async def running_test_server(
-    app: RequestHandler, *, ssl_context: ssl.SSLContext | None = None
+    app: Application, *, ssl_context: ssl.SSLContext | None = None
 ) -> AsyncIterator[TestServerInfo]:
     """Serve ``app`` on 127.0.0.1 with a free port until the block exits, then shut down."""
     server = Server(
