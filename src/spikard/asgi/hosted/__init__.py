@@ -1,0 +1,1 @@
+"""A spikard app served by an ASGI server (uvicorn, hypercorn, granian) or mounted in another app."""

@@ -1,0 +1,1 @@
+"""spikard's server running a plain ASGI 3 application."""
