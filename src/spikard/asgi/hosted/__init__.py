@@ -1,1 +1,1 @@
-"""A spikard app served by an ASGI server (uvicorn, hypercorn, granian) or mounted in another app."""
+"""A spikard app served by an ASGI server (uvicorn, hypercorn, granian) or mounted in one."""
