@@ -36,7 +36,6 @@ async def test_policies(gap_list: list[int], size: int, policy: str, pause: floa
     buffered = scheduled_generator(clock, schedule, log) | ops.buffer(
         size,
         policy,  # type: ignore[arg-type]
-        clock=clock,
     )
     queued = 0
 
@@ -65,7 +64,7 @@ async def test_block_pauses_the_source() -> None:
     clock = ManualClock()
     log = Log()
     schedule = [(0.0, index) for index in range(20)]
-    buffered = scheduled_generator(clock, schedule, log) | ops.buffer(3, clock=clock)
+    buffered = scheduled_generator(clock, schedule, log) | ops.buffer(3)
     pulled_when_seen: list[int] = []
     run = await drive(
         clock, buffered, pause=1.0, on_item=lambda _: pulled_when_seen.append(log.pulled)

@@ -59,9 +59,7 @@ async def test_results_are_complete_bounded_and_in_the_asked_order(
     log = Log()
     work = Work(clock, durations)
     schedule = [(0.0, index) for index in range(len(durations))]
-    mapped = scheduled_generator(clock, schedule, log) | ops.map_concurrent(
-        work, limit, ordered, clock=clock
-    )
+    mapped = scheduled_generator(clock, schedule, log) | ops.map_concurrent(work, limit, ordered)
     waiting = 0
 
     def seen(_: int) -> None:
@@ -100,7 +98,7 @@ async def test_an_error_is_raised_in_order_and_the_other_calls_are_cancelled() -
 
     log = Log()
     schedule = [(0.0, index) for index in range(10)]
-    mapped = scheduled_generator(clock, schedule, log) | ops.map_concurrent(lookup, 4, clock=clock)
+    mapped = scheduled_generator(clock, schedule, log) | ops.map_concurrent(lookup, 4)
     run = await drive(clock, mapped)
     assert run.values == [0, 1]  # the results before the failed one
     assert isinstance(run.error, KeyError)

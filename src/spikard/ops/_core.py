@@ -6,23 +6,26 @@ An operator (``ops.batch(10, 0.05)``) is a recipe; applying it to a source
 (``socket | ops.batch(10, 0.05)``) makes a :class:`Stage`, an async iterator that pulls
 from its source only when its own consumer asks for the next item.
 
-Timing operators must wait for "the next item, or an instant, whichever comes first". How a
-stage does that depends on its source, decided once, when the stage is made
-(:class:`Upstream`):
+Timing operators must wait for "the next item, or an instant, whichever comes first". They
+do it with a cancel scope that ends the wait at that instant (``Clock.deadline_scope``),
+which is safe only when the pull can be stopped without losing an item. How a stage pulls
+its source is decided once, when the stage is made (:class:`Upstream`):
 
-``stage``
-    The source is another stage: the deadline is passed down (``Stage._next(deadline)``),
-    and each stage stops waiting on its own, keeping whatever it holds for the next call.
 ``direct``
-    The source may be cancelled in ``__anext__`` without losing an item: a
-    :class:`~spikard.WebSocket`, a pub/sub subscription, or any object whose class sets
-    ``cancel_safe = True``. The pull runs inside the clock's deadline scope.
+    The source is *cancel-safe*: a :class:`~spikard.WebSocket`, a pub/sub subscription, an
+    object whose class sets ``cancel_safe = True``, or a stage that is (every stage keeps
+    what it holds in its own attributes, so a stopped pull loses nothing, and it is
+    cancel-safe when its own source is; ``map``/``filter`` with an async function are not).
+    Pulls run inside the deadline scope; a batch waits for all its items under one scope.
 ``pumped``
     Any other async iterable (an async generator above all: cancelling it mid-step would
-    finish it). A pump task pulls it, one item per request from the stage, and hands the
-    item over through a one-item slot; the stage waits on the slot, which is safe to stop
-    waiting on. The pump asks for the next item only when the stage asked, so at most one
-    item is pulled ahead of the consumer.
+    finish it), when the stage waits with deadlines: a *pump* task pulls it, one item per
+    request, and hands the item over through a one-item slot. The stage waits on the slot,
+    which is safe to stop waiting on; the pump asks for the next item only when the stage
+    asked, so at most one item is pulled ahead of the consumer.
+``plain``
+    The same, for a stage that never waits with a deadline (``rate_limit``, ``map``,
+    ``filter``): pulled directly, and the stage is then not cancel-safe either.
 
 Stages that run tasks (``buffer``, ``map_concurrent``, and pumps) open an anyio task group
 on their first pull, in the consumer's task, and close it when they end, fail, are
@@ -95,6 +98,8 @@ def is_cancel_safe(source: object) -> bool:
     """True when ``source.__anext__`` may be cancelled without losing an item."""
     if isinstance(source, (WebSocket, Subscription)):
         return True
+    if isinstance(source, Stage):
+        return source.cancel_safe
     return getattr(type(source), "cancel_safe", False) is True
 
 
@@ -125,8 +130,8 @@ class Stage(AsyncIterator[_T]):
     source and stopping its tasks. Compose further with ``stage | operator``.
     """
 
-    supports_deadline: bool = True
-    """True when :meth:`_next` honours a deadline (stages downstream pass theirs down)."""
+    _cancel_safe_itself: bool = True
+    """False when a stopped :meth:`_next` may lose an item whatever the source does."""
 
     def __init__(self) -> None:
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -170,13 +175,19 @@ class Stage(AsyncIterator[_T]):
         if self._closed:
             raise StopAsyncIteration
         try:
-            item = await self._next(None)
+            item = await self._next()
         except BaseException:
             # Ended, failed, or cancelled inside the pull: release everything now, in the
             # task and scope that opened it.
             await self.aclose()
             raise
-        return cast(_T, item)
+        return item
+
+    @property
+    def cancel_safe(self) -> bool:
+        """True when a pull may be stopped (cancelled) without losing an item."""
+        link = self._source_link
+        return self._cancel_safe_itself and (link is None or link.cancel_safe)
 
     async def aclose(self) -> None:
         """End the stage: stop its tasks, then close its source (idempotent)."""
@@ -193,11 +204,11 @@ class Stage(AsyncIterator[_T]):
 
     # ---- for subclasses -----------------------------------------------------------------
 
-    async def _next(self, deadline: float | None) -> _T | TimedOut:
-        """Return the next item, or :data:`TIMEOUT` once ``deadline`` passed without one.
+    async def _next(self) -> _T:
+        """Return the next item; raise StopAsyncIteration at the end.
 
-        Raises StopAsyncIteration at the end. Must keep what it holds when it times out or
-        is cancelled, so that the next call goes on from there.
+        Must keep what it holds in attributes when it is cancelled, so that the next call
+        goes on from there (a stage downstream stops it at its deadlines).
         """
         raise NotImplementedError
 
@@ -313,27 +324,43 @@ class Pump(Generic[_T]):
 
 
 class Upstream(Generic[_T]):
-    """How a stage pulls its source with a deadline (see the module docstring).
+    """How a stage pulls its source (see the module docstring).
 
-    A source that is neither a stage nor cancel-safe is pulled directly as long as no
-    deadline is asked for, and by a pump from the first pull with a deadline on.
+    :meth:`pull` waits as long as it takes; :meth:`next` and :meth:`fill` stop at a
+    deadline, which a stage made with ``deadlines=False`` never asks for.
     """
 
-    __slots__ = ("_clock", "_iterator", "_mode", "_owner", "_pump", "_source")
+    __slots__ = ("_clock", "_iterator", "_mode", "_owner", "_pump", "_source", "pull")
 
-    def __init__(self, source: AsyncIterable[_T], owner: Stage[Any], clock: Clock) -> None:
+    def __init__(
+        self, source: AsyncIterable[_T], owner: Stage[Any], clock: Clock, *, deadlines: bool
+    ) -> None:
         self._source = source
         self._owner = owner
         self._clock = clock
-        self._iterator: AsyncIterator[_T] | None = None
         self._pump: Pump[_T] | None = None
+        self._iterator: AsyncIterator[_T] | None = None
         owner._source_link = self
-        if isinstance(source, Stage) and source.supports_deadline:
-            self._mode = "stage"
-        elif is_cancel_safe(source):
+        self.pull: Callable[[], Awaitable[_T]]
+        """Return the next item, waiting as long as it takes (StopAsyncIteration at the end)."""
+        if is_cancel_safe(source):
             self._mode = "direct"
+        elif deadlines:
+            self._mode = "pumped"
+            self._pump = Pump(source)
         else:
             self._mode = "plain"
+        if self._mode == "pumped":
+            self.pull = self._start_pump
+        elif isinstance(source, Stage):
+            self.pull = source._next  # not __anext__: a stopped pull must not end it
+        else:
+            self.pull = self._first_pull
+
+    @property
+    def cancel_safe(self) -> bool:
+        """True when a pull may be stopped without losing an item."""
+        return self._mode != "plain"
 
     def manage(self) -> None:
         """Pass on to a source stage that it is closed by its consumer (this stage)."""
@@ -341,50 +368,70 @@ class Upstream(Generic[_T]):
         if isinstance(source, Stage):
             source.manage()
 
-    def _aiter(self) -> AsyncIterator[_T]:
-        iterator = self._iterator
-        if iterator is None:
-            iterator = self._iterator = aiter(self._source)
-        return iterator
+    async def _first_pull(self) -> _T:
+        iterator = self._iterator = aiter(self._source)
+        self.pull = iterator.__anext__
+        return await iterator.__anext__()
+
+    async def _start_pump(self) -> _T:
+        pump = cast(Pump[_T], self._pump)
+        pump.mark_started()
+        # Outside any deadline scope: the task group opened here outlives the pull.
+        await self._owner._start(pump.run, "spikard.ops pump")
+        self.pull = self._pumped
+        return await self._pumped()
+
+    async def _pumped(self) -> _T:
+        pump = cast(Pump[_T], self._pump)
+        value = pump.take()
+        if value is MISSING:
+            pump.request()
+            await pump.wait()
+            value = pump.take()
+        return cast(_T, value)
+
+    async def _ready(self) -> None:
+        pump = self._pump
+        if pump is not None and not pump.started:
+            pump.mark_started()
+            await self._owner._start(pump.run, "spikard.ops pump")
+            self.pull = self._pumped
 
     async def next(self, deadline: float | None) -> _T | TimedOut:
         """Return the next item, or TIMEOUT once ``deadline`` passed; StopAsyncIteration."""
-        mode = self._mode
-        if mode == "stage":
-            return await cast(Stage[_T], self._source)._next(deadline)
-        if mode != "pumped":
-            if deadline is None:
-                return await anext(self._aiter())
-            if mode == "direct":
-                with self._clock.deadline_scope(deadline) as scope:
-                    return await anext(self._aiter())
-                assert scope.cancelled_caught
-                return TIMEOUT
-            self._mode = "pumped"
-            self._pump = Pump(self._aiter())
-        pump = cast(Pump[_T], self._pump)
-        value = pump.take()
-        if value is not MISSING:
-            return cast(_T, value)
-        pump.request()
-        if not pump.started:
-            pump.mark_started()
-            await self._owner._start(pump.run, "spikard.ops pump")
         if deadline is None:
-            await pump.wait()
-        else:
-            with self._clock.deadline_scope(deadline):
-                await pump.wait()
-        value = pump.take()
-        return TIMEOUT if value is MISSING else cast(_T, value)
+            return await self.pull()
+        await self._ready()
+        with self._clock.deadline_scope(deadline):
+            return await self.pull()
+        return TIMEOUT
+
+    async def fill(self, into: list[_T], limit: int, deadline: float | None) -> bool:
+        """Append items to ``into`` until it holds ``limit``; False once ``deadline`` passed.
+
+        One deadline scope covers every pull. Raises what ends the source (items pulled
+        before it stay in ``into``).
+        """
+        if deadline is None:
+            while len(into) < limit:
+                into.append(await self.pull())
+            return True
+        await self._ready()
+        with self._clock.deadline_scope(deadline):
+            while len(into) < limit:
+                into.append(await self.pull())
+            return True
+        return False
 
     async def aclose(self) -> None:
         """Close the source (a pumped source is closed by its pump, when it stops)."""
-        mode = self._mode
-        if mode == "stage":
-            await cast(Stage[_T], self._source).aclose()
-        elif mode != "pumped" or not cast(Pump[_T], self._pump).started:
-            await close_quietly(self._iterator if self._iterator is not None else self._source)
+        source = self._source
+        if self._pump is not None and self._pump.started:
+            return
+        if isinstance(source, Stage):
+            await source.aclose()
+        else:
+            await close_quietly(self._iterator if self._iterator is not None else source)
 
 
 class Operator:

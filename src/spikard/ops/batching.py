@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable
 from typing import TypeVar
 
 from ._clock import SYSTEM_CLOCK, Clock
-from ._core import TIMEOUT, Stage, TimedOut, Upstream, check_count, check_positive
+from ._core import Stage, Upstream, check_count, check_positive
 
 __all__ = ["Batch", "BatchStage", "batch"]
 
@@ -30,7 +30,9 @@ class BatchStage(Stage[list[_T]]):
         self._max_items = operator.max_items
         self._max_delay = operator.max_delay
         self._clock = operator.clock
-        self._upstream = Upstream(source, self, operator.clock)
+        self._upstream = Upstream(
+            source, self, operator.clock, deadlines=operator.max_delay is not None
+        )
         self._pending: list[_T] = []
         self._due = 0.0
         self._final: BaseException | None = None
@@ -39,33 +41,18 @@ class BatchStage(Stage[list[_T]]):
         items, self._pending = self._pending, []
         return items
 
-    async def _next(self, deadline: float | None) -> list[_T] | TimedOut:
+    async def _next(self) -> list[_T]:
         if self._final is not None:
             final, self._final = self._final, StopAsyncIteration()
             raise final
-        pending = self._pending
-        max_items = self._max_items
-        upstream = self._upstream
+        pending = self._pending  # kept when a pull is stopped: the next call goes on
         try:
-            while len(pending) < max_items:
-                if not pending:
-                    item = await upstream.next(deadline)
-                    if item is TIMEOUT:
-                        return TIMEOUT
-                    pending.append(item)
-                    if self._max_delay is not None:
-                        self._due = self._clock.now() + self._max_delay
-                    continue
-                if self._max_delay is None:
-                    wait_until = deadline
-                else:
-                    wait_until = self._due if deadline is None else min(deadline, self._due)
-                item = await upstream.next(wait_until)
-                if item is TIMEOUT:
-                    if self._max_delay is not None and self._clock.now() >= self._due:
-                        break
-                    return TIMEOUT
-                pending.append(item)
+            if not pending:
+                pending.append(await self._upstream.pull())
+                if self._max_delay is not None:
+                    self._due = self._clock.now() + self._max_delay
+            due = None if self._max_delay is None else self._due
+            await self._upstream.fill(pending, self._max_items, due)
         except Exception as exc:  # StopAsyncIteration too: emit what came before it
             if not pending:
                 raise

@@ -23,12 +23,9 @@ from typing import Literal, TypeVar, get_args
 
 import anyio
 
-from ._clock import SYSTEM_CLOCK, Clock
 from ._core import (
-    TIMEOUT,
     Operator,
     Stage,
-    TimedOut,
     check_count,
     close_quietly,
     manage_in_this_task,
@@ -50,7 +47,6 @@ class BufferStage(Stage[_T]):
         self._source = source
         self._size = operator.size
         self._policy = operator.policy
-        self._clock = operator.clock
         self._items: deque[_T] = deque()
         self._final: BaseException | None = None
         self._started = False
@@ -100,7 +96,7 @@ class BufferStage(Stage[_T]):
             self._wake_consumer()
             await close_quietly(iterator if iterator is not None else self._source)
 
-    async def _next(self, deadline: float | None) -> _T | TimedOut:
+    async def _next(self) -> _T:
         if not self._started:
             self._started = True
             await self._start(self._pump, "spikard.ops buffer")
@@ -118,13 +114,7 @@ class BufferStage(Stage[_T]):
                     raise StopAsyncIteration
                 raise final
             self._ready = ready = self._ready or anyio.Event()
-            if deadline is None:
-                await ready.wait()
-            else:
-                with self._clock.deadline_scope(deadline) as scope:
-                    await ready.wait()
-                if scope.cancelled_caught:
-                    return TIMEOUT
+            await ready.wait()
 
     async def _close_source(self) -> None:
         if not self._started:
@@ -134,16 +124,15 @@ class BufferStage(Stage[_T]):
 class Buffer(Operator):
     """The operator :func:`buffer` returns."""
 
-    __slots__ = ("clock", "policy", "size")
+    __slots__ = ("policy", "size")
 
-    def __init__(self, size: int, policy: BufferPolicy, clock: Clock) -> None:
+    def __init__(self, size: int, policy: BufferPolicy) -> None:
         self.size = check_count("size", size)
         if policy not in get_args(BufferPolicy):
             raise ValueError(
                 f"unknown buffer policy {policy!r}: use 'block', 'drop_oldest' or 'drop_newest'"
             )
         self.policy: BufferPolicy = policy
-        self.clock = clock
 
     def __call__(self, source: AsyncIterable[_T]) -> BufferStage[_T]:
         """Apply the operator: the same as ``source | operator``."""
@@ -159,7 +148,7 @@ class Buffer(Operator):
         return f"buffer({self.size}, policy={self.policy!r})"
 
 
-def buffer(size: int, policy: BufferPolicy = "block", *, clock: Clock = SYSTEM_CLOCK) -> Buffer:
+def buffer(size: int, policy: BufferPolicy = "block") -> Buffer:
     """Read up to ``size`` items ahead of the consumer; ``policy`` says what a full queue does.
 
     ::
@@ -171,6 +160,5 @@ def buffer(size: int, policy: BufferPolicy = "block", *, clock: Clock = SYSTEM_C
     Args:
         size: the most items queued, at least 1.
         policy: ``"block"`` (pause the source), ``"drop_oldest"`` or ``"drop_newest"``.
-        clock: where time comes from for deadlines of stages downstream (tests).
     """
-    return Buffer(size, policy, clock)
+    return Buffer(size, policy)

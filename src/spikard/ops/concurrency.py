@@ -24,8 +24,7 @@ from typing import Generic, TypeVar
 
 import anyio
 
-from ._clock import SYSTEM_CLOCK, Clock
-from ._core import TIMEOUT, Stage, TimedOut, check_count, close_quietly, manage_in_this_task
+from ._core import Stage, check_count, close_quietly, manage_in_this_task
 
 __all__ = ["MapConcurrent", "MapConcurrentStage", "map_concurrent"]
 
@@ -50,7 +49,6 @@ class MapConcurrentStage(Stage[_B], Generic[_A, _B]):
         self._function = operator.function
         self._limit = operator.limit
         self._ordered = operator.ordered
-        self._clock = operator.clock
         self._started = False
         self._pulled = 0
         """Items pulled so far (the index of the next one)."""
@@ -126,7 +124,7 @@ class MapConcurrentStage(Stage[_B], Generic[_A, _B]):
                 space.set()
         return outcome
 
-    async def _next(self, deadline: float | None) -> _B | TimedOut:
+    async def _next(self) -> _B:
         if not self._started:
             self._started = True
             await self._start(self._feed, "spikard.ops feeder")
@@ -141,13 +139,7 @@ class MapConcurrentStage(Stage[_B], Generic[_A, _B]):
                     raise StopAsyncIteration
                 raise self._final
             self._ready = ready = self._ready or anyio.Event()
-            if deadline is None:
-                await ready.wait()
-            else:
-                with self._clock.deadline_scope(deadline) as scope:
-                    await ready.wait()
-                if scope.cancelled_caught:
-                    return TIMEOUT
+            await ready.wait()
 
     async def _close_source(self) -> None:
         if not self._started:
@@ -157,21 +149,19 @@ class MapConcurrentStage(Stage[_B], Generic[_A, _B]):
 class MapConcurrent(Generic[_A, _B]):
     """The operator :func:`map_concurrent` returns."""
 
-    __slots__ = ("clock", "function", "limit", "ordered")
+    __slots__ = ("function", "limit", "ordered")
 
     def __init__(
         self,
         function: Callable[[_A], Awaitable[_B]],
         limit: int,
         ordered: bool,
-        clock: Clock,
     ) -> None:
         if not callable(function):
             raise TypeError(f"map_concurrent() needs an async function, not {function!r}")
         self.function = function
         self.limit = check_count("limit", limit)
         self.ordered = ordered
-        self.clock = clock
 
     def __call__(self, source: AsyncIterable[_A]) -> MapConcurrentStage[_A, _B]:
         """Apply the operator: the same as ``source | operator``."""
@@ -188,8 +178,6 @@ def map_concurrent(
     function: Callable[[_A], Awaitable[_B]],
     limit: int,
     ordered: bool = True,
-    *,
-    clock: Clock = SYSTEM_CLOCK,
 ) -> MapConcurrent[_A, _B]:
     """Run ``await function(item)`` for up to ``limit`` items at once.
 
@@ -207,9 +195,8 @@ def map_concurrent(
         limit: the most items between the source and the consumer (running or done and
             not yet taken); at least 1.
         ordered: True gives results in the order of the items, False as they finish.
-        clock: where time comes from for deadlines of stages downstream (tests).
 
     An exception ``function`` raises ends the stream: it is raised where its result would
     have been, and the calls still running are cancelled.
     """
-    return MapConcurrent(function, limit, ordered, clock)
+    return MapConcurrent(function, limit, ordered)

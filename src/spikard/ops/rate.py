@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from ..messages import WebSocketMessage
 from ._clock import SYSTEM_CLOCK, Clock
-from ._core import MISSING, TIMEOUT, Operator, Stage, TimedOut, Upstream, check_positive
+from ._core import MISSING, Operator, Stage, Upstream, check_positive
 from .errors import RateLimitExceeded
 
 __all__ = ["RateLimit", "RateLimitStage", "rate_limit"]
@@ -65,7 +65,7 @@ class RateLimitStage(Stage[_T]):
     def __init__(self, source: AsyncIterable[_T], limit: RateLimit) -> None:
         super().__init__()
         self._limit = limit
-        self._upstream = Upstream(source, self, limit.clock)
+        self._upstream = Upstream(source, self, limit.clock, deadlines=False)
         self._tokens = limit.burst
         self._stamp: float | None = None
         self._held: _T | object = MISSING
@@ -74,25 +74,21 @@ class RateLimitStage(Stage[_T]):
         self.exceeded = 0
         """Items that found the bucket short, whatever ``on_exceed`` did with them."""
 
-    def _refill(self, now: float) -> float:
-        limit = self._limit
-        if self._stamp is not None:
-            self._tokens = min(limit.burst, self._tokens + (now - self._stamp) * limit.rate)
-        self._stamp = now
-        return self._tokens
-
-    async def _next(self, deadline: float | None) -> _T | TimedOut:
+    async def _next(self) -> _T:
         limit = self._limit
         clock = limit.clock
+        per_message = limit.unit == "messages"
         while True:
             held = self._held
             if held is MISSING:
-                pulled = await self._upstream.next(deadline)
-                if pulled is TIMEOUT:
-                    return TIMEOUT
-                held = self._held = pulled
-            cost = 1.0 if limit.unit == "messages" else float(message_size(held))
-            tokens = self._refill(clock.now())
+                held = self._held = await self._upstream.pull()
+            cost = 1.0 if per_message else float(message_size(held))
+            now = clock.now()
+            tokens = self._tokens
+            if self._stamp is not None:
+                tokens = min(limit.burst, tokens + (now - self._stamp) * limit.rate)
+            self._stamp = now
+            self._tokens = tokens
             if tokens + _EPSILON >= cost:
                 self._tokens = tokens - cost
                 self._held = MISSING
@@ -103,11 +99,8 @@ class RateLimitStage(Stage[_T]):
                     self._tokens = tokens - cost
                     self._held = MISSING
                     return cast(_T, held)
-                ready = clock.now() + (need - tokens) / limit.rate
-                if deadline is not None and deadline < ready:
-                    await clock.sleep_until(deadline)
-                    return TIMEOUT
-                await clock.sleep_until(ready)
+                # Stopped here, the item stays held: the next pull goes on waiting for it.
+                await clock.sleep_until(clock.now() + (need - tokens) / limit.rate)
                 continue
             self._held = MISSING
             self.exceeded += 1

@@ -28,16 +28,12 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Literal, TypeVar, cast
 
 from ._clock import SYSTEM_CLOCK, Clock
-from ._core import MISSING, TIMEOUT, Operator, Stage, TimedOut, Upstream, check_positive
+from ._core import MISSING, TIMEOUT, Operator, Stage, Upstream, check_positive
 from .errors import IdleTimeout
 
 __all__ = ["Debounce", "Throttle", "Timeout", "debounce", "throttle", "timeout"]
 
 _T = TypeVar("_T")
-
-
-def _earliest(deadline: float | None, due: float) -> float:
-    return due if deadline is None else min(deadline, due)
 
 
 class _HoldingStage(Stage[_T]):
@@ -47,7 +43,7 @@ class _HoldingStage(Stage[_T]):
         super().__init__()
         self._interval = interval
         self._clock = clock
-        self._upstream = Upstream(source, self, clock)
+        self._upstream = Upstream(source, self, clock, deadlines=True)
         self._held: _T | object = MISSING
         self._due = 0.0
         self._final: BaseException | None = None
@@ -77,7 +73,7 @@ class ThrottleStage(_HoldingStage[_T]):
         self._open = False
         """True while an interval runs (it ends at ``_due``)."""
 
-    async def _next(self, deadline: float | None) -> _T | TimedOut:
+    async def _next(self) -> _T:
         clock = self._clock
         while True:
             if self._open and clock.now() >= self._due:
@@ -89,40 +85,30 @@ class ThrottleStage(_HoldingStage[_T]):
             if self._final is not None:
                 if self._held is MISSING:
                     raise self._end()
-                await clock.sleep_until(_earliest(deadline, self._due))
-                if clock.now() < self._due:
-                    return TIMEOUT
+                await clock.sleep_until(self._due)  # the last item, at the interval's end
                 continue
-            if not self._open:
-                try:
-                    item = await self._upstream.next(deadline)
-                except Exception as exc:
-                    self._final = exc
-                    continue
-                if item is TIMEOUT:
-                    return TIMEOUT
-                self._open = True  # leading edge
-                self._due = clock.now() + self._interval
-                return item
             try:
-                item = await self._upstream.next(_earliest(deadline, self._due))
+                if not self._open:
+                    item = await self._upstream.pull()
+                    self._open = True  # leading edge
+                    self._due = clock.now() + self._interval
+                    return item
+                pulled = await self._upstream.next(self._due)
             except Exception as exc:
                 self._final = exc
                 continue
-            if item is TIMEOUT:
-                if clock.now() >= self._due:
-                    continue
-                return TIMEOUT
+            if pulled is TIMEOUT:
+                continue
             if self._held is not MISSING or not self._latest:
                 self.dropped += 1
             if self._latest:
-                self._held = item
+                self._held = pulled
 
 
 class DebounceStage(_HoldingStage[_T]):
     """``source | debounce(...)``: items followed by ``interval`` of silence."""
 
-    async def _next(self, deadline: float | None) -> _T | TimedOut:
+    async def _next(self) -> _T:
         clock = self._clock
         while True:
             if self._final is not None:
@@ -131,15 +117,12 @@ class DebounceStage(_HoldingStage[_T]):
                 raise self._end()
             try:
                 if self._held is MISSING:
-                    item = await self._upstream.next(deadline)
-                    if item is TIMEOUT:
-                        return TIMEOUT
+                    item = await self._upstream.pull()
                 else:
-                    item = await self._upstream.next(_earliest(deadline, self._due))
-                    if item is TIMEOUT:
-                        if clock.now() >= self._due:
-                            return self._take()
-                        return TIMEOUT
+                    pulled = await self._upstream.next(self._due)
+                    if pulled is TIMEOUT:
+                        return self._take()
+                    item = pulled
                     self.dropped += 1
             except Exception as exc:
                 self._final = exc
@@ -231,23 +214,21 @@ class TimeoutStage(Stage[_T]):
     def __init__(self, source: AsyncIterable[_T], operator: Timeout) -> None:
         super().__init__()
         self._operator = operator
-        self._upstream = Upstream(source, self, operator.clock)
+        self._upstream = Upstream(source, self, operator.clock, deadlines=True)
         self._due: float | None = None
         self.timeouts = 0
         """How often the source was silent for ``idle`` seconds."""
 
-    async def _next(self, deadline: float | None) -> _T | TimedOut:
+    async def _next(self) -> _T:
         operator = self._operator
         clock = operator.clock
         while True:
             if self._due is None:
                 self._due = clock.now() + operator.idle
-            item = await self._upstream.next(_earliest(deadline, self._due))
+            item = await self._upstream.next(self._due)
             if item is not TIMEOUT:
                 self._due = None
                 return item
-            if clock.now() < self._due:
-                return TIMEOUT
             self.timeouts += 1
             self._due = None
             action = operator.on_timeout

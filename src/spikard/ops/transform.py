@@ -11,7 +11,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any, Generic, TypeVar, cast, overload
 
 from ._clock import SYSTEM_CLOCK
-from ._core import TIMEOUT, Stage, TimedOut, Upstream
+from ._core import Stage, Upstream
 
 __all__ = ["Filter", "Map", "filter", "map"]
 
@@ -37,14 +37,11 @@ class MapStage(Stage[_B]):
         self._is_async = is_async
         # An async function cannot be stopped halfway without losing its item: a stage
         # downstream that waits with a deadline pumps this one instead.
-        self.supports_deadline = not is_async
-        self._upstream = Upstream(source, self, SYSTEM_CLOCK)
+        self._cancel_safe_itself = not is_async
+        self._upstream = Upstream(source, self, SYSTEM_CLOCK, deadlines=False)
 
-    async def _next(self, deadline: float | None) -> _B | TimedOut:
-        item = await self._upstream.next(deadline)
-        if item is TIMEOUT:
-            return TIMEOUT
-        result = self._function(item)
+    async def _next(self) -> _B:
+        result = self._function(await self._upstream.pull())
         if self._is_async:
             result = await result
         return cast(_B, result)
@@ -62,14 +59,12 @@ class FilterStage(Stage[_A]):
         super().__init__()
         self._predicate = predicate
         self._is_async = is_async
-        self.supports_deadline = not is_async
-        self._upstream = Upstream(source, self, SYSTEM_CLOCK)
+        self._cancel_safe_itself = not is_async
+        self._upstream = Upstream(source, self, SYSTEM_CLOCK, deadlines=False)
 
-    async def _next(self, deadline: float | None) -> _A | TimedOut:
+    async def _next(self) -> _A:
         while True:
-            item = await self._upstream.next(deadline)
-            if item is TIMEOUT:
-                return TIMEOUT
+            item = await self._upstream.pull()
             keep = self._predicate(item)
             if self._is_async:
                 keep = await keep
