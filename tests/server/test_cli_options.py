@@ -14,6 +14,7 @@ import trustme
 import spikard
 from spikard.server.cli import build_asyncapi_parser, build_parser, check_app
 
+from ..asyncapi.checks import assert_valid
 from . import APP, ROOT, spikard_command
 
 
@@ -168,3 +169,60 @@ def test_a_key_that_does_not_match_the_certificate_is_one_line(tmp_path: Path) -
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"error: cannot load the TLS certificate '{tmp_path / 'server.crt'}': ")
     assert "KEY_VALUES_MISMATCH" in line
+
+
+ROOMS_APP = """\
+from collections.abc import AsyncIterator
+
+from spikard import Spikard, WebSocket, WebSocketMessage
+
+app = Spikard()
+
+
+@app.websocket("/rooms/{room}")
+async def room(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
+    async for message in socket:
+        yield message
+"""
+
+
+def test_the_asyncapi_command_on_a_real_app(tmp_path: Path) -> None:
+    (tmp_path / "rooms.py").write_text(ROOMS_APP)
+    result = run(
+        *spikard_command(
+            "asyncapi",
+            "rooms:app",
+            "--title",
+            "Rooms",
+            "--api-version",
+            "2.1.0",
+            "--description",
+            "chat rooms",
+            "--server",
+            "production=wss://chat.example.com",
+        ),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert_valid(document)
+    assert document["info"] == {"title": "Rooms", "version": "2.1.0", "description": "chat rooms"}
+    assert list(document["servers"]) == ["production"]
+    assert [channel["address"] for channel in document["channels"].values()] == ["/rooms/{room}"]
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ("production", "error: --server expects NAME=URL, got 'production'"),
+        ("production=chat.example.com", "error: cannot build the AsyncAPI document: "),
+    ],
+)
+def test_the_asyncapi_command_refuses_a_bad_server_in_one_line(
+    tmp_path: Path, server: str, message: str
+) -> None:
+    (tmp_path / "rooms.py").write_text(ROOMS_APP)
+    result = run(*spikard_command("asyncapi", "rooms:app", "--server", server), cwd=tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(message)

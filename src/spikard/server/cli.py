@@ -19,6 +19,7 @@ import os
 import ssl
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._version import __version__
 from ..app.application import Spikard
@@ -181,22 +182,55 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_asyncapi_parser() -> argparse.ArgumentParser:
-    """Return the parser of ``spikard asyncapi module:app``."""
+    """Return the parser of ``spikard asyncapi module:app [options]``."""
     parser = argparse.ArgumentParser(
         prog=f"{PROG} asyncapi",
         description="Print the application's AsyncAPI 3.0 document as JSON.",
     )
     parser.add_argument("app", help="the application, as module:attribute (like examples.chat:app)")
+    parser.add_argument("--title", help="info.title of the document (default 'spikard app')")
+    parser.add_argument(
+        "--api-version",
+        metavar="VERSION",
+        help="info.version: the version of your application (default 1.0.0)",
+    )
+    parser.add_argument("--description", help="info.description of the document")
+    parser.add_argument(
+        "--server",
+        action="append",
+        metavar="NAME=URL",
+        help="a server of the document, like production=wss://chat.example.com (repeatable)",
+    )
     return parser
+
+
+def _servers(pairs: Sequence[str]) -> dict[str, str]:
+    servers: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, url = pair.partition("=")
+        if not name or not equals or not url:
+            raise SystemExit(f"error: --server expects NAME=URL, got {pair!r}")
+        servers[name] = url
+    return servers
 
 
 def _asyncapi(argv: Sequence[str]) -> None:
     args = build_asyncapi_parser().parse_args(argv)
     app = check_app(load_app(args.app), args.app)
-    document = getattr(app, "asyncapi", None)
-    if document is None:
-        raise SystemExit("error: this version of spikard cannot build AsyncAPI documents")
-    print(json.dumps(document(), indent=2))
+    options: dict[str, Any] = {}
+    if args.title is not None:
+        options["title"] = args.title
+    if args.api_version is not None:
+        options["version"] = args.api_version
+    if args.description is not None:
+        options["description"] = args.description
+    if args.server:
+        options["servers"] = _servers(args.server)
+    try:
+        document = app.asyncapi(**options)
+    except (TypeError, ValueError) as exc:  # a type without a schema, a malformed server URL
+        raise SystemExit(f"error: cannot build the AsyncAPI document: {exc}") from None
+    print(json.dumps(document, indent=2))
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {"asyncapi": _asyncapi}
