@@ -22,6 +22,12 @@ The target is B <= 1.10 x A.
 
     python -m benchmarks.typed_bench                      # the full table (a few minutes)
     python -m benchmarks.typed_bench --quick --output /tmp/typed.json
+    python -m benchmarks.typed_bench --in-process         # no network: spikard's own cost
+
+``--in-process`` runs the same A and B handlers through the real socket, adapter and runner
+code over a memory connection (the connection contract over prepared messages, every echo
+checked), so B minus A is spikard's own per-message cost, without the transport. Each cell
+is the best of ``--repeat`` runs of ``--messages`` echoes.
 """
 
 from __future__ import annotations
@@ -34,14 +40,21 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
+import anyio
 import msgspec
 import pydantic
 
-from spikard import Spikard, WebSocket, WebSocketConfig
+from spikard import Spikard, WebSocket, WebSocketConfig, WebSocketMessage
+from spikard.connection.contract import EndedCallback, WebSocketConnection
+from spikard.connection.state import ConnectionState
+from spikard.datastructures import Headers
+from spikard.errors import ConnectionClosedOK
+from spikard.requests import Request
+from spikard.streams.runner import run_session
 
 from . import loadgen
 from .peers import MAX_MESSAGE
@@ -289,6 +302,164 @@ TABLE_HEAD = (
 )
 
 
+# ---- in process: the stream layer on a memory connection -------------------------------------
+
+
+class MemoryConnection(WebSocketConnection):
+    """The contract over prepared messages; each echo is checked against what was sent."""
+
+    def __init__(self, messages: list[WebSocketMessage]) -> None:
+        self.request = Request("GET", "/", Headers([("host", "bench")]))
+        self.config = WebSocketConfig()
+        self._messages = messages
+        self._next = 0
+        self._echoed = 0
+        self._accepted = False
+        self._closed: tuple[int, str] | None = None
+        self._on_ended: EndedCallback | None = None
+
+    @property
+    def on_ended(self) -> EndedCallback | None:
+        return self._on_ended
+
+    @on_ended.setter
+    def on_ended(self, callback: EndedCallback | None) -> None:
+        self._on_ended = callback
+
+    @property
+    def state(self) -> ConnectionState:
+        return ConnectionState.OPEN if self._closed is None else ConnectionState.CLOSED
+
+    @property
+    def accepted(self) -> bool:
+        return self._accepted
+
+    @property
+    def rejected(self) -> bool:
+        return False
+
+    @property
+    def subprotocols(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def subprotocol(self) -> str | None:
+        return None
+
+    @property
+    def close_code(self) -> int | None:
+        return None if self._closed is None else self._closed[0]
+
+    @property
+    def close_reason(self) -> str | None:
+        return None if self._closed is None else self._closed[1]
+
+    @property
+    def peer_close(self) -> tuple[int, str] | None:
+        return self._closed
+
+    @property
+    def failure(self) -> tuple[int, str] | None:
+        return None
+
+    @property
+    def queued_messages(self) -> int:
+        return len(self._messages) - self._next
+
+    async def accept(
+        self, subprotocol: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self._accepted = True
+
+    async def reject(
+        self,
+        status_code: int = 403,
+        body: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        raise RuntimeError("not in this benchmark")
+
+    async def receive(self) -> WebSocketMessage:
+        message = self.receive_nowait()
+        if message is None:
+            self._closed = (1000, "")
+            raise ConnectionClosedOK(1000)
+        return message
+
+    def receive_nowait(self) -> WebSocketMessage | None:
+        if self._next == len(self._messages):
+            return None
+        message = self._messages[self._next]
+        self._next += 1
+        return message
+
+    async def send(self, message: WebSocketMessage) -> None:
+        if message.data != self._messages[self._echoed].data:
+            raise AssertionError(f"echo {self._echoed} differs")
+        self._echoed += 1
+
+    def discard_incoming(self) -> None:
+        self._next = len(self._messages)
+
+    async def ping(self, payload: bytes | None = None) -> Awaitable[object]:
+        raise NotImplementedError
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._closed is None:
+            self._closed = (code, reason)
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+async def time_route(start: Any, messages: list[WebSocketMessage]) -> float:
+    connection = MemoryConnection(messages)
+    began = time.perf_counter()
+    await run_session(connection, start)
+    elapsed = time.perf_counter() - began
+    if connection._echoed != len(messages):
+        raise AssertionError(f"{connection._echoed} of {len(messages)} echoed")
+    return elapsed / len(messages)
+
+
+async def run_in_process(args: argparse.Namespace) -> list[dict[str, Any]]:
+    app = build_app()
+    starts = {route.pattern.template: route.handler for route in app.routes}
+    rows = []
+    for family in args.families:
+        for size_name in args.sizes:
+            texts = [p.decode() for p in payloads(family, SIZES[size_name])]
+            messages = [WebSocketMessage.text(texts[i % len(texts)]) for i in range(args.messages)]
+            best = {"manual": float("inf"), "typed": float("inf")}
+            for _ in range(args.repeat):
+                for handler in ("manual", "typed"):
+                    cost = await time_route(starts[f"/{family}/{handler}"], messages)
+                    best[handler] = min(best[handler], cost)
+            a, b = best["manual"] * 1e6, best["typed"] * 1e6
+            row = {
+                "family": family,
+                "size": size_name,
+                "a_us_per_msg": round(a, 3),
+                "b_us_per_msg": round(b, 3),
+                "overhead_us": round(b - a, 3),
+                "b_over_a": round(b / a, 3),
+            }
+            rows.append(row)
+            print(
+                f"| {family:9} | {size_name:5} | {a:8.3f} | {b:8.3f} | {b - a:+7.3f} | "
+                f"{b / a:5.3f} |",
+                file=sys.stderr,
+                flush=True,
+            )
+    return rows
+
+
+IN_PROCESS_HEAD = (
+    "| family    | size  | A us/msg | B us/msg | B - A   |  B/A  |\n"
+    "|-----------|-------|----------|----------|---------|-------|"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--serve", action="store_true", help="run the server (internal)")
@@ -301,6 +472,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--inflight", type=int, default=8, help="messages in flight per conn")
     parser.add_argument("--quick", action="store_true", help="one short round (smoke test)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="time the stream layer on a memory connection instead (no network)",
+    )
+    parser.add_argument("--messages", type=int, default=20000, help="echoes per in-process run")
+    parser.add_argument("--repeat", type=int, default=5, help="in-process runs (best of)")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.serve:
@@ -308,6 +486,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 0.3, 0.1
+        args.messages, args.repeat = 2000, 1
+    if args.in_process:
+        print(IN_PROCESS_HEAD, file=sys.stderr, flush=True)
+        rows = anyio.run(run_in_process, args)
+        text = json.dumps({"benchmark": "typed_bench --in-process", "rows": rows}, indent=2)
+        if args.output:
+            args.output.write_text(text + "\n", encoding="utf-8")
+        else:
+            print(text)
+        return 0
     cpus = sorted(os.sched_getaffinity(0))
     spec = ServerSpec("typed-bench", "benchmarks.typed_bench", ("--serve",), "typed", "spikard")
     started = time.time()

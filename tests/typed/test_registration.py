@@ -126,6 +126,16 @@ def test_return_annotations_that_can_produce_messages_register(handler: Any) -> 
     Spikard().add_websocket_route("/x", handler)
 
 
+def test_a_message_type_defined_after_the_handler() -> None:
+    async def handler(socket: WebSocket[DefinedLater]) -> None: ...  # type: ignore[name-defined]  # noqa: F821
+
+    message = registration_message(handler)
+    assert_format(message, "handler")
+    assert "'WebSocket[DefinedLater]', which cannot be resolved" in message
+    assert "define the message types before the handler, or pass receive=" in message
+    Spikard().add_websocket_route("/x", handler, receive=Point)  # receive= says it
+
+
 def test_every_mistake_is_a_routing_error_for_the_decorator_too() -> None:
     app = Spikard()
     with pytest.raises(RoutingError, match="takes 2 required parameters"):

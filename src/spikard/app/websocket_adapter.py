@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RoutingError
-from ..messages import WebSocketMessage
+from ..messages import MessageType, WebSocketMessage, new_message
 from ..requests import Request
 from ..streams.callbacks import Callbacks
 from ..streams.runner import HandlerResult, SessionStart
@@ -121,7 +121,14 @@ def _first_parameter(annotation: Any) -> tuple[bool, Any]:
     if annotation is inspect.Parameter.empty or annotation is Any or annotation is object:
         return False, None
     if isinstance(annotation, Unresolved):  # fall back to the name, as written
-        return annotation.text.rsplit(".", 1)[-1] == "Request", None
+        text = annotation.text.replace(" ", "")
+        if "[" in text and text.split("[", 1)[0].rsplit(".", 1)[-1] == "WebSocket":
+            raise _Mistake(
+                f"annotates its first parameter {annotation.text!r}, which cannot be "
+                "resolved when the route is registered",
+                "define the message types before the handler, or pass receive=...",
+            )
+        return text.rsplit(".", 1)[-1] == "Request", None
     plain = strip_annotated(annotation)
     if isinstance(plain, type):
         if issubclass(plain, Request):
@@ -274,9 +281,10 @@ def _build(
         _check_parameters(function, signature, placeholders)
         first = next(iter(signature.parameters.values()), None)
         if first is not None and first.kind in _POSITIONAL:
-            wants_request, annotated_receive = _first_parameter(
-                hints.get(first.name, inspect.Parameter.empty)
-            )
+            annotation = hints.get(first.name, inspect.Parameter.empty)
+            if receive is not None and isinstance(annotation, Unresolved):
+                annotation = inspect.Parameter.empty  # receive= says what the text would
+            wants_request, annotated_receive = _first_parameter(annotation)
         send_annotation = _returned_type(function, hints.get("return"))
     receive_type = declared(receive) if receive is not None else annotated_receive
     send_type = declared(send) if send is not None else send_annotation
@@ -339,21 +347,27 @@ def _check_result(result: object, function: Callable[..., Any], route: str) -> H
     raise TypeError(str(error))
 
 
+_PASS_THROUGH = (WebSocketMessage, str, bytes, bytearray, memoryview)
+
+
 async def _encoded(
-    source: AsyncIterable[Any], socket: WebSocket[Any]
-) -> AsyncIterator[WebSocketMessage]:
-    """``source``'s items as messages, typed values by the route's encoder."""
-    outgoing = socket.outgoing
+    source: AsyncIterable[Any], encode: Callable[[Any], str]
+) -> AsyncIterator[object]:
+    """``source``'s items, typed values as JSON text by the route's encoder.
+
+    Messages, ``str`` and ``bytes`` pass through (the runner sends them as always).
+    """
+    text = MessageType.TEXT
     streamer = getattr(source, "stream", None)
     if callable(streamer):  # an aiostream Stream: iterate it inside its own context
         async with streamer() as streaming:
             async for item in streaming:
-                yield outgoing(item)
+                yield item if isinstance(item, _PASS_THROUGH) else new_message(text, encode(item))
         return
     iterator = aiter(source)
     try:
         async for item in iterator:
-            yield outgoing(item)
+            yield item if isinstance(item, _PASS_THROUGH) else new_message(text, encode(item))
     finally:
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
@@ -395,6 +409,8 @@ def _session_start(
 
         return start_call
 
+    encode = settings[1] if encodes else None
+
     async def start_declared(socket: WebSocket) -> HandlerResult:
         socket._set_route(*settings)
         result = function(socket.request if wants_request else socket)
@@ -406,8 +422,8 @@ def _session_start(
         if isinstance(result, Callbacks):
             result.use_route_declarations(*settings)
             return result
-        if encodes and result is not None:
-            return _encoded(result, socket)
+        if encode is not None and result is not None:
+            return _encoded(result, encode)
         return result
 
     return start_declared
