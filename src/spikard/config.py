@@ -37,6 +37,11 @@ class WebSocketConfig:
     """Bytes asked of the socket per read."""
     handler_grace: float = 1.0
     """Seconds a handler may keep running after the peer left, once it saw the end of input."""
+    accept_timeout: float = 5.0
+    """Seconds a handler has to accept or refuse the handshake, counted from the complete
+    request (``on_connect`` and handshake middleware included). A handler that has done
+    neither by then is cancelled and the client gets 500 (it may have been authenticating:
+    never accepted for it), with a WARNING naming the route."""
     permessage_deflate: bool = False
     """Accept a client's permessage-deflate offer (RFC 7692); costs CPU and memory per socket."""
     max_connections: int = 10_000
@@ -72,6 +77,7 @@ class WebSocketConfig:
             _positive("ping_interval", self.ping_interval)
         if self.handler_grace < 0:
             raise ValueError("handler_grace must not be negative")
+        _positive("accept_timeout", self.accept_timeout)
         if self.max_frame_size is not None:
             _positive("max_frame_size", self.max_frame_size)
         _positive("max_connections", self.max_connections)

@@ -420,7 +420,9 @@ class Spikard(Generic[StateT]):
                 params = ws_route.pattern.match(request.path)
                 if params is not None:
                     request.path_params = params
-                    await self._run_session(request, upgrade, ws_route.handler)
+                    await self._run_session(
+                        request, upgrade, ws_route.handler, ws_route.pattern.template
+                    )
                     return None
         try:
             response = await self._http_entry(request)
@@ -431,7 +433,7 @@ class Spikard(Generic[StateT]):
         return response
 
     async def _run_session(
-        self, request: Request, upgrade: WebSocketConnection, start: SessionStart
+        self, request: Request, upgrade: WebSocketConnection, start: SessionStart, route: str
     ) -> None:
         on_error = None
         if self._exception_handlers:
@@ -440,7 +442,7 @@ class Spikard(Generic[StateT]):
                 return await self._handshake_rejection(request, exc)
 
         if not self._middleware:
-            await run_session(upgrade, start, on_error)
+            await run_session(upgrade, start, on_error, route)
             return
         gate = HandshakeGate(upgrade)
         started = False
@@ -448,7 +450,7 @@ class Spikard(Generic[StateT]):
 
             async def session() -> None:
                 try:
-                    await run_session(gate, start, on_error)
+                    await run_session(gate, start, on_error, route)
                 finally:
                     gate.session_ended()
 

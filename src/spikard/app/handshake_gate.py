@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Mapping
 
 import anyio
 
-from ..connection.contract import EndedCallback, WebSocketConnection
+from ..connection.contract import AnsweredCallback, EndedCallback, WebSocketConnection
 from ..connection.state import ConnectionState
 from ..errors import ConnectionClosedError
 from ..messages import CloseCode, WebSocketMessage
@@ -119,6 +119,20 @@ class HandshakeGate(WebSocketConnection):
     @on_ended.setter
     def on_ended(self, callback: EndedCallback | None) -> None:
         self._inner.on_ended = callback
+
+    @property
+    def supports_answer_hook(self) -> bool:  # type: ignore[override]
+        """The real connection's ``supports_answer_hook``."""
+        return self._inner.supports_answer_hook
+
+    @property
+    def on_answered(self) -> AnsweredCallback | None:
+        """The real connection's ``on_answered``."""
+        return self._inner.on_answered
+
+    @on_answered.setter
+    def on_answered(self, callback: AnsweredCallback | None) -> None:
+        self._inner.on_answered = callback
 
     @property
     def state(self) -> ConnectionState:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ..config import WebSocketConfig
 from ..messages import CloseCode, WebSocketMessage
@@ -37,10 +37,12 @@ from .state import ConnectionState
 if TYPE_CHECKING:
     from ..requests import Request
 
-__all__ = ["EndedCallback", "WebSocketConnection"]
+__all__ = ["AnsweredCallback", "EndedCallback", "WebSocketConnection"]
 
 EndedCallback = Callable[[float], None]
 """``on_ended(now)``: the input is over; ``now`` is the connection's clock."""
+AnsweredCallback = Callable[[], None]
+"""``on_answered()``: the handshake was just accepted or refused."""
 
 
 class WebSocketConnection(abc.ABC):
@@ -61,6 +63,22 @@ class WebSocketConnection(abc.ABC):
     @on_ended.setter
     @abc.abstractmethod
     def on_ended(self, callback: EndedCallback | None) -> None: ...
+
+    supports_answer_hook: ClassVar[bool] = False
+    """True when the driver calls :attr:`on_answered` (the session bounds the handshake with
+    ``accept_timeout`` only then)."""
+
+    @property
+    def on_answered(self) -> AnsweredCallback | None:
+        """Called once, synchronously, when the handshake is answered (accepted or refused).
+
+        It runs before any await of the answer; drivers with ``supports_answer_hook`` call it.
+        """
+        return None
+
+    @on_answered.setter
+    def on_answered(self, callback: AnsweredCallback | None) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not report handshake answers")
 
     @property
     @abc.abstractmethod

@@ -58,7 +58,7 @@ from ..protocol.handshake import HandshakeOffer, accept_response
 from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
 from ..requests import Request
 from .budget import InboundBudget
-from .contract import EndedCallback, WebSocketConnection
+from .contract import AnsweredCallback, EndedCallback, WebSocketConnection
 from .events import Waiter
 from .heartbeat import Heartbeat
 from .inbound import MessageQueue
@@ -191,6 +191,7 @@ class WireConnection(WebSocketConnection):
         "_next_idle_check",
         "_next_ping",
         "_offer",
+        "_on_answered",
         "_on_ended",
         "_overflow",
         "_owner",
@@ -228,6 +229,7 @@ class WireConnection(WebSocketConnection):
         self.request = request
         self.config = config
         self._on_ended: EndedCallback | None = None
+        self._on_answered: AnsweredCallback | None = None
         self._transport = transport
         self._owner = owner
         self._heartbeat = heartbeat
@@ -285,6 +287,22 @@ class WireConnection(WebSocketConnection):
     @on_ended.setter
     def on_ended(self, callback: EndedCallback | None) -> None:
         self._on_ended = callback
+
+    supports_answer_hook = True
+
+    @property
+    def on_answered(self) -> AnsweredCallback | None:
+        """Called once when the handshake is answered (see the contract)."""
+        return self._on_answered
+
+    @on_answered.setter
+    def on_answered(self, callback: AnsweredCallback | None) -> None:
+        self._on_answered = callback
+
+    def _answered(self) -> None:
+        callback, self._on_answered = self._on_answered, None
+        if callback is not None:
+            callback()
 
     @property
     def offer(self) -> HandshakeOffer:
@@ -367,6 +385,7 @@ class WireConnection(WebSocketConnection):
             self._offer, subprotocol=subprotocol, extensions=extensions_header, headers=headers
         )
         self._handshake = Handshake.ACCEPTED
+        self._answered()
         self._subprotocol = subprotocol
         protocol = self._protocol = WebSocketProtocol(
             max_message_size=config.max_message_size,
@@ -417,6 +436,7 @@ class WireConnection(WebSocketConnection):
         if self._handshake is not Handshake.PENDING:
             raise RuntimeError("the WebSocket handshake was already answered")
         self._handshake = Handshake.REJECTED
+        self._answered()
         self._early = bytearray()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("refused WebSocket %s with %d", _debug_label(self._label), status_code)

@@ -27,6 +27,7 @@ its own. The session talks to the connection through the contract only
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
@@ -52,13 +53,64 @@ HandshakeErrorHook = Callable[[Exception], Awaitable[HandshakeRejected | None]]
 
 
 class _Session:
-    __slots__ = ("connection", "handler_done", "handler_scope", "socket")
+    __slots__ = (
+        "answer_deadline",
+        "callbacks_scope",
+        "connection",
+        "grace_deadline",
+        "handler_done",
+        "handler_scope",
+        "route",
+        "socket",
+    )
 
-    def __init__(self, socket: WebSocket) -> None:
+    def __init__(self, socket: WebSocket, route: str) -> None:
         self.socket = socket
         self.connection = socket.connection
+        self.route = route
         self.handler_scope = anyio.CancelScope()
+        self.callbacks_scope: anyio.CancelScope | None = None
         self.handler_done = False
+        self.answer_deadline = math.inf
+        """When an unanswered handshake is given up (``accept_timeout``); inf once answered."""
+        self.grace_deadline = math.inf
+        """When a handler still running after the peer left is cancelled (``handler_grace``)."""
+
+    def _bound_the_handshake(self) -> None:
+        """Give the handler ``accept_timeout`` to accept or refuse (drivers that report it)."""
+        connection = self.connection
+        if not connection.supports_answer_hook or connection.accepted or connection.rejected:
+            return
+        self.answer_deadline = anyio.current_time() + connection.config.accept_timeout
+        self.handler_scope.deadline = self.answer_deadline
+        connection.on_answered = self._answered
+
+    def _answered(self) -> None:
+        """The handshake was answered in time: only the grace deadline (if any) remains."""
+        self.answer_deadline = math.inf
+        self.handler_scope.deadline = self.grace_deadline
+        if self.callbacks_scope is not None:
+            self.callbacks_scope.deadline = math.inf
+
+    def _handshake_timed_out(self) -> bool:
+        connection = self.connection
+        return (
+            not connection.accepted
+            and not connection.rejected
+            and anyio.current_time() >= self.answer_deadline
+        )
+
+    async def _refuse_unanswered(self) -> None:
+        """``accept_timeout`` passed with the handshake unanswered: 500, and say why once."""
+        logger.warning(
+            "WebSocket handler for %s neither accepted nor refused the handshake within "
+            "accept_timeout (%.3g s); answered 500. Call `await socket.accept()` before "
+            "waiting on other events (or raise WebSocketConfig.accept_timeout)",
+            self.route,
+            self.connection.config.accept_timeout,
+        )
+        self.connection.on_answered = None
+        await self.connection.reject(500, "the WebSocket handler did not answer the handshake")
 
     def _input_ended(self, now: float) -> None:
         """The peer is gone (or broke the protocol): wind the handler down."""
@@ -71,8 +123,9 @@ class _Session:
             # for it to do. A handler in the middle of a send or read sees the end there.
             self.handler_scope.cancel()
             return
+        self.grace_deadline = now + self.connection.config.handler_grace
         scope = self.handler_scope
-        scope.deadline = min(scope.deadline, now + self.connection.config.handler_grace)
+        scope.deadline = min(scope.deadline, self.grace_deadline)
 
     async def run(self, start: SessionStart, on_handshake_error: HandshakeErrorHook | None) -> None:
         socket = self.socket
@@ -81,6 +134,7 @@ class _Session:
         code: int = CloseCode.NORMAL_CLOSURE
         reason = ""
         result: HandlerResult = None
+        self._bound_the_handshake()
         with self.handler_scope:
             if connection.state is ConnectionState.CLOSED:
                 self.handler_scope.cancel()  # the client left before the handler started
@@ -113,11 +167,17 @@ class _Session:
         self.handler_done = True
         connection.on_ended = None
 
+        if self._handshake_timed_out():
+            await self._refuse_unanswered()
+            return
         if connection.rejected:
             return
         if isinstance(result, Callbacks):
             if not connection.accepted:
-                await run_callbacks(connection, result, on_handshake_error)
+                with anyio.CancelScope(deadline=self.answer_deadline) as self.callbacks_scope:
+                    await run_callbacks(connection, result, on_handshake_error)
+                if self._handshake_timed_out():  # on_connect took too long
+                    await self._refuse_unanswered()
                 return
             logger.error("a handler that returns a WebSocketResponse must not accept the socket")
             code, reason = CloseCode.INTERNAL_ERROR, "internal error"
@@ -181,6 +241,7 @@ async def run_session(
     connection: WebSocketConnection,
     start: SessionStart,
     on_handshake_error: HandshakeErrorHook | None = None,
+    route: str | None = None,
 ) -> None:
     """Run a WebSocket session on ``connection`` from handshake to the end of the close.
 
@@ -188,4 +249,5 @@ async def run_session(
     handshake was answered; a :class:`~spikard.errors.HandshakeRejected` it returns is the
     answer (None: the default, a 1011 close after accepting, or 403 from ``on_connect``).
     """
-    await _Session(WebSocket(connection)).run(start, on_handshake_error)
+    session = _Session(WebSocket(connection), route or connection.request.path)
+    await session.run(start, on_handshake_error)
