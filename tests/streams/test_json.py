@@ -7,6 +7,7 @@ changes that (``"reply"``, ``"raise"``, a function).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -252,3 +253,14 @@ def test_decoding_anything_returns_a_value_or_invalid_message(data: str | bytes)
 def test_deep_nesting_is_invalid_not_a_crash() -> None:
     with pytest.raises(InvalidMessage, match="nested too deeply"):
         decode_json("[" * 100_000 + "]" * 100_000)
+
+
+async def test_invalid_messages_are_logged_once_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, "spikard.websocket")
+    async with app.test_server() as server, ws_connect(server.ws_url("/json-reply")) as ws:
+        with anyio.fail_after(5):
+            for bad in ("x", "y", "z"):
+                await ws.send(bad)
+                assert json.loads(await ws.recv())["type"] == "error"
+    invalid = [r for r in caplog.records if r.getMessage().startswith("invalid message on")]
+    assert [r.levelno for r in invalid] == [logging.INFO, logging.DEBUG, logging.DEBUG]

@@ -112,7 +112,7 @@ async def _invalid(
     """Apply ``callbacks.on_invalid`` to a message that failed ``callbacks.decode``."""
     policy = callbacks.on_invalid
     (logger.info if first else logger.debug)(
-        "invalid message on %s: %s", connection.request.path, error
+        "invalid message on %s: %r", connection.request.path, str(error)
     )
     reply: object = None
     if policy == "reply":

@@ -346,13 +346,13 @@ class WebSocket(Generic[InT]):
         if not self._invalid_seen:
             self._invalid_seen = True
             logger.info(
-                "invalid message on %s (on_invalid=%s): %s",
+                "invalid message on %s (on_invalid=%s): %r",  # %r: client text, escaped
                 self.request.path,
                 policy if isinstance(policy, str) else getattr(policy, "__qualname__", policy),
-                error,
+                str(error),
             )
         else:
-            logger.debug("invalid message on %s: %s", self.request.path, error)
+            logger.debug("invalid message on %s: %r", self.request.path, str(error))
         if policy == "close":
             code, reason = error.close_code, str(error)
             self._refused = (code, reason)
