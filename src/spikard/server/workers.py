@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from .bind import bind_error, probe_bind
+from .bind import bind_error, format_address, probe_bind
 
 __all__ = ["STARTUP_FAILED_EXIT", "run_workers"]
 
@@ -207,7 +207,10 @@ def run_workers(
     }
     try:
         logger.info(
-            "spikard supervisor (pid %d): %d workers on %s:%d", os.getpid(), workers, host, port
+            "spikard supervisor (pid %d): %d workers on %s",
+            os.getpid(),
+            workers,
+            format_address(host, port),
         )
         status = supervisor.run()
     finally:
