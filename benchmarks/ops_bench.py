@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import time
@@ -85,10 +86,12 @@ def build_app(variant: str) -> Spikard:
 
         @app.websocket("/")
         async def batched(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
-            stages = socket | ops.batch(32, 0.001)
+            stages: AsyncIterator[list[WebSocketMessage]]
             if variant == "pipeline":
-                stages = socket | ops.rate_limit(1e9, 1e9) | ops.batch(32, 0.001)
-                stages = stages | ops.map(_identity)
+                limited = socket | ops.rate_limit(1e9, 1e9)
+                stages = limited | ops.batch(32, 0.001) | ops.map(_identity)
+            else:
+                stages = socket | ops.batch(32, 0.001)
             async for group in stages:
                 for message in group:
                     yield message
@@ -208,7 +211,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(
                     f"[{workload} {round_index + 1}/{args.rounds} "
                     f"{time.monotonic() - started:4.0f}s] {spec.name}: "
-                    + (result["error"] if "error" in result else f"{cost:.1f} µs/msg"),
+                    + (f"{cost:.1f} µs/msg" if cost else str(result.get("error"))),
                     file=sys.stderr,
                     flush=True,
                 )
@@ -228,6 +231,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--serve", choices=VARIANTS, help="run one echo server and exit")
@@ -243,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve:
         serve(args.serve, args.port, args.backend)
         return 0
+    # SIGTERM unwinds like Ctrl-C, so the server of the round in progress is stopped.
+    signal.signal(signal.SIGTERM, _terminate)
     report = run(args)
     output = args.output or str(RESULTS / f"ops-{time.strftime('%Y-%m-%d')}.json")
     with open(output, "w", encoding="utf-8") as file:

@@ -36,8 +36,22 @@ class Clock(Protocol):
         ...
 
 
+def _on_the_millisecond(deadline: float) -> float:
+    """Round a deadline ahead up to a whole number of milliseconds from now (less 0.1 µs).
+
+    uvloop's timers count whole milliseconds and round: one set for 1.3 ms fires after 1 ms,
+    anyio sees the deadline not reached and sets another for 0.3 ms, which fires at once,
+    and so on until the millisecond is over: a busy wait. A deadline a whole number of
+    milliseconds away fires when it is due. Elsewhere it costs at most a millisecond.
+    """
+    now = anyio.current_time()
+    if deadline <= now or math.isinf(deadline):
+        return deadline
+    return now + math.ceil((deadline - now) * 1000.0) / 1000.0 - 1e-7
+
+
 class AnyioClock:
-    """anyio's clock: the running event loop's time."""
+    """anyio's clock: the running event loop's time (deadlines to the millisecond)."""
 
     __slots__ = ()
 
@@ -46,12 +60,12 @@ class AnyioClock:
         return anyio.current_time()
 
     def deadline_scope(self, deadline: float) -> anyio.CancelScope:
-        """Return ``anyio.CancelScope(deadline=deadline)``."""
-        return anyio.CancelScope(deadline=deadline)
+        """Return an ``anyio.CancelScope`` with ``deadline`` (up to 1 ms later)."""
+        return anyio.CancelScope(deadline=_on_the_millisecond(deadline))
 
     async def sleep_until(self, deadline: float) -> None:
-        """Wait with ``anyio.sleep_until``."""
-        await anyio.sleep_until(deadline)
+        """Wait with ``anyio.sleep_until`` (up to 1 ms later)."""
+        await anyio.sleep_until(_on_the_millisecond(deadline))
 
     def __repr__(self) -> str:
         return "SYSTEM_CLOCK"
