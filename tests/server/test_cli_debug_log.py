@@ -169,3 +169,15 @@ async def test_the_cli_log_level_debug(anyio_backend: str) -> None:
     assert "/echo ended: the client closed with 1000 ''" in text
     debug = [line for line in text.splitlines() if " DEBUG " in line]
     assert not [line for line in debug if "s3cret" in line]
+
+
+async def test_a_percent_encoded_line_break_stays_encoded(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="spikard")
+    async with make_app().test_server() as server:
+        with anyio.fail_after(5):
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+                await stream.send(upgrade_request("/chat%0AFORGED", port=server.port))
+                await read_all(stream)
+    line = one(debug_lines(caplog), "WebSocket handshake from")
+    assert line.endswith(" for /chat%0AFORGED (subprotocols offered: none)")
+    assert not [r for r in caplog.records if "\n" in r.getMessage()]

@@ -401,7 +401,7 @@ class HTTPConnection:
             logger.debug(
                 "WebSocket handshake from %s for %s (subprotocols offered: %s)",
                 self.peer_label,
-                request.path,
+                request.raw_path,  # percent-encoded: a decoded %0A would break the line
                 ", ".join(offer.subprotocols) or "none",
             )
         if self._shutting_down:
