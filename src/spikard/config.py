@@ -7,6 +7,7 @@ Pass instances to :class:`~spikard.Spikard`::
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from .protocol.origins import OriginMatcher
@@ -48,11 +49,14 @@ class WebSocketConfig:
     """Most WebSockets open at once (per process); more handshakes get 503 + Retry-After."""
     retry_after: int = 5
     """Seconds announced in ``Retry-After`` when ``max_connections`` turns a handshake away."""
-    allowed_origins: tuple[str, ...] | None = None
-    """Browser origins allowed to connect: exact (``"https://app.example.com"``), subdomain
-    patterns (``"https://*.example.com"``) or ``"*"`` for any (the syntax of
-    :class:`~spikard.CORSMiddleware`); a handshake with another ``Origin`` gets 403. None
-    allows every origin. Clients that send no ``Origin`` (non-browsers) are always allowed."""
+    allowed_origins: str | tuple[str, ...] | None = "same-origin"
+    """Browser origins allowed to connect. ``"same-origin"`` (the default): only pages served
+    by this server (the ``Origin`` matches the request's own scheme, host and port, ``ws``
+    matching ``http`` and ``wss`` matching ``https``); ``"*"``: any; or a tuple of origins,
+    exact (``"https://app.example.com"``) or subdomain patterns (``"https://*.example.com"``),
+    the syntax of :class:`~spikard.CORSMiddleware`, which may include ``"same-origin"``. A
+    handshake with another ``Origin`` (``null`` included) gets 403. Clients that send no
+    ``Origin`` (non-browsers) always pass. ``None`` is a deprecated alias of ``"*"``."""
     idle_timeout: float | None = None
     """Close with 1000 after this many seconds without a message either way; None: never."""
     write_timeout: float | None = None
@@ -89,9 +93,21 @@ class WebSocketConfig:
             _positive("write_timeout", self.write_timeout)
         if self.max_buffered_bytes is not None:
             _positive("max_buffered_bytes", self.max_buffered_bytes)
-        if isinstance(self.allowed_origins, str):
-            raise TypeError("allowed_origins must be a tuple of origins, not a string")
-        if self.allowed_origins is not None:
+        if self.allowed_origins is None:
+            warnings.warn(
+                "WebSocketConfig(allowed_origins=None) is deprecated: it allows every origin; "
+                'say allowed_origins="*" (or keep the default, "same-origin")',
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "allowed_origins", "*")
+        elif isinstance(self.allowed_origins, str):
+            if self.allowed_origins not in ("same-origin", "*"):
+                raise ValueError(
+                    f"allowed_origins={self.allowed_origins!r}: give 'same-origin', '*' or a "
+                    "tuple of origins such as ('https://app.example.com',)"
+                )
+        else:
             OriginMatcher(self.allowed_origins)  # ValueError for an entry that is no origin
 
 

@@ -427,15 +427,21 @@ class HTTPConnection:
         except HandshakeRejected as rejection:
             logger.info("bad WebSocket handshake from %s: %s", self.peer_label, rejection.body)
             raise
-        try:
-            check_origin(request.headers, self._allowed_origins)
-        except HandshakeRejected:
-            logger.info(
-                "refused WebSocket from %s: origin %r is not allowed",
-                self.peer_label,
-                request.headers.get("origin"),
-            )
-            raise
+        allowed = self._allowed_origins
+        if allowed is not None and not allowed.allows_any:
+            scheme = "https" if self._scheme == "https" else "http"
+            own = f"{scheme}://{request.headers.get('host', '')}"
+            try:
+                check_origin(request.headers, allowed, own)
+            except HandshakeRejected:
+                logger.info(
+                    "refused WebSocket from %s: origin %r is not allowed by "
+                    "WebSocketConfig.allowed_origins=%r (list it there, or '*' for any)",
+                    self.peer_label,
+                    request.headers.get("origin"),
+                    self.websocket_config.allowed_origins,
+                )
+                raise
         config = self.websocket_config
         if self._websockets.open >= config.max_connections:
             logger.warning(

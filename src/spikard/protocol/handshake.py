@@ -96,10 +96,13 @@ def _field_value(value: str) -> bytes:
     return value.encode("latin-1")
 
 
-def check_origin(headers: Headers, allowed: OriginMatcher | None) -> None:
+def check_origin(
+    headers: Headers, allowed: OriginMatcher | None, own_origin: str | None = None
+) -> None:
     """Refuse a browser whose ``Origin`` is not ``allowed`` (None: every origin is).
 
-    Requests without ``Origin`` (non-browser clients) pass.
+    ``own_origin`` is the request's own origin (``http://host:port`` for a ``ws`` request),
+    which ``"same-origin"`` allows. Requests without ``Origin`` (non-browser clients) pass.
 
     Raises:
         HandshakeRejected: 403 for an origin that is not allowed.
@@ -107,14 +110,16 @@ def check_origin(headers: Headers, allowed: OriginMatcher | None) -> None:
     if allowed is None or allowed.allows_any:
         return
     origin = headers.get("origin")
-    if origin is not None and not allowed(origin):
+    if origin is not None and not allowed(origin, own_origin):
         raise HandshakeRejected(403, "Origin not allowed")
 
 
 @functools.lru_cache(maxsize=64)
-def origin_matcher(allowed: tuple[str, ...] | None) -> OriginMatcher | None:
+def origin_matcher(allowed: str | tuple[str, ...] | None) -> OriginMatcher | None:
     """The (shared) matcher for ``WebSocketConfig.allowed_origins``."""
-    return None if allowed is None else OriginMatcher(allowed)
+    if allowed is None:
+        return None
+    return OriginMatcher((allowed,) if isinstance(allowed, str) else allowed)
 
 
 def accept_response(

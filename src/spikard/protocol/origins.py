@@ -7,6 +7,8 @@ A matcher is built from a list of allowed origins, each one of:
 - a subdomain pattern, ``"https://*.example.com"``: any host strictly below ``example.com``
   with that scheme and port (``example.com`` itself must be listed on its own);
 - ``"*"``: any origin;
+- ``"same-origin"``: the origin of the request itself (pages this server served): the
+  caller passes that origin to the check, see :meth:`OriginMatcher.__call__`;
 - ``"null"``: the opaque origin of sandboxed frames and ``file:`` pages (only when listed).
 """
 
@@ -15,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["OriginMatcher", "normalize_origin"]
+__all__ = ["SAME_ORIGIN", "OriginMatcher", "normalize_origin"]
+
+SAME_ORIGIN = "same-origin"
+"""The entry that allows the request's own origin."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -40,7 +45,7 @@ def _check_allowed(entry: str) -> str:
         ValueError: ``entry`` is not ``scheme://host[:port]`` (a path, a query, no scheme).
     """
     normalized = normalize_origin(entry)
-    if normalized in ("*", "null"):
+    if normalized in ("*", "null", SAME_ORIGIN):
         return normalized
     parts = urlsplit(normalized.replace("*.", "wildcard.", 1))
     if (
@@ -72,7 +77,7 @@ class OriginMatcher:
         ValueError: an entry is not an origin or a valid pattern.
     """
 
-    __slots__ = ("_exact", "_suffixes", "allows_any")
+    __slots__ = ("_exact", "_suffixes", "allows_any", "same_origin")
 
     def __init__(self, allowed: Iterable[str]) -> None:
         if isinstance(allowed, str):
@@ -90,15 +95,24 @@ class OriginMatcher:
                 exact.add(normalized)
         self.allows_any = "*" in exact
         """True when every origin is allowed (``"*"`` was listed)."""
+        self.same_origin = SAME_ORIGIN in exact
+        """True when the request's own origin is allowed (``"same-origin"`` was listed)."""
+        exact.discard(SAME_ORIGIN)
         self._exact = frozenset(exact)
         self._suffixes = tuple(suffixes)
 
-    def __call__(self, origin: str) -> bool:
-        """True when ``origin`` (an ``Origin`` header value) is allowed."""
+    def __call__(self, origin: str, own: str | None = None) -> bool:
+        """True when ``origin`` (an ``Origin`` header value) is allowed.
+
+        ``own`` is the request's own origin (``scheme://host[:port]`` as the client addressed
+        the server); ``"same-origin"`` allows exactly that one.
+        """
         if self.allows_any:
             return True
         origin = normalize_origin(origin)
         if origin in self._exact:
+            return True
+        if self.same_origin and own is not None and origin == normalize_origin(own):
             return True
         for scheme, suffix in self._suffixes:
             if origin.startswith(scheme):
