@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+from .protocol.hosts import HostMatcher
 from .protocol.origins import OriginMatcher
 
 __all__ = ["HTTPConfig", "WebSocketConfig"]
@@ -147,8 +148,14 @@ class HTTPConfig:
     (and at most 4 MiB) before the connection closes, so that a client still sending reads
     the response instead of a reset. It also bounds the discarding of a small unread body
     (at most 64 KiB) that keeps a keep-alive connection open."""
+    allowed_hosts: tuple[str, ...] | None = None
+    """``Host`` header values the server answers (``"example.com"``, ``"*.example.com"``,
+    ``"127.0.0.1"``; any port), against DNS rebinding; a request for another host gets 400.
+    None (the default) answers any host."""
 
     def __post_init__(self) -> None:
+        if self.allowed_hosts is not None:
+            HostMatcher(self.allowed_hosts)  # ValueError for an entry that is no host name
         _positive("max_header_bytes", self.max_header_bytes)
         _positive("max_header_count", self.max_header_count)
         _positive("max_body_size", self.max_body_size)

@@ -73,6 +73,7 @@ from ..errors import (
 from ..protocol.handshake import (
     HandshakeOffer,
     check_origin,
+    host_matcher,
     is_websocket_upgrade,
     origin_matcher,
     read_offer,
@@ -190,6 +191,7 @@ class HTTPConnection:
     """
 
     __slots__ = (
+        "_allowed_hosts",
         "_allowed_origins",
         "_budget",
         "_client",
@@ -239,6 +241,7 @@ class HTTPConnection:
         self._budget = budget or InboundBudget(websocket_config.max_buffered_bytes)
         self._websockets = websockets or WebSocketCounter()
         self._allowed_origins = origin_matcher(websocket_config.allowed_origins)
+        self._allowed_hosts = host_matcher(config.allowed_hosts)
         self._h11: h11.Connection | None = None
         """h11 serving the current exchange; None between requests and in a simple one."""
         self._inbox = bytearray()
@@ -310,6 +313,15 @@ class HTTPConnection:
             if request is None:
                 return
             first = False
+            hosts = self._allowed_hosts
+            if hosts is not None and not hosts(request.headers.get("host", "")):
+                logger.info(
+                    "refused a request from %s: Host %r is not in HTTPConfig.allowed_hosts",
+                    self.peer_label,
+                    request.headers.get("host", ""),
+                )
+                await self._send_error(400, "Bad Request: unknown Host")
+                return
             if is_websocket_upgrade(request.headers):
                 await self._serve_websocket(request)
                 return

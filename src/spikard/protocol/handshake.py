@@ -13,6 +13,7 @@ from wsproto.utilities import generate_accept_token
 
 from ..datastructures import Headers
 from ..errors import HandshakeRejected
+from .hosts import HostMatcher
 from .origins import OriginMatcher
 
 __all__ = ["HandshakeOffer", "accept_response", "is_websocket_upgrade", "read_offer"]
@@ -112,6 +113,15 @@ def check_origin(
     origin = headers.get("origin")
     if origin is not None and not allowed(origin, own_origin):
         raise HandshakeRejected(403, "Origin not allowed")
+
+
+@functools.lru_cache(maxsize=64)
+def host_matcher(allowed: tuple[str, ...] | None) -> HostMatcher | None:
+    """The (shared) matcher for ``HTTPConfig.allowed_hosts``; None answers any host."""
+    if allowed is None:
+        return None
+    matcher = HostMatcher(allowed)
+    return None if matcher.allows_any else matcher
 
 
 @functools.lru_cache(maxsize=64)
