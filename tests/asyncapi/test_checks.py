@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
 
 import pytest
 
-from .checks import official_validator, problems, resolve
+from .checks import SCHEMA_PATH, official_validator, problems, resolve
 
 VALID: dict[str, Any] = {
     "asyncapi": "3.0.0",
@@ -87,3 +88,16 @@ def test_resolve_reads_escaped_pointers() -> None:
         resolve(document, "#/a/x~1y/1")
     with pytest.raises(LookupError):
         resolve(document, "other.json#/a")
+
+
+def test_the_vendored_schema_is_the_file_its_readme_names() -> None:
+    readme = (SCHEMA_PATH.parent / "README.md").read_text(encoding="utf-8")
+    digest = hashlib.sha256(SCHEMA_PATH.read_bytes()).hexdigest()
+    assert f"`{digest}`" in readme
+    assert "@asyncapi/specs@6.11.1" in readme
+    assert (
+        (SCHEMA_PATH.parent / "LICENSE")
+        .read_text(encoding="utf-8")
+        .lstrip()
+        .startswith("Apache License")
+    )
