@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .protocol.hosts import HostMatcher
 from .protocol.origins import OriginMatcher
+from .protocol.redaction import DEFAULT_REDACTED_PARAMS
 
 __all__ = ["HTTPConfig", "WebSocketConfig"]
 
@@ -148,6 +149,10 @@ class HTTPConfig:
     (and at most 4 MiB) before the connection closes, so that a client still sending reads
     the response instead of a reset. It also bounds the discarding of a small unread body
     (at most 64 KiB) that keeps a keep-alive connection open."""
+    redacted_query_params: tuple[str, ...] = DEFAULT_REDACTED_PARAMS
+    """Query parameters whose values log lines show as ``***`` (case-insensitive):
+    ``token``, ``access_token``, ``api_key``, ``password``, ``secret``, ``auth`` by default.
+    Header values are never logged."""
     allowed_hosts: tuple[str, ...] | None = None
     """``Host`` header values the server answers (``"example.com"``, ``"*.example.com"``,
     ``"127.0.0.1"``; any port), against DNS rebinding; a request for another host gets 400.
@@ -156,6 +161,8 @@ class HTTPConfig:
     def __post_init__(self) -> None:
         if self.allowed_hosts is not None:
             HostMatcher(self.allowed_hosts)  # ValueError for an entry that is no host name
+        if isinstance(self.redacted_query_params, str):
+            raise TypeError("redacted_query_params must be a tuple of names, not a string")
         _positive("max_header_bytes", self.max_header_bytes)
         _positive("max_header_count", self.max_header_count)
         _positive("max_body_size", self.max_body_size)

@@ -96,6 +96,7 @@ from ..protocol.http1_simple import (
     simple_response,
     streamed_response_head,
 )
+from ..protocol.redaction import redact_query
 from ..requests import Request
 from ..responses import PlainTextResponse, Response, StreamingResponse
 from .budget import InboundBudget
@@ -411,10 +412,10 @@ class HTTPConnection:
         )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "WebSocket handshake from %s for %s (subprotocols offered: %s)",
+                "WebSocket handshake from %s for %s (%d subprotocols offered)",
                 self.peer_label,
                 request.raw_path,  # percent-encoded: a decoded %0A would break the line
-                ", ".join(offer.subprotocols) or "none",
+                len(offer.subprotocols),  # their values may carry tokens: never logged
             )
         if self._shutting_down:
             websocket.going_away()
@@ -1137,7 +1138,12 @@ class HTTPConnection:
         """Write one access-log line for ``request``."""
         if access_logger.isEnabledFor(logging.INFO):
             method = "WEBSOCKET" if status == 101 else request.method
-            query = f"?{request.query_string}" if request.query_string else ""
+            query_string = request.query_string
+            query = (
+                f"?{redact_query(query_string, self._config.redacted_query_params)}"
+                if query_string
+                else ""
+            )
             access_logger.info(
                 '%s - "%s %s%s HTTP/%s" %d',
                 self.peer_label,

@@ -405,9 +405,10 @@ class WireConnection(WebSocketConnection):
         self._transition(StateEvent.ACCEPT)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "accepted WebSocket %s (subprotocol %s%s)",
+                "accepted WebSocket %s (%s%s)",
                 _debug_label(self._label),
-                subprotocol or "none",
+                # Sec-WebSocket-Protocol values may carry tokens: never logged
+                "a subprotocol chosen" if subprotocol else "no subprotocol",
                 ", permessage-deflate" if extensions else "",
             )
         now = transport.time()
