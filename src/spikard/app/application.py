@@ -7,7 +7,7 @@ import inspect
 import logging
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Generic, cast
 
@@ -15,8 +15,7 @@ import anyio
 from typing_extensions import TypeVar
 
 from ..config import HTTPConfig, WebSocketConfig
-from ..connection.contract import WebSocketConnection
-from ..connection.http import RequestHandler
+from ..connection.contract import RequestHandler, WebSocketConnection
 from ..datastructures import State
 from ..errors import HandshakeRejected, RoutingError
 from ..files import FileResponse, StaticFiles
@@ -535,6 +534,23 @@ class Spikard(Generic[StateT]):
             # Conditional and range requests, before the middleware sees the response.
             response = await response.prepare(request)
         return response
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        """Serve one ASGI 3 scope: the app is an ASGI application (see ``docs/asgi.md``).
+
+        ``uvicorn module:app``, ``hypercorn module:app``, ``granian --interface asgi
+        module:app`` serve it; ``Mount("/rt", app=app)`` embeds it in a Starlette app (run
+        ``app.lifespan_context()`` in the host's lifespan then). Not on the path of
+        spikard's own server.
+        """
+        from ..asgi.hosted import serve_asgi
+
+        await serve_asgi(self, scope, receive, send)
 
     # ---- running ---------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from ..config import WebSocketConfig
 from ..messages import CloseCode, WebSocketMessage
@@ -36,8 +36,16 @@ from .state import ConnectionState
 
 if TYPE_CHECKING:
     from ..requests import Request
+    from ..responses import Response
 
-__all__ = ["AnsweredCallback", "EndedCallback", "WebSocketConnection"]
+__all__ = [
+    "AnsweredCallback",
+    "Application",
+    "EndedCallback",
+    "RequestHandler",
+    "ServesRequests",
+    "WebSocketConnection",
+]
 
 EndedCallback = Callable[[float], None]
 """``on_ended(now)``: the input is over; ``now`` is the connection's clock."""
@@ -212,3 +220,24 @@ class WebSocketConnection(abc.ABC):
     @abc.abstractmethod
     async def wait_closed(self) -> None:
         """Wait until the input is over; after :meth:`close`, bounded by ``close_timeout``."""
+
+
+RequestHandler: TypeAlias = (
+    "Callable[[Request, WebSocketConnection | None], Awaitable[Response | None]]"
+)
+"""The application as a server calls it: answer a request, or run the WebSocket (``upgrade``)
+and return None."""
+
+
+@runtime_checkable
+class ServesRequests(Protocol):
+    """An application object that hands the server its :data:`RequestHandler` (a Spikard app)."""
+
+    @property
+    def request_handler(self) -> RequestHandler:
+        """The handler the server calls for each request."""
+        ...
+
+
+Application: TypeAlias = "RequestHandler | ServesRequests"
+"""What a server serves: a request handler, or an object that has one."""

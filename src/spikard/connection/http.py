@@ -50,13 +50,12 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
     Callable,
     Iterable,
     Iterator,
     Mapping,
 )
-from typing import IO, Any, ClassVar, Protocol, runtime_checkable
+from typing import IO, Any, ClassVar
 
 import anyio
 import h11
@@ -100,7 +99,7 @@ from ..protocol.redaction import redact_query
 from ..requests import Request
 from ..responses import PlainTextResponse, Response, StreamingResponse
 from .budget import InboundBudget
-from .contract import WebSocketConnection
+from .contract import Application, RequestHandler, ServesRequests
 from .deadline import Deadline, move_on_after
 from .heartbeat import Heartbeat
 from .state import ConnectionState
@@ -148,24 +147,6 @@ async def _close_unstarted(content: AsyncIterable[Any] | Iterable[Any]) -> None:
     aclose = getattr(content, "aclose", None)
     if aclose is not None:
         await aclose()
-
-
-RequestHandler = Callable[[Request, WebSocketConnection | None], Awaitable[Response | None]]
-"""The application: answer a request, or run the WebSocket and return None."""
-
-
-@runtime_checkable
-class ServesRequests(Protocol):
-    """An application object that hands the server its :data:`RequestHandler` (a Spikard app)."""
-
-    @property
-    def request_handler(self) -> RequestHandler:
-        """The handler the server calls for each request."""
-        ...
-
-
-Application = RequestHandler | ServesRequests
-"""What a server serves: a request handler, or an object that has one."""
 
 
 class WebSocketCounter:
