@@ -68,7 +68,7 @@ def build_app(cleanups: list[str]) -> Spikard:
         async def on_connect() -> None:
             await anyio.sleep(30)
 
-        return WebSocketResponse(on_connect=on_connect, on_message=lambda s, m: None)
+        return WebSocketResponse(on_connect=on_connect, on_message=lambda message: None)
 
     return app
 
