@@ -25,7 +25,6 @@ milliseconds and sends the last ``id`` it saw as ``Last-Event-ID``
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import weakref
@@ -38,6 +37,7 @@ from .pubsub.base import validate_channel
 from .pubsub.errors import SubscriberTooSlow
 from .pubsub.subscription import ChannelMessage, SlowConsumerPolicy, check_policy, unique
 from .responses import StreamingResponse, encode_chunk
+from .typed.encoding import dumps, encode_value
 
 if TYPE_CHECKING:
     from .pubsub.base import Broker
@@ -126,7 +126,10 @@ class ServerSentEvent:
 
 
 def encode_event(item: object) -> bytes:
-    """Encode what an SSE generator yielded: an event, text (its data) or JSON-able data.
+    """Encode what an SSE generator yielded: an event, text (its data), or JSON.
+
+    JSON-able values go out as HTTP routes write them; a msgspec Struct, a pydantic model or
+    a dataclass, by its library.
 
     Raises:
         TypeError: the value is not JSON-serializable.
@@ -136,12 +139,15 @@ def encode_event(item: object) -> bytes:
     if isinstance(item, str):
         return ServerSentEvent(item).encode()
     try:
-        # allow_nan=False: NaN and Infinity are not JSON, and JSON.parse rejects them.
-        text = json.dumps(item, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        # A Struct, a pydantic model or a dataclass by its library; the rest (NaN and
+        # Infinity refused: JSON.parse rejects them) as HTTP routes write JSON.
+        text = encode_value(item)
+        if text is None:
+            text = dumps(item)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"an SSE stream yielded {type(item).__name__!r}, which is not JSON-serializable; "
-            "yield ServerSentEvent, str or JSON-able values"
+            "yield ServerSentEvent, str, JSON-able values or typed models"
         ) from exc
     return ServerSentEvent(text).encode()
 

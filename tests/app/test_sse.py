@@ -570,3 +570,30 @@ async def test_a_returned_event_source_response_streams() -> None:
     async with app.test_server() as server:
         data = await read_stream(server.port, "/returned", until=b"data: only\n\n")
     assert b"data: only\n\n" in data
+
+
+async def test_typed_values_are_sent_as_json() -> None:
+    import dataclasses
+
+    import msgspec
+
+    from spikard import Spikard
+
+    class Tick(msgspec.Struct):
+        n: int
+
+    @dataclasses.dataclass
+    class Note:
+        text: str
+
+    app = Spikard()
+
+    @app.sse("/typed")
+    async def typed() -> AsyncIterator[object]:
+        yield Tick(1)
+        yield Note("hi")
+        yield {"nested": [Tick(2)]}
+
+    async with app.test_server() as server:
+        reply = await server.request("GET", "/typed")
+    assert reply.text == 'data: {"n":1}\n\ndata: {"text":"hi"}\n\ndata: {"nested":[{"n":2}]}\n\n'
