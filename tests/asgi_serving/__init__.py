@@ -1,0 +1,1 @@
+"""spikard's server serving plain ASGI apps (Starlette, FastAPI, raw callables)."""
