@@ -15,14 +15,18 @@ with operators in the way:
 ``batch``        ``socket | ops.batch(32, 0.001)``, each list sent message by message
 ``map``          ``socket | ops.map(identity)``
 ``pipeline``     ``socket | rate_limit | batch | map``, the lists sent message by message
+``batch0``, ``pipeline0``  the same with ``batch(32, 0)``: a batch is what is already queued
 
-Workload ``a`` is one connection with one message in flight (each message waits up to the
-batch's 1 ms for company, so ``batch`` and ``pipeline`` are slower there: the cost reported
-is server CPU per message, not latency); ``b`` is 64 connections with 16 messages in flight
-each, where batches fill. Each round starts every variant once, in an order rotated every
-round, with the server and the load generator pinned to separate CPUs; the report gives
-medians over rounds and each variant's extra server CPU per message over ``bare`` (the
-median of per-round differences). Results go to ``benchmarks/results/ops-<date>.json``.
+Workload ``a`` is one connection with one message in flight, and ``b`` 64 connections with
+16 messages in flight each. An echo client waits for its replies, so a ``batch(32, 0.001)``
+never fills: every batch waits out its millisecond (a timer and a cancellation, and that
+millisecond of latency), which is the price of a batch that waits for company. ``batch0``
+measures batching without that wait. The cost reported is server CPU per message.
+
+Each round starts every variant once, in an order rotated every round, with the server and
+the load generator pinned to separate CPUs; the report gives medians over rounds and each
+variant's extra server CPU per message over ``bare`` (the median of per-round differences).
+Results go to ``benchmarks/results/ops-<date>.json``.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from .servers import (
     running_server,
 )
 
-VARIANTS = ("bare", "rate_limit", "batch", "map", "pipeline")
+VARIANTS = ("bare", "rate_limit", "batch", "batch0", "map", "pipeline", "pipeline0")
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -82,16 +86,17 @@ def build_app(variant: str) -> Spikard:
         def mapped(socket: WebSocket) -> Any:
             return socket | ops.map(_identity)
 
-    elif variant in ("batch", "pipeline"):
+    elif variant in ("batch", "pipeline", "batch0", "pipeline0"):
+        max_delay = 0.0 if variant.endswith("0") else 0.001
 
         @app.websocket("/")
         async def batched(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
             stages: AsyncIterator[list[WebSocketMessage]]
-            if variant == "pipeline":
+            if variant.startswith("pipeline"):
                 limited = socket | ops.rate_limit(1e9, 1e9)
-                stages = limited | ops.batch(32, 0.001) | ops.map(_identity)
+                stages = limited | ops.batch(32, max_delay) | ops.map(_identity)
             else:
-                stages = socket | ops.batch(32, 0.001)
+                stages = socket | ops.batch(32, max_delay)
             async for group in stages:
                 for message in group:
                     yield message
