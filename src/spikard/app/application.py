@@ -552,23 +552,6 @@ class Spikard(Generic[StateT]):
 
         await serve_asgi(self, scope, receive, send)
 
-    async def __call__(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
-        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ) -> None:
-        """Serve one ASGI 3 scope: the app is an ASGI application (see ``docs/asgi.md``).
-
-        ``uvicorn module:app``, ``hypercorn module:app``, ``granian --interface asgi
-        module:app`` serve it; ``Mount("/rt", app=app)`` embeds it in a Starlette app (run
-        ``app.lifespan_context()`` in the host's lifespan then). Not on the path of
-        spikard's own server.
-        """
-        from ..asgi.hosted import serve_asgi
-
-        await serve_asgi(self, scope, receive, send)
-
     # ---- running ---------------------------------------------------------------------------
 
     def run(
