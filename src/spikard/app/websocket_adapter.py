@@ -295,8 +295,7 @@ def _build(
         route,
         wants_request,
         _route_settings(receive_codec, send_codec, on_invalid, preferred),
-        # Structs and pydantic models read the same encoded by their own type: no wrapper.
-        send_codec is not None and not send_codec.by_value,
+        send_codec is not None,
     )
     return WebSocketEndpoint(start, receive_type, send_type, preferred)
 

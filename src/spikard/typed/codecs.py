@@ -74,16 +74,12 @@ class Codec:
         decode: ``decode(text_or_bytes)`` returns a validated value or raises
             :class:`~spikard.typed.InvalidMessage`.
         encode: ``encode(value)`` returns the JSON text of a value of the type.
-        by_value: True when every value of the type is encoded the same by its own type
-            (Structs and dataclasses by msgspec, pydantic models by their serializer), so a
-            value sent without this codec reads the same.
     """
 
     type: Any
     library: str
     decode: Decode
     encode: Encode
-    by_value: bool = False
 
 
 def describe_type(message_type: Any) -> str:
@@ -91,11 +87,6 @@ def describe_type(message_type: Any) -> str:
     if isinstance(message_type, type):
         return message_type.__qualname__
     return repr(message_type).replace("typing.", "")
-
-
-def union_or_self(message_type: Any) -> tuple[Any, ...]:
-    """The members of a union (``Annotated`` too), or the type alone."""
-    return union_members(message_type) or (strip_annotated(message_type),)
 
 
 def _import(module: str, message_type: Any) -> Any:
@@ -236,8 +227,7 @@ def _msgspec_codec(message_type: Any) -> Codec:
                 f"tag_field={TAG_FIELD!r})"
             ) from None
         decode = _msgspec_tag_dispatch(msgspec, message_type, by_tag)
-    by_value = all(is_struct(m) or is_dataclass_type(m) for m in union_or_self(message_type))
-    return Codec(message_type, "msgspec", decode, _msgspec_encode(msgspec), by_value)
+    return Codec(message_type, "msgspec", decode, _msgspec_encode(msgspec))
 
 
 # ---- pydantic ---------------------------------------------------------------------------
@@ -276,10 +266,7 @@ def _pydantic_codec(message_type: Any) -> Codec:
         text: str = dump(value).decode()
         return text
 
-    by_value = all(
-        is_pydantic_model(m) and hasattr(m, "model_dump_json") for m in union_or_self(message_type)
-    )
-    return Codec(message_type, "pydantic", decode_message, encode_message, by_value)
+    return Codec(message_type, "pydantic", decode_message, encode_message)
 
 
 # ---- plain JSON ---------------------------------------------------------------------------
