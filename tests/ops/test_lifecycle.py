@@ -132,3 +132,12 @@ async def test_a_pipeline_over_an_operator_can_be_closed_from_the_end(name: str)
         async with source.items() | OPERATORS[name][0]() | ops.batch(2, 0.01) as pipeline:
             await anext(pipeline)
     assert source.closed
+
+
+@names
+async def test_an_operator_under_a_deadline_from_its_first_pull(name: str) -> None:
+    source = Source(delay=gap_for(name))
+    with anyio.fail_after(5):
+        async with source.items() | OPERATORS[name][0]() | ops.timeout(5) as pipeline:
+            await anext(pipeline)
+    assert source.closed

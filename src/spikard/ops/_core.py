@@ -215,6 +215,16 @@ class Stage(AsyncIterator[_T]):
     async def _close_source(self) -> None:
         """Close the source (called once, after the tasks have stopped)."""
 
+    async def _prepare(self) -> None:
+        """Start the tasks this stage (or one upstream) runs, without waiting for an item.
+
+        A stage downstream calls it before its first pull with a deadline, so that no task
+        group is opened inside a deadline scope (it would outlive the scope).
+        """
+        link = self._source_link
+        if link is not None:
+            await link.prepare()
+
     async def _start(self, function: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
         """Run ``function`` in this stage's task group, opened on first use."""
         if self._closed:
@@ -330,7 +340,7 @@ class Upstream(Generic[_T]):
     deadline, which a stage made with ``deadlines=False`` never asks for.
     """
 
-    __slots__ = ("_clock", "_iterator", "_mode", "_owner", "_pump", "_source", "pull")
+    __slots__ = ("_clock", "_iterator", "_mode", "_owner", "_prepared", "_pump", "_source", "pull")
 
     def __init__(
         self, source: AsyncIterable[_T], owner: Stage[Any], clock: Clock, *, deadlines: bool
@@ -340,6 +350,7 @@ class Upstream(Generic[_T]):
         self._clock = clock
         self._pump: Pump[_T] | None = None
         self._iterator: AsyncIterator[_T] | None = None
+        self._prepared = False
         owner._source_link = self
         self.pull: Callable[[], Awaitable[_T]]
         """Return the next item, waiting as long as it takes (StopAsyncIteration at the end)."""
@@ -390,18 +401,25 @@ class Upstream(Generic[_T]):
             value = pump.take()
         return cast(_T, value)
 
-    async def _ready(self) -> None:
+    async def prepare(self) -> None:
+        """Start what pulling needs (a pump, the tasks of a source stage) once, now."""
+        if self._prepared:
+            return
+        self._prepared = True
         pump = self._pump
         if pump is not None and not pump.started:
             pump.mark_started()
             await self._owner._start(pump.run, "spikard.ops pump")
             self.pull = self._pumped
+        elif isinstance(self._source, Stage):
+            await self._source._prepare()
 
     async def next(self, deadline: float | None) -> _T | TimedOut:
         """Return the next item, or TIMEOUT once ``deadline`` passed; StopAsyncIteration."""
         if deadline is None:
             return await self.pull()
-        await self._ready()
+        if not self._prepared:
+            await self.prepare()
         with self._clock.deadline_scope(deadline):
             return await self.pull()
         return TIMEOUT
@@ -416,7 +434,8 @@ class Upstream(Generic[_T]):
             while len(into) < limit:
                 into.append(await self.pull())
             return True
-        await self._ready()
+        if not self._prepared:
+            await self.prepare()
         with self._clock.deadline_scope(deadline):
             while len(into) < limit:
                 into.append(await self.pull())

@@ -98,8 +98,7 @@ class BufferStage(Stage[_T]):
 
     async def _next(self) -> _T:
         if not self._started:
-            self._started = True
-            await self._start(self._pump, "spikard.ops buffer")
+            await self._prepare()
         items = self._items
         while True:
             if items:
@@ -115,6 +114,11 @@ class BufferStage(Stage[_T]):
                 raise final
             self._ready = ready = self._ready or anyio.Event()
             await ready.wait()
+
+    async def _prepare(self) -> None:
+        if not self._started:
+            self._started = True
+            await self._start(self._pump, "spikard.ops buffer")
 
     async def _close_source(self) -> None:
         if not self._started:

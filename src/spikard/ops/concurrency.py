@@ -126,8 +126,7 @@ class MapConcurrentStage(Stage[_B], Generic[_A, _B]):
 
     async def _next(self) -> _B:
         if not self._started:
-            self._started = True
-            await self._start(self._feed, "spikard.ops feeder")
+            await self._prepare()
         while True:
             outcome = self._take()
             if outcome is not None:
@@ -140,6 +139,11 @@ class MapConcurrentStage(Stage[_B], Generic[_A, _B]):
                 raise self._final
             self._ready = ready = self._ready or anyio.Event()
             await ready.wait()
+
+    async def _prepare(self) -> None:
+        if not self._started:
+            self._started = True
+            await self._start(self._feed, "spikard.ops feeder")
 
     async def _close_source(self) -> None:
         if not self._started:
