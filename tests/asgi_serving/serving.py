@@ -42,8 +42,9 @@ async def serve(
     adapter = app if isinstance(app, ASGIApplication) else ASGIApplication(app, **options)
     server = Server(adapter, adapter.http_config, adapter.websocket_config, ssl_context)
     adapter.attach(server)
-    async with anyio.create_task_group() as task_group:
-        addresses = await task_group.start(functools.partial(server.serve, "127.0.0.1", 0))
+    async with adapter.lifespan_context(), anyio.create_task_group() as task_group:
+        serving = functools.partial(server.serve, "127.0.0.1", 0, lifespan=False)
+        addresses = await task_group.start(serving)
         try:
             yield Running(addresses[0].port, server, adapter, ssl_context is not None)
         finally:

@@ -15,6 +15,7 @@ Restart, as uvicorn does); then the application's calls still running get the re
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
@@ -34,6 +35,9 @@ from ._lifespan import Lifespan, LifespanMode
 from ._scope import http_scope, websocket_scope
 from ._types import ASGIApp, ClientDisconnectedError
 from ._websocket import WebSocketSession
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["ASGIApplication", "default_websocket_config"]
 
@@ -139,6 +143,18 @@ class ASGIApplication:
     async def _lifespan_context(self) -> AsyncIterator[None]:
         if self._tasks is not None:
             raise RuntimeError("this ASGIApplication is already being served")
+        try:
+            async with self._hosting():
+                yield
+        except BaseExceptionGroup as group:
+            # The adapter's tasks never raise (each catches what its call raises): what the
+            # groups carry is the one error of the block or of the startup. Raise it as is.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+
+    @asynccontextmanager
+    async def _hosting(self) -> AsyncIterator[None]:
         self._shutting_down = False
         state: dict[str, Any] = {}
         lifespan = Lifespan(self.app, self.lifespan, state, self.http_config.shutdown_timeout)
