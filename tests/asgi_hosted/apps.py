@@ -6,6 +6,7 @@ Every route shows one thing a user writes; the tests run it under real ASGI serv
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -51,8 +52,11 @@ async def started() -> None:
 
 
 @app.on_shutdown
-async def stopped() -> None:
+def stopped() -> None:
     events.append("shutdown")
+    record = os.environ.get("SPIKARD_ASGI_TEST_RECORD")
+    if record:  # the process is about to end: tell the test through a file
+        Path(record).write_text("shutdown hook ran", encoding="utf-8")
 
 
 # ---- WebSocket ------------------------------------------------------------------------------
@@ -309,3 +313,12 @@ def fastapi_host() -> Any:
 
     host.mount("/rt", app)
     return host
+
+
+failing = Spikard()
+"""An app whose startup fails: the server must not serve it."""
+
+
+@failing.on_startup
+def cannot_start() -> None:
+    raise RuntimeError("the database is not there")
