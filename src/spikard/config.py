@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+from .protocol.forwarded import TrustedProxies
 from .protocol.hosts import HostMatcher
 from .protocol.origins import OriginMatcher
 from .protocol.redaction import DEFAULT_REDACTED_PARAMS
@@ -153,6 +154,11 @@ class HTTPConfig:
     """Query parameters whose values log lines show as ``***`` (case-insensitive):
     ``token``, ``access_token``, ``api_key``, ``password``, ``secret``, ``auth`` by default.
     Header values are never logged."""
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    """Peers whose ``Forwarded`` / ``X-Forwarded-For``, ``-Proto`` and ``-Host`` headers are
+    believed (addresses, networks such as ``"10.0.0.0/8"``, or ``"*"``); they then set
+    ``request.client``, ``request.scheme``, ``request.host``/``url``, the same-origin check,
+    the per-client limits and the access log. From other peers these headers are ignored."""
     allowed_hosts: tuple[str, ...] | None = None
     """``Host`` header values the server answers (``"example.com"``, ``"*.example.com"``,
     ``"127.0.0.1"``; any port), against DNS rebinding; a request for another host gets 400.
@@ -161,6 +167,7 @@ class HTTPConfig:
     def __post_init__(self) -> None:
         if self.allowed_hosts is not None:
             HostMatcher(self.allowed_hosts)  # ValueError for an entry that is no host name
+        TrustedProxies(self.forwarded_allow_ips)  # ValueError for an entry that is no address
         if isinstance(self.redacted_query_params, str):
             raise TypeError("redacted_query_params must be a tuple of names, not a string")
         _positive("max_header_bytes", self.max_header_bytes)

@@ -76,6 +76,7 @@ class Request:
         "_source",
         "client",
         "headers",
+        "host",
         "http_version",
         "method",
         "path",
@@ -94,6 +95,7 @@ class Request:
         client: Address | None = None,
         http_version: str = "1.1",
         scheme: str = "http",
+        host: str | None = None,
         body: bytes = b"",
         source: BodySource | None = None,
         max_body_size: int = _DEFAULT_MAX_BODY_SIZE,
@@ -106,6 +108,9 @@ class Request:
         self.client = client
         self.http_version = http_version
         self.scheme = scheme
+        self.host: str = host if host is not None else headers.get("host", "localhost")
+        """The host the client asked for: the ``Host`` header, or ``X-Forwarded-Host`` /
+        ``Forwarded: host=`` from a trusted proxy."""
         self.path_params: dict[str, Any] = {}
         # Invariant: _body is the whole body once known (from the start without a source).
         self._body: bytes | None = body if source is None else None
@@ -163,10 +168,9 @@ class Request:
 
     @property
     def url(self) -> str:
-        """The full URL, rebuilt from the scheme, the ``Host`` header and the target."""
-        host = self.headers.get("host", "localhost")
+        """The full URL as the client addressed it: scheme, host and target (see :attr:`host`)."""
         query = f"?{self.query_string}" if self.query_string else ""
-        return f"{self.scheme}://{host}{self.raw_path}{query}"
+        return f"{self.scheme}://{self.host}{self.raw_path}{query}"
 
     @property
     def last_event_id(self) -> str | None:

@@ -578,7 +578,7 @@ class Spikard(Generic[StateT]):
 
     @asynccontextmanager
     async def test_server(
-        self, *, ssl_context: ssl.SSLContext | None = None
+        self, *, ssl_context: ssl.SSLContext | None = None, port: int = 0
     ) -> AsyncIterator[TestServerInfo]:
         """Serve the app on an ephemeral 127.0.0.1 port in the running event loop.
 
@@ -588,9 +588,10 @@ class Spikard(Generic[StateT]):
                 async with websockets.connect(server.ws_url("/echo")) as ws:
                     ...
 
-        Leaving the block shuts the server down gracefully (open sockets get 1001).
+        Leaving the block shuts the server down gracefully (open sockets get 1001). ``port``
+        0 (the default) picks a free one.
         """
-        async with running_test_server(self, ssl_context=ssl_context) as server:
+        async with running_test_server(self, ssl_context=ssl_context, port=port) as server:
             yield server
 
     # ---- AsyncAPI --------------------------------------------------------------------------

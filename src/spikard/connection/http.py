@@ -69,6 +69,7 @@ from ..errors import (
     HandshakeRejected,
     InvalidBody,
 )
+from ..protocol.forwarded import resolve
 from ..protocol.handshake import (
     HandshakeOffer,
     check_origin,
@@ -76,6 +77,7 @@ from ..protocol.handshake import (
     is_websocket_upgrade,
     origin_matcher,
     read_offer,
+    trusted_proxies,
 )
 from ..protocol.http1 import (
     DateHeader,
@@ -188,6 +190,7 @@ class HTTPConnection:
         "_inbox",
         "_method",
         "_must_close",
+        "_proxies",
         "_request_body",
         "_scheme",
         "_shutdown_deadline",
@@ -246,6 +249,9 @@ class HTTPConnection:
         self.peer_label = f"{remote[0]}:{remote[1]}" if remote else "-"
         self._handler = handler
         self._config = config
+        proxies = trusted_proxies(config.forwarded_allow_ips)
+        self._proxies = proxies if self._client is not None and proxies(self._client.host) else None
+        """Set when the peer is a trusted proxy: requests then report whom it forwarded for."""
         self._scheme = scheme
         self._websocket: WireConnection | None = None
         self._idle_scope: Deadline | None = None
@@ -371,7 +377,7 @@ class HTTPConnection:
         return False
 
     async def _serve_websocket(self, request: Request) -> None:
-        request.scheme = "wss" if self._scheme == "https" else "ws"
+        request.scheme = "wss" if request.scheme == "https" else "ws"
         try:
             offer = self._check_handshake(request)
         except HandshakeRejected as rejection:
@@ -423,8 +429,8 @@ class HTTPConnection:
             raise
         allowed = self._allowed_origins
         if allowed is not None and not allowed.allows_any:
-            scheme = "https" if self._scheme == "https" else "http"
-            own = f"{scheme}://{request.headers.get('host', '')}"
+            scheme = "https" if request.scheme == "wss" else "http"
+            own = f"{scheme}://{request.host}"
             try:
                 check_origin(request.headers, allowed, own)
             except HandshakeRejected:
@@ -649,13 +655,19 @@ class HTTPConnection:
         body: _RequestBody | None,
     ) -> Request:
         self._method = method
+        client, scheme, host = self._client, self._scheme, None
+        if self._proxies is not None:
+            forwarded = resolve(headers, client, scheme, self._proxies)
+            if forwarded is not None:
+                client, scheme, host = forwarded.client, forwarded.scheme, forwarded.host
         return Request(
             method.decode("ascii").upper(),
             target.decode("latin-1"),
             headers,
-            client=self._client,
+            client=client,
             http_version=http_version.decode("ascii"),
-            scheme=self._scheme,
+            scheme=scheme,
+            host=host,
             source=body,
             max_body_size=self._config.max_body_size,
         )
@@ -1125,15 +1137,23 @@ class HTTPConnection:
                 if query_string
                 else ""
             )
+            client = request.client
             access_logger.info(
                 '%s - "%s %s%s HTTP/%s" %d',
-                self.peer_label,
+                self.peer_label
+                if client is None or client == self._client
+                else _address_label(client),
                 method,
                 request.raw_path,
                 query,
                 request.http_version,
                 status,
             )
+
+
+def _address_label(address: Address) -> str:
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
 
 
 _H11Event = h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]

@@ -13,6 +13,7 @@ from wsproto.utilities import generate_accept_token
 
 from ..datastructures import Headers
 from ..errors import HandshakeRejected
+from .forwarded import TrustedProxies
 from .hosts import HostMatcher
 from .origins import OriginMatcher
 
@@ -113,6 +114,12 @@ def check_origin(
     origin = headers.get("origin")
     if origin is not None and not allowed(origin, own_origin):
         raise HandshakeRejected(403, "Origin not allowed")
+
+
+@functools.lru_cache(maxsize=64)
+def trusted_proxies(entries: tuple[str, ...]) -> TrustedProxies:
+    """The (shared) matcher for ``HTTPConfig.forwarded_allow_ips``."""
+    return TrustedProxies(entries)
 
 
 @functools.lru_cache(maxsize=64)

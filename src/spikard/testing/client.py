@@ -63,10 +63,18 @@ def _client_context(secure: bool, context: ssl.SSLContext | None) -> ssl.SSLCont
 
 
 async def open_stream(
-    host: str, port: int, secure: bool, context: ssl.SSLContext | None = None
+    host: str,
+    port: int,
+    secure: bool,
+    context: ssl.SSLContext | None = None,
+    local_host: str | None = None,
 ) -> anyio.abc.ByteStream:
-    """A TCP connection to the test server, wrapped in TLS when it serves TLS."""
-    stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port)
+    """A TCP connection to the test server, wrapped in TLS when it serves TLS.
+
+    ``local_host`` binds the client's end (``"127.0.0.2"``: another client address on
+    loopback, for per-client limits and proxies).
+    """
+    stream: anyio.abc.ByteStream = await anyio.connect_tcp(host, port, local_host=local_host)
     tls = _client_context(secure, context)
     if tls is not None:
         stream = await anyio.streams.tls.TLSStream.wrap(
@@ -395,6 +403,7 @@ async def open_websocket(
     headers: HeaderPairs | None = None,
     timeout: float = 10.0,
     ssl_context: ssl.SSLContext | None = None,
+    local_host: str | None = None,
 ) -> AsyncIterator[TestWebSocket]:
     """Open a WebSocket to ``path`` (with its query string); close it when the block ends.
 
@@ -407,7 +416,7 @@ async def open_websocket(
     target = urlsplit(path)
     request_target = target.path + (f"?{target.query}" if target.query else "")
     with anyio.fail_after(timeout):
-        stream = await open_stream(host, port, secure, ssl_context)
+        stream = await open_stream(host, port, secure, ssl_context, local_host)
     socket = TestWebSocket(stream, timeout)
     try:
         with anyio.fail_after(timeout):

@@ -65,8 +65,11 @@ class TestServerInfo:
         headers: HeaderPairs | None = None,
         timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        local_host: str | None = None,
     ) -> AbstractAsyncContextManager[TestWebSocket]:
         """Open a WebSocket to ``path`` (query string included): ``async with server.connect(..)``.
+
+        ``local_host`` binds the client's end to another loopback address (``"127.0.0.2"``).
 
         Raises:
             HandshakeRejected: the server refused the handshake (``status_code``, ``body``).
@@ -80,6 +83,7 @@ class TestServerInfo:
             headers=headers,
             timeout=timeout,
             ssl_context=ssl_context,
+            local_host=local_host,
         )
 
     async def request(
@@ -92,6 +96,7 @@ class TestServerInfo:
         json: Any = None,
         timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        local_host: str | None = None,
     ) -> TestResponse:
         """Send one HTTP request on a new connection and read the whole response.
 
@@ -101,7 +106,7 @@ class TestServerInfo:
         if not path.startswith("/"):
             path = "/" + path
         with anyio.fail_after(timeout):
-            stream = await open_stream(self.host, self.port, self.secure, ssl_context)
+            stream = await open_stream(self.host, self.port, self.secure, ssl_context, local_host)
         async with stream:
             return await send_request(
                 stream,
@@ -117,9 +122,9 @@ class TestServerInfo:
 
 @asynccontextmanager
 async def running_test_server(
-    app: Application, *, ssl_context: ssl.SSLContext | None = None
+    app: Application, *, ssl_context: ssl.SSLContext | None = None, port: int = 0
 ) -> AsyncIterator[TestServerInfo]:
-    """Serve ``app`` on 127.0.0.1 with a free port until the block exits, then shut down."""
+    """Serve ``app`` on 127.0.0.1 (a free port, or ``port``) until the block exits."""
     server = Server(
         app,
         getattr(app, "http_config", None),
@@ -128,7 +133,7 @@ async def running_test_server(
     )
     async with server.lifespan(), anyio.create_task_group() as task_group:
         addresses = await task_group.start(
-            functools.partial(server.serve, "127.0.0.1", 0, lifespan=False)
+            functools.partial(server.serve, "127.0.0.1", port, lifespan=False)
         )
         try:
             yield TestServerInfo("127.0.0.1", addresses[0].port, ssl_context is not None, server)
