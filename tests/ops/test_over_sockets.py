@@ -201,3 +201,20 @@ async def test_a_stage_that_runs_tasks_iterated_without_async_with_closes_with_1
 
     async with app.test_server() as server, ws_connect(server.ws_url("/wrong")) as client:
         assert await closed_with(client) == (1011, "internal error")
+
+
+async def test_timing_operators_over_the_socket_need_no_async_with() -> None:
+    app = Spikard()
+
+    @app.websocket("/grouped")
+    async def grouped(socket: WebSocket) -> AsyncIterator[str]:
+        async for group in socket | ops.timeout(5) | ops.batch(3, 0.05):
+            yield ",".join(message.as_text() or "" for message in group)
+
+    async with app.test_server() as server, ws_connect(server.ws_url("/grouped")) as client:
+        for index in range(7):
+            await client.send(str(index))
+        seen: list[str] = []
+        while len(seen) < 7:
+            seen += (await recv(client)).split(",")
+        assert seen == [str(index) for index in range(7)]

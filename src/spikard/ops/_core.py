@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar, cast
@@ -244,21 +245,23 @@ class Stage(AsyncIterator[_T]):
 
 
 class Pump(Generic[_T]):
-    """Pulls a source in its own task, one item per request, through a one-item slot.
+    """Pulls a source in its own task, only the items asked for, into a small queue.
 
-    The consumer calls :meth:`request` (or :meth:`next`, which requests), and the pump pulls
-    one item and leaves it in the slot. Stopping a wait on the slot loses nothing: the item
-    is taken only by a consumer that is running. What the source raises is raised by
-    :meth:`next` in the consumer's task.
+    The consumer calls :meth:`request` to ask for items (one, or as many as a batch still
+    needs), and the pump pulls that many, one after the other, without a task switch
+    between items that are ready. Stopping a wait on the queue loses nothing: items are
+    taken only by a consumer that is running. What the source raises is raised by
+    :meth:`take` in the consumer's task, after the items pulled before it.
     """
 
-    __slots__ = ("_final", "_ready", "_source", "_started", "_value", "_wake", "_wanted")
+    __slots__ = ("_final", "_items", "_ready", "_source", "_started", "_wake", "_wanted")
 
     def __init__(self, source: AsyncIterable[_T]) -> None:
         self._source = source
-        self._value: _T | _Missing = MISSING
+        self._items: deque[_T] = deque()
         self._final: BaseException | None = None
-        self._wanted = False
+        self._wanted = 0
+        """Items asked for and not pulled yet."""
         self._wake: anyio.Event | None = None
         self._ready: anyio.Event | None = None
         self._started = False
@@ -272,13 +275,18 @@ class Pump(Generic[_T]):
         """Record that :meth:`run` was scheduled in some task group."""
         self._started = True
 
-    def request(self) -> None:
-        """Ask for one more item (no effect while one is held or asked for)."""
-        if self._value is MISSING and self._final is None and not self._wanted:
-            self._wanted = True
+    def request(self, count: int = 1) -> None:
+        """Make sure ``count`` items are queued or asked for."""
+        missing = count - len(self._items) - self._wanted
+        if missing > 0 and self._final is None:
+            self._wanted += missing
             wake, self._wake = self._wake, None
             if wake is not None:
                 wake.set()
+
+    def withdraw(self) -> None:
+        """Cancel the requests not served yet (an item being pulled still arrives)."""
+        self._wanted = 0
 
     def _settle(self) -> None:
         ready, self._ready = self._ready, None
@@ -288,6 +296,7 @@ class Pump(Generic[_T]):
     async def run(self) -> None:
         """The pump task: pull on request until the source ends or fails; then close it."""
         iterator: AsyncIterator[_T] | None = None
+        items = self._items
         try:
             iterator = aiter(self._source)
             manage_in_this_task(iterator)
@@ -300,8 +309,8 @@ class Pump(Generic[_T]):
                 except StopAsyncIteration:
                     self._final = StopAsyncIteration()
                     return
-                self._value = value
-                self._wanted = False
+                items.append(value)
+                self._wanted = max(0, self._wanted - 1)
                 self._settle()
         except Exception as exc:
             self._final = exc
@@ -313,11 +322,10 @@ class Pump(Generic[_T]):
                 await close_quietly(iterator)
 
     def take(self) -> _T | _Missing:
-        """Return the held item (releasing it), or MISSING; raise what ended the source."""
-        value = self._value
-        if value is not MISSING:
-            self._value = MISSING
-            return value
+        """Return the next queued item, or MISSING; raise what ended the source."""
+        items = self._items
+        if items:
+            return items.popleft()
         final = self._final
         if final is not None:
             if isinstance(final, StopAsyncIteration):
@@ -326,8 +334,8 @@ class Pump(Generic[_T]):
         return MISSING
 
     async def wait(self) -> None:
-        """Wait until an item is held or the source ended."""
-        while self._value is MISSING and self._final is None:
+        """Wait until an item is queued or the source ended."""
+        while not self._items and self._final is None:
             if self._ready is None:
                 self._ready = anyio.Event()
             await self._ready.wait()
@@ -436,9 +444,22 @@ class Upstream(Generic[_T]):
             return True
         if not self._prepared:
             await self.prepare()
+        pump = self._pump
         with self._clock.deadline_scope(deadline):
-            while len(into) < limit:
-                into.append(await self.pull())
+            if pump is None:
+                while len(into) < limit:
+                    into.append(await self.pull())
+                return True
+            pump.request(limit - len(into))  # pulled one after the other, no task switches
+            try:
+                while len(into) < limit:
+                    value = pump.take()
+                    if value is MISSING:
+                        await pump.wait()
+                    else:
+                        into.append(cast(_T, value))
+            finally:
+                pump.withdraw()  # nothing more is pulled while the consumer is away
             return True
         return False
 
