@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -27,6 +28,10 @@ EVENTS: list[str] = []
 
 async def hello(request: Request) -> Response:
     return PlainTextResponse(f"hello {request.query_params.get('name', 'world')}")
+
+
+async def pid(request: Request) -> Response:
+    return PlainTextResponse(str(os.getpid()))
 
 
 async def scope_view(request: Request) -> Response:
@@ -143,6 +148,7 @@ async def starlette_lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
 starlette_app = Starlette(
     routes=[
         Route("/", hello),
+        Route("/pid", pid),
         Route("/scope/{rest:path}", scope_view),
         Route("/upload", upload, methods=["POST"]),
         Route("/numbers", numbers),
@@ -212,3 +218,10 @@ async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 app = starlette_app
+
+
+async def failing_startup_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """An app whose lifespan startup fails (the CLI must not serve it)."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "the database is down"})

@@ -11,23 +11,25 @@ A first argument without a colon names a command instead of an application:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import ssl
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from .._version import __version__
 from ..app.application import Spikard
+from ..asgi.serving import ASGIApp, ASGIApplication, default_websocket_config, is_asgi_app
+from ..connection.http import Application
 from .bind import BindError, check_port
 from .run import run
 from .workers import run_workers
 
-__all__ = ["build_parser", "check_app", "load_app", "main"]
+__all__ = ["build_parser", "check_app", "load_app", "main", "resolve_app"]
 
 PROG = "spikard"
 DISTRIBUTION = "spikard-stream"
@@ -68,47 +70,116 @@ def load_app(target: str) -> object:
     return app
 
 
-def _is_asgi_app(app: object) -> bool:
-    """True for an async callable taking ``(scope, receive, send)`` (an ASGI 3 app)."""
-    if not callable(app):
-        return False
-    # What calling the object runs: the function itself, or its type's __call__.
-    plain = inspect.isfunction(app) or inspect.ismethod(app)
-    call: object = app if plain else type(app).__call__
-    if not inspect.iscoroutinefunction(call):
-        return False
-    try:
-        parameters = inspect.signature(app).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    positional = [
-        p
-        for p in parameters
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
-    return len(positional) == 3 or (variadic and len(positional) < 3)
-
-
 def check_app(app: object, target: str) -> Spikard:
-    """Return ``app`` if it is a spikard application.
+    """Return ``app`` if it is a spikard application (what ``spikard asyncapi`` needs).
 
     Raises:
-        SystemExit: ``app`` is a plain ASGI application (not served yet) or something else;
-            the one-line message says which.
+        SystemExit: ``app`` is a plain ASGI application or something else; the one-line
+            message says which.
     """
     if isinstance(app, Spikard):
         return app
-    if _is_asgi_app(app):
+    if is_asgi_app(app):
         raise SystemExit(
-            f"error: {target!r} is an ASGI application; serving plain ASGI apps is not "
-            "supported yet"
+            f"error: {target!r} is a plain ASGI application, not a spikard one; "
+            "only spikard applications describe their WebSockets in AsyncAPI"
         )
+    raise SystemExit(_not_an_app(app, target))
+
+
+def _not_an_app(app: object, target: str) -> str:
     kind = "class" if isinstance(app, type) else type(app).__name__
-    raise SystemExit(
+    return (
         f"error: {target!r} is not a spikard application (it is a {kind}); "
         "point at a Spikard() instance, like 'examples.chat:app'"
     )
+
+
+_ASGI_ONLY = (
+    "lifespan",
+    "ws_max_size",
+    "ws_ping_interval",
+    "ws_ping_timeout",
+    "ws_per_message_deflate",
+    "limit_concurrency",
+)
+"""Options that configure the server for a plain ASGI app (a spikard app configures itself)."""
+
+
+def resolve_app(app: object, target: str, args: argparse.Namespace) -> Application:
+    """What to serve for ``app``: a spikard app as it is, a plain ASGI app wrapped.
+
+    ``--interface`` decides: ``auto`` (the default) serves a :class:`~spikard.Spikard` app
+    as one and wraps any other ASGI 3 callable in an
+    :class:`~spikard.asgi.serving.ASGIApplication`; ``asgi`` wraps even a spikard app
+    (served through its ASGI interface); ``spikard`` accepts only a spikard app.
+
+    Raises:
+        SystemExit: ``app`` does not fit ``--interface``, or an ASGI-only option was given
+            for a spikard app, or an option's value is out of range; one line says which.
+    """
+    interface = args.interface
+    native = isinstance(app, Spikard)
+    if interface == "spikard" or (interface == "auto" and native):
+        if not native:
+            if is_asgi_app(app):
+                raise SystemExit(
+                    f"error: {target!r} is a plain ASGI application, not a spikard one; "
+                    "serve it with --interface asgi (or auto)"
+                )
+            raise SystemExit(_not_an_app(app, target))
+        given = [name for name in _ASGI_ONLY if getattr(args, name) is not None]
+        if given:
+            option = "--" + given[0].replace("_", "-")
+            raise SystemExit(
+                f"error: {option} configures the server for a plain ASGI app; a spikard app "
+                "sets its own limits (Spikard(websocket=WebSocketConfig(...)))"
+            )
+        return app  # type: ignore[return-value]  # a Spikard is an Application
+    if not is_asgi_app(app):
+        if interface == "asgi":
+            raise SystemExit(
+                f"error: {target!r} is not an ASGI application: --interface asgi needs "
+                "'async def app(scope, receive, send)' or an object with such a __call__"
+            )
+        raise SystemExit(_not_an_app(app, target))
+    defaults = default_websocket_config()
+    try:
+        websocket = dataclasses.replace(
+            defaults,
+            max_message_size=_given(args.ws_max_size, defaults.max_message_size),
+            ping_interval=(
+                defaults.ping_interval
+                if args.ws_ping_interval is None
+                else (args.ws_ping_interval or None)
+            ),
+            ping_timeout=_given(args.ws_ping_timeout, defaults.ping_timeout),
+            permessage_deflate=_given(args.ws_per_message_deflate, defaults.permessage_deflate),
+        )
+        return ASGIApplication(
+            cast("ASGIApp", app),
+            lifespan=args.lifespan or "auto",
+            websocket_config=websocket,
+            limit_concurrency=args.limit_concurrency,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+_T = TypeVar("_T")
+
+
+def _given(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r} (use true or false)")
 
 
 def _port(text: str) -> int:
@@ -177,8 +248,65 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PEM",
         help="the certificate's private key (if it is not in --ssl-certfile)",
     )
+    asgi = parser.add_argument_group(
+        "plain ASGI apps", "how the server runs an ASGI 3 app (named as uvicorn names them)"
+    )
+    asgi.add_argument(
+        "--interface",
+        choices=("auto", "asgi", "spikard"),
+        default="auto",
+        help="auto: a Spikard() app natively, any other ASGI 3 callable through the ASGI "
+        "adapter; asgi: always through the adapter; spikard: only a Spikard() app "
+        "(default auto)",
+    )
+    asgi.add_argument(
+        "--lifespan",
+        choices=("auto", "on", "off"),
+        default=None,
+        help="the ASGI lifespan protocol: auto uses it when the app speaks it, on requires "
+        "it, off never sends it (default auto)",
+    )
+    asgi.add_argument(
+        "--ws-max-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="largest incoming WebSocket message; larger closes 1009 (default 16777216)",
+    )
+    asgi.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between keepalive pings; 0 turns keepalive off (default 20)",
+    )
+    asgi.add_argument(
+        "--ws-ping-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds to wait for a pong before closing with 1011 (default 20)",
+    )
+    asgi.add_argument(
+        "--ws-per-message-deflate",
+        type=_boolean,
+        default=None,
+        metavar="BOOL",
+        help="accept permessage-deflate offers, true or false (default true)",
+    )
+    asgi.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most ASGI calls (requests and WebSockets) at once; more get 503 (default: none)",
+    )
     parser.add_argument("--version", action="version", version=_version())
     return parser
+
+
+_FORWARDED = ("interface", *_ASGI_ONLY)
+"""Options each worker gets again (``--workers``)."""
 
 
 def build_asyncapi_parser() -> argparse.ArgumentParser:
@@ -251,7 +379,7 @@ def _serve(argv: Sequence[str]) -> None:
         raise SystemExit("error: --backend trio needs trio: pip install trio")
     # Import and check the application first, so that a bad target fails fast and once,
     # before any worker starts.
-    app = check_app(load_app(args.app), args.app)
+    app = resolve_app(load_app(args.app), args.app, args)
     ssl_context = None
     if args.ssl_certfile:
         ssl_context = _ssl_context(args.ssl_certfile, args.ssl_keyfile)
@@ -261,6 +389,10 @@ def _serve(argv: Sequence[str]) -> None:
             extra += ["--ssl-certfile", args.ssl_certfile]
         if args.ssl_keyfile:
             extra += ["--ssl-keyfile", args.ssl_keyfile]
+        for name in _FORWARDED:
+            value = getattr(args, name)
+            if value is not None:
+                extra += ["--" + name.replace("_", "-"), str(value).lower()]
         run_workers(
             args.app,
             args.host,

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ..asgi.serving import ASGIApplication
 from ..connection.http import Application
 from ..datastructures import Address
 from .bind import BindError, format_address
@@ -62,8 +63,11 @@ async def serve_until_signalled(
     except BindError as exc:
         raise StartupError(str(exc)) from None
     finally:
-        with anyio.CancelScope(shield=True):
-            await lifespan.__aexit__(None, None, None)
+        # Not in a shield scope of ours: a lifespan may hold a task group open from its
+        # __aenter__ (a plain ASGI app's does), and exiting that inside a scope entered
+        # later breaks the nesting anyio and trio require. Lifespans shield their own exit
+        # (a spikard app's hooks, an ASGI app's shutdown).
+        await lifespan.__aexit__(None, None, None)
 
 
 def _loop_label() -> str:
@@ -145,6 +149,8 @@ def run(
         getattr(app, "websocket_config", None),
         ssl_context,
     )
+    if isinstance(app, ASGIApplication):
+        app.attach(server)  # its scopes' "server" is the address bound
     options: dict[str, Any] = {}
     if backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
         options["use_uvloop"] = True

@@ -54,6 +54,7 @@ class Server:
         ssl_context: ssl.SSLContext | None = None,
         lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
+        self._application = handler
         # A spikard app offers its request handler; anything else is one already.
         self._handler: RequestHandler = (
             handler.request_handler if isinstance(handler, ServesRequests) else handler
@@ -180,6 +181,11 @@ class Server:
         logger.info("shutting down: closing %d connection(s)", len(self._connections))
         assert self._task_group is not None
         with anyio.move_on_after(self._http_config.shutdown_timeout):
+            # A plain ASGI app's WebSockets get 1012 (as under uvicorn), before the 1001 that
+            # connection.shutdown() sends (a close frame goes out once: the first code holds).
+            close_websockets = getattr(self._application, "close_websockets", None)
+            if close_websockets is not None:
+                await close_websockets()
             # Each goodbye is synchronous (a close frame written without waiting), so one
             # peer that stopped reading delays nobody; the deadline cuts what is left.
             for connection in list(self._connections):
@@ -191,7 +197,11 @@ class Server:
             )
 
     def shutdown(self) -> None:
-        """Begin a graceful shutdown: stop accepting, close sockets with 1001, drain, return."""
+        """Begin a graceful shutdown: stop accepting, close sockets, drain, return.
+
+        WebSockets get 1001 (Going Away); those of a plain ASGI app get 1012 (Service
+        Restart), as uvicorn sends.
+        """
         self._shutdown_requested.set()
 
     def force_exit(self) -> None:
