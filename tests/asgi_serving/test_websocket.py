@@ -9,7 +9,8 @@ import anyio
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from spikard.asgi.serving import Receive, Scope, Send
+from spikard import WebSocketConfig
+from spikard.asgi.serving import ASGIApplication, Receive, Scope, Send
 
 from ..helpers import handshake_refusal, ws_connect
 from .apps import EVENTS, starlette_app
@@ -232,3 +233,29 @@ async def test_incoming_messages_are_read_only_as_the_app_asks() -> None:
     # 4 reads of bytes; the rest waited in the kernel (TCP flow control), never 2 MiB.
     assert held <= 17 * 1024 + 5 * 65536
     assert got[:2] == ["0000" * 256, "0001" * 256]
+
+
+async def test_an_unanswered_handshake_is_500_after_accept_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cancelled: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.append(True)
+
+    config = WebSocketConfig(accept_timeout=0.2)
+    adapter = ASGIApplication(app, lifespan="off", websocket_config=config)
+    async with serve(adapter) as running:
+        with anyio.fail_after(5):
+            response = await handshake_refusal(running.ws_url("/slow"))
+    assert response.status_code == 500
+    assert cancelled == [True]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "accept_timeout" in warnings[0].getMessage()

@@ -24,7 +24,7 @@ from typing import Any, TypeVar, cast
 from .._version import __version__
 from ..app.application import Spikard
 from ..asgi.serving import ASGIApp, ASGIApplication, default_websocket_config, is_asgi_app
-from ..connection.http import Application
+from ..connection.contract import Application
 from .bind import BindError, check_port
 from .run import run
 from .workers import run_workers

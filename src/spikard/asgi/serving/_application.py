@@ -23,8 +23,7 @@ from typing import Any, Protocol
 import anyio
 
 from ...config import HTTPConfig, MiB, WebSocketConfig
-from ...connection.contract import WebSocketConnection
-from ...connection.http import RequestHandler
+from ...connection.contract import RequestHandler, WebSocketConnection
 from ...connection.tasks import LightTaskGroup
 from ...datastructures import Address
 from ...messages import CloseCode
@@ -281,6 +280,7 @@ class ASGIApplication:
             tasks.start_soon(self._run_websocket, session)
             async with anyio.create_task_group() as watchers:
                 watchers.start_soon(_watch_end, session)
+                watchers.start_soon(_watch_answer, session)
                 await session.done.wait()
                 watchers.cancel_scope.cancel()
             return await session.finish()
@@ -326,3 +326,26 @@ async def _watch_end(session: WebSocketSession) -> None:
     await anyio.sleep(connection.config.handler_grace)
     session.ended = True
     session.done.set()
+
+
+async def _watch_answer(session: WebSocketSession) -> None:
+    """Bound the handshake: unanswered after ``accept_timeout``, the client gets 500.
+
+    The application is cancelled (it may have been authenticating: it is never accepted
+    for it), and one WARNING says so.
+    """
+    connection = session.connection
+    timeout = connection.config.accept_timeout
+    await anyio.sleep(timeout)
+    if not session.answered and not session.app_done:
+        logger.warning(
+            "the ASGI application did not answer the WebSocket handshake for %s within "
+            "accept_timeout (%.3g s); answered 500",
+            connection.request.raw_path,
+            timeout,
+        )
+        session.timed_out = True
+        app_scope = session.cancel_scope
+        if app_scope is not None:
+            app_scope.cancel()
+        session.done.set()

@@ -79,6 +79,7 @@ class WebSocketSession:
         "response",
         "scope",
         "shutdown_code",
+        "timed_out",
     )
 
     def __init__(self, connection: WebSocketConnection, scope: Scope) -> None:
@@ -106,6 +107,8 @@ class WebSocketSession:
         """The application returned (or raised)."""
         self.ended = False
         """The connection was over and the application had its grace to return."""
+        self.timed_out = False
+        """The handshake went unanswered for ``accept_timeout`` (logged already)."""
 
     @property
     def accepted(self) -> bool:
@@ -289,7 +292,7 @@ class WebSocketSession:
             self._answered.set()
             if self.ended and not self.app_done:
                 return None  # the client left before the answer: nothing to send
-            if self.protocol_error is None and not self.failed:
+            if self.protocol_error is None and not self.failed and not self.timed_out:
                 logger.error(
                     "the ASGI application returned without answering the WebSocket "
                     "handshake for %s",
