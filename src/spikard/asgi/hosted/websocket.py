@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from ...config import WebSocketConfig
 from ...connection.contract import WebSocketConnection
@@ -440,6 +441,8 @@ class ASGIWebSocket(WebSocketConnection):
                 else:
                     message = WebSocketMessage.binary(bytes(event.get("bytes") or b""))
                 if self._discarding or self._state is not ConnectionState.OPEN:
+                    # Dropped; a checkpoint, as a server's receive may return at once.
+                    await anyio.lowlevel.checkpoint()
                     continue
                 if len(message.data) > max_size:
                     self._fail(
