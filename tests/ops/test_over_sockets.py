@@ -218,3 +218,32 @@ async def test_timing_operators_over_the_socket_need_no_async_with() -> None:
         while len(seen) < 7:
             seen += (await recv(client)).split(",")
         assert seen == [str(index) for index in range(7)]
+
+
+async def test_a_server_shutdown_cancels_running_work_cleanly() -> None:
+    app = Spikard()
+    running: list[str] = []
+    cancelled: list[str] = []
+
+    async def slow(message: WebSocketMessage) -> str:
+        running.append(message.as_text() or "")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.append(message.as_text() or "")
+        return ""  # pragma: no cover
+
+    @app.websocket("/slow")
+    def slow_lookups(socket: WebSocket) -> Any:
+        return socket | ops.map_concurrent(slow, limit=2)
+
+    async with app.test_server() as server, ws_connect(server.ws_url("/slow")) as client:
+        await client.send("a")
+        await client.send("b")
+        await client.send("c")  # waits for a slot that never comes
+        with anyio.fail_after(TIMEOUT):
+            while len(running) < 2:
+                await anyio.sleep(0.01)
+        # Leaving the test server shuts it down: the session, and the work, are cancelled.
+    assert sorted(cancelled) == ["a", "b"]
+    assert running == ["a", "b"]
