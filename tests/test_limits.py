@@ -58,7 +58,7 @@ async def test_fragments_under_max_frame_size_may_add_up_to_max_message_size() -
 
 
 async def test_handshakes_over_max_connections_get_503_with_retry_after() -> None:
-    app = echo_app(max_connections=2, retry_after=7)
+    app = echo_app(max_connections=2, retry_after=7, max_connections_per_client=None)
     async with (
         app.test_server() as server,
         ws_connect(server.ws_url("/echo")),

@@ -29,7 +29,10 @@ BACKLOG = 64
 """Messages queued for one socket before the ``disconnect`` policy cuts it off (1008)."""
 
 app = Spikard(
-    websocket=WebSocketConfig(ping_interval=None),
+    # Per-client limits off: every benchmark client connects from 127.0.0.1.
+    websocket=WebSocketConfig(
+        ping_interval=None, max_connections_per_client=None, handshake_rate=None
+    ),
     broker=os.environ.get("SPIKARD_FANOUT_REDIS") or None,
 )
 

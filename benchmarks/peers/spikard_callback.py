@@ -10,7 +10,12 @@ from spikard import Request, Spikard, WebSocketConfig, WebSocketMessage, WebSock
 
 from . import MAX_MESSAGE, parse_args
 
-app = Spikard(websocket=WebSocketConfig(max_message_size=MAX_MESSAGE))
+# Per-client limits off: the load generator opens every connection from one address.
+app = Spikard(
+    websocket=WebSocketConfig(
+        max_message_size=MAX_MESSAGE, max_connections_per_client=None, handshake_rate=None
+    )
+)
 
 
 async def on_message(message: WebSocketMessage) -> WebSocketMessage:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 from .protocol.forwarded import TrustedProxies
 from .protocol.hosts import HostMatcher
@@ -52,6 +53,16 @@ class WebSocketConfig:
     """Most WebSockets open at once (per process); more handshakes get 503 + Retry-After."""
     retry_after: int = 5
     """Seconds announced in ``Retry-After`` when ``max_connections`` turns a handshake away."""
+    max_connections_per_client: int | Literal["auto"] | None = "auto"
+    """Most WebSockets one client address may hold open at once (per process; IPv6 by /64;
+    the forwarded address behind trusted proxies); more get 429 + Retry-After. ``"auto"``:
+    ``max_connections // 10`` (at least 1). None: no limit (benchmarks, load tests)."""
+    handshake_rate: float | None = 200.0
+    """Handshakes per second one client address may open, on average (a token bucket, per
+    process); faster ones get 429 + Retry-After. None: no limit."""
+    handshake_burst: int = 1000
+    """How many handshakes a client address may open at once before ``handshake_rate``
+    applies (generous: many users may share one NAT)."""
     allowed_origins: str | tuple[str, ...] | None = "same-origin"
     """Browser origins allowed to connect. ``"same-origin"`` (the default): only pages served
     by this server (the ``Origin`` matches the request's own scheme, host and port, ``ws``
@@ -70,6 +81,14 @@ class WebSocketConfig:
     above it, connections stop reading until applications catch up. None: no bound."""
 
     @property
+    def per_client_limit(self) -> int | None:
+        """``max_connections_per_client`` as a number (``"auto"`` resolved), or None."""
+        limit = self.max_connections_per_client
+        if limit == "auto":
+            return max(1, self.max_connections // 10)
+        return limit
+
+    @property
     def effective_write_timeout(self) -> float:
         """``write_timeout``, or ``ping_timeout`` when it is not set."""
         return self.write_timeout if self.write_timeout is not None else self.ping_timeout
@@ -85,6 +104,16 @@ class WebSocketConfig:
         if self.handler_grace < 0:
             raise ValueError("handler_grace must not be negative")
         _positive("accept_timeout", self.accept_timeout)
+        limit = self.max_connections_per_client
+        if limit is not None and limit != "auto":
+            if isinstance(limit, bool) or not isinstance(limit, int):
+                raise TypeError(
+                    f"max_connections_per_client must be an int, 'auto' or None, got {limit!r}"
+                )
+            _positive("max_connections_per_client", limit)
+        if self.handshake_rate is not None:
+            _positive("handshake_rate", self.handshake_rate)
+        _positive("handshake_burst", self.handshake_burst)
         if self.max_frame_size is not None:
             _positive("max_frame_size", self.max_frame_size)
         _positive("max_connections", self.max_connections)

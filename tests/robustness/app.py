@@ -19,7 +19,15 @@ from spikard import (
     WebSocketResponse,
 )
 
-app = Spikard(websocket=WebSocketConfig(ping_interval=None, close_timeout=2.0))
+# Per-client limits off: the load tests open every connection from 127.0.0.1.
+app = Spikard(
+    websocket=WebSocketConfig(
+        ping_interval=None,
+        close_timeout=2.0,
+        max_connections_per_client=None,
+        handshake_rate=None,
+    )
+)
 produced = 0
 PAYLOAD = b"\xab" * 65536
 

@@ -101,6 +101,7 @@ from ..protocol.redaction import redact_query
 from ..requests import Request
 from ..responses import PlainTextResponse, Response, StreamingResponse
 from .budget import InboundBudget
+from .client_limits import ClientLimits, client_key
 from .contract import Application, RequestHandler, ServesRequests
 from .deadline import Deadline, move_on_after
 from .heartbeat import Heartbeat
@@ -154,10 +155,12 @@ async def _close_unstarted(content: AsyncIterable[Any] | Iterable[Any]) -> None:
 class WebSocketCounter:
     """Counts the WebSockets open on a server, across its connections."""
 
-    __slots__ = ("open",)
+    __slots__ = ("clients", "open")
 
     def __init__(self) -> None:
         self.open = 0
+        self.clients = ClientLimits()
+        """Open sockets and handshake buckets per client address (this process's)."""
 
 
 class HTTPConnection:
@@ -385,6 +388,12 @@ class HTTPConnection:
                 request, rejection.status_code, rejection.body, rejection.headers
             )
             return
+        client_key_ = self._admit_client(request)
+        if isinstance(client_key_, HandshakeRejected):
+            await self.send_rejection(
+                request, client_key_.status_code, client_key_.body, client_key_.headers
+            )
+            return
         trailing, _ = self.protocol.trailing_data
         websocket = self._websocket = WireConnection(
             self.transport,
@@ -406,11 +415,14 @@ class HTTPConnection:
             )
         if self._shutting_down:
             websocket.going_away()
-        self._websockets.open += 1
+        counter = self._websockets
+        counter.open += 1
         try:
             response = await self._handler(request, websocket)
         finally:
-            self._websockets.open -= 1
+            counter.open -= 1
+            if client_key_ is not None:
+                counter.clients.release(client_key_)
         if websocket.accepted or websocket.rejected or response is None:
             return
         if websocket.state is ConnectionState.CONNECTING:
@@ -455,6 +467,41 @@ class HTTPConnection:
                 {"retry-after": str(config.retry_after)},
             )
         return offer
+
+    def _admit_client(self, request: Request) -> str | HandshakeRejected | None:
+        """Count the handshake against its client's limits.
+
+        Returns the key to release when the socket ends, a refusal (429), or None when no
+        limit applies.
+        """
+        config = self.websocket_config
+        max_open = config.per_client_limit
+        rate = config.handshake_rate
+        client = request.client
+        if client is None or (max_open is None and rate is None):
+            return None
+        key = client_key(client.host)
+        refusal = self._websockets.clients.admit(
+            key, self.transport.time(), max_open=max_open, rate=rate, burst=config.handshake_burst
+        )
+        if refusal is None:
+            return key
+        if refusal.first:  # once per episode: a flooding client must not flood the log
+            logger.warning(
+                "refused WebSocket from %s: too many %s from %s (max_connections_per_client=%s, "
+                "handshake_rate=%s/s, handshake_burst=%d); answering 429 until it slows down",
+                self.peer_label,
+                refusal.reason,
+                key,
+                max_open,
+                rate,
+                config.handshake_burst,
+            )
+        return HandshakeRejected(
+            429,
+            f"Too many WebSocket {refusal.reason} from your address; try again later",
+            {"retry-after": str(refusal.retry_after)},
+        )
 
     # ---- HandshakeOwner (for the WebSocket) ------------------------------------------------
 
