@@ -156,8 +156,8 @@ def coerce_message(item: object) -> WebSocketMessage:
     if text is not None:
         return new_message(MessageType.TEXT, text)
     raise TypeError(
-        f"a WebSocket handler produced {type(item).__name__!r}; send WebSocketMessage, str, "
-        "bytes, a dict or list (JSON), or a Struct, pydantic model or dataclass"
+        f"a WebSocket handler produced {type(item).__name__!r}; send WebSocketMessage, str or "
+        "bytes, or for JSON a dict, a list, a Struct, a pydantic model or a dataclass"
     )
 
 

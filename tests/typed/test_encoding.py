@@ -70,7 +70,9 @@ def test_values_encoded_by_their_type_match_the_declared_codec() -> None:
 
 def test_other_values_are_refused() -> None:
     for value in (None, 3, 2.5, {1, 2}, object()):
-        with pytest.raises(TypeError, match="send WebSocketMessage, str, bytes, a dict or list"):
+        with pytest.raises(
+            TypeError, match="send WebSocketMessage, str or bytes, or for JSON a dict"
+        ):
             coerce_message(value)
     with pytest.raises(ValueError, match="Out of range float values"):
         coerce_message({"x": float("inf")})
