@@ -43,3 +43,28 @@ def test_a_default_app_has_an_empty_state() -> None:
     app = Spikard()
     assert isinstance(app.state, State)
     assert vars(app.state) == {}
+
+
+async def test_socket_state_is_per_connection() -> None:
+    from spikard import WebSocket
+
+    app = Spikard()
+
+    @app.websocket("/count")
+    async def count(socket: WebSocket) -> None:
+        await socket.accept()
+        socket.state.seen = 0
+        async for _ in socket:
+            socket.state.seen += 1
+            await socket.send(str(socket.state.seen))
+
+    async with (
+        app.test_server() as server,
+        server.connect("/count") as one,
+        server.connect("/count") as two,
+    ):
+        await one.send("a")
+        await one.send("b")
+        await two.send("c")
+        assert [await one.receive_text(), await one.receive_text()] == ["1", "2"]
+        assert await two.receive_text() == "1"

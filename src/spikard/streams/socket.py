@@ -22,7 +22,7 @@ import anyio
 from typing_extensions import TypeVar
 
 from ..connection.contract import WebSocketConnection
-from ..datastructures import Address, Headers, QueryParams
+from ..datastructures import Address, Headers, QueryParams, State
 from ..errors import ConnectionClosed, ConnectionClosedError
 from ..messages import (
     CloseCode,
@@ -76,6 +76,7 @@ class WebSocket(Generic[InT]):
         "_preferred",
         "_read_ever",
         "_refused",
+        "_state",
         "request",
         "sends_in_progress",
         "waiting_readers",
@@ -90,6 +91,7 @@ class WebSocket(Generic[InT]):
         self.sends_in_progress = 0
         """How many sends are being written right now."""
         self._read_ever = False
+        self._state: State | None = None
         self._open = False
         """True once this socket accepted (sends need no handshake check)."""
         self._accepting = False
@@ -153,8 +155,19 @@ class WebSocket(Generic[InT]):
 
     @property
     def client(self) -> Address | None:
-        """The peer's address."""
+        """The client's address (behind trusted proxies, the one they forwarded for)."""
         return self.request.client
+
+    @property
+    def state(self) -> State:
+        """This connection's own namespace (``socket.state.user = ...``), made on first use.
+
+        It lives as long as the connection; ``app.state`` is the process-wide one.
+        """
+        state = self._state
+        if state is None:
+            state = self._state = State()
+        return state
 
     @property
     def subprotocols(self) -> tuple[str, ...]:
