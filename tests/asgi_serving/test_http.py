@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from spikard.asgi.serving import Receive, Scope, Send
@@ -341,3 +342,34 @@ async def test_a_raw_app_without_lifespan_in_auto_mode(caplog: pytest.LogCapture
     assert response.text == "raw"
     assert response.headers["x-raw"] == "1"
     assert any("does not support lifespan" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_second_concurrent_receive_waits_for_the_end_of_the_exchange() -> None:
+    listener: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        async with anyio.create_task_group() as group:
+
+            async def listen() -> None:
+                listener.append((await receive())["type"])
+
+            first = await receive()  # the body's first part is on its way
+            group.start_soon(listen)
+            body = first["body"]
+            while first["more_body"]:
+                first = await receive()
+                body += first["body"]
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+
+    async def parts() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"p" * 1000
+            await anyio.sleep(0.05)
+
+    async with serve(app, lifespan="off") as running, client(running) as http:
+        response = await http.post("/", content=parts())
+    assert response.content == b"p" * 3000
+    assert listener == ["http.disconnect"]

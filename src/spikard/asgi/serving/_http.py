@@ -204,6 +204,7 @@ class HTTPExchange:
         "_end_sent",
         "_fields",
         "_head",
+        "_reading",
         "_remaining",
         "_response",
         "_status",
@@ -230,6 +231,7 @@ class HTTPExchange:
             self._remaining = int(length) if length is not None else 0
             self._body_done = self._remaining == 0
         self._end_sent = False
+        self._reading = False
         self._body_iterator: Any = None
         self._head = request.method == "HEAD"
         self._status: int | None = None
@@ -256,17 +258,22 @@ class HTTPExchange:
         """The next ``http.request`` part, or ``http.disconnect`` (see the module docs)."""
         if self._complete or self.disconnected:
             return _DISCONNECT
-        if not self._body_done:
+        if not self._body_done and not self._reading:
+            self._reading = True
             try:
                 chunk = await self._read()
             except _BODY_ERRORS as exc:
                 self.body_error = exc
                 self._body_done = self._end_sent = True
                 return _DISCONNECT
+            finally:
+                self._reading = False
             return {"type": "http.request", "body": chunk, "more_body": not self._body_done}
-        if not self._end_sent:
+        if not self._end_sent and not self._reading:
             self._end_sent = True
             return {"type": "http.request", "body": b"", "more_body": False}
+        # The body is over (or another task is reading it: a disconnect listener beside the
+        # body's reader, as Starlette runs them): wait for the end of the exchange.
         waiter = self._waiter
         if waiter is None:
             waiter = self._waiter = anyio.Event()
