@@ -49,6 +49,7 @@ from .responses import (
 )
 from .sse import EventSourceResponse, ServerSentEvent
 from .streams.socket import WebSocket
+from .typed import InvalidMessage
 
 __all__ = [
     "Address",
@@ -73,6 +74,7 @@ __all__ = [
     "HandshakeRejected",
     "Headers",
     "InvalidBody",
+    "InvalidMessage",
     "JSONResponse",
     "MemoryBroker",
     "MessageType",

@@ -205,11 +205,19 @@ async def test_aiostream_pipe_is_kept_as_an_iterable_not_awaited() -> None:
 
 
 async def test_returning_something_else_is_a_type_error() -> None:
-    def handler(socket: WebSocket) -> int:
+    def handler(socket):  # type: ignore[no-untyped-def]  # no annotation: the call tells
         return 3
 
     with pytest.raises(TypeError, match="returned 'int'"):
         await run_start(handler)
+
+
+def test_a_return_annotation_that_sends_nothing_is_refused_at_registration() -> None:
+    def handler(socket: WebSocket) -> int:
+        return 3  # pragma: no cover
+
+    with pytest.raises(RoutingError, match="annotated to return 'int', which sends no"):
+        adapt_websocket_handler(handler)
 
 
 def test_handler_without_parameters_is_rejected_at_registration() -> None:

@@ -135,7 +135,7 @@ async def wrong_reply(request: Request) -> WebSocketResponse:
             return "as text"
         if message.data == "bytes":
             return b"as bytes"
-        return {"not": "a message"}
+        return 3  # a dict or list would be sent as JSON
 
     async def on_error(error: str) -> None:
         log.append(("error", error))
@@ -293,21 +293,22 @@ async def test_on_message_raising_calls_on_error_and_closes_1011() -> None:
     assert log[-1][0] == "close"
 
 
-async def test_on_message_may_return_str_or_bytes_but_not_a_dict() -> None:
+async def test_on_message_may_return_str_or_bytes_but_not_an_int() -> None:
     log.clear()
     async with app.test_server() as server, ws_connect(server.ws_url("/wrong-reply")) as ws:
         await ws.send("text")
         assert await ws.recv() == "as text"
         await ws.send("bytes")
         assert await ws.recv() == b"as bytes"
-        await ws.send("dict")
+        await ws.send("int")
         received, code, _ = await drain(ws)
     assert received == []
     assert code == 1011
     assert [e for e in log if e[0] == "error"] == [
         (
             "error",
-            "TypeError: on_message returned 'dict'; return WebSocketMessage, str, bytes or None",
+            "TypeError: on_message returned 'int'; return WebSocketMessage, str, bytes, a dict "
+            "or list (JSON), a typed value or None",
         )
     ]
 

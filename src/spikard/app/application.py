@@ -25,6 +25,7 @@ from ..responses import PlainTextResponse, Response
 from ..sse import DEFAULT_PING, EventSourceResponse
 from ..streams.runner import SessionStart, run_session
 from ..testing.server import TestServerInfo, running_test_server
+from ..typed.policy import OnInvalid
 from .handshake_gate import HandshakeGate, reject_with
 from .http_adapter import HTTPEndpoint, adapt_http_handler
 from .middleware import (
@@ -113,7 +114,7 @@ class Spikard(Generic[StateT]):
         receive: Any = None,
         send: Any = None,
         subprotocols: Iterable[str] = (),
-        on_invalid: str | Callable[[Any], Any] = "close",
+        on_invalid: OnInvalid = "close",
     ) -> Callable[[_F], _F]:
         """Register a WebSocket handler for ``path`` (keywords: :meth:`add_websocket_route`).
 
@@ -146,7 +147,7 @@ class Spikard(Generic[StateT]):
         receive: Any = None,
         send: Any = None,
         subprotocols: Iterable[str] = (),
-        on_invalid: str | Callable[[Any], Any] = "close",
+        on_invalid: OnInvalid = "close",
     ) -> None:
         """Register ``handler`` for WebSocket connections to ``path``.
 
@@ -180,7 +181,7 @@ class Spikard(Generic[StateT]):
             receive=receive,
             send=send,
             subprotocols=subprotocols,
-            on_invalid=on_invalid,  # type: ignore[arg-type]  # checked there
+            on_invalid=on_invalid,
             placeholders=pattern.param_names,
         )
         self._websocket_routes.append(
