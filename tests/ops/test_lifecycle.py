@@ -80,16 +80,28 @@ async def test_leaving_early_closes_the_source(name: str) -> None:
     assert source.closed
 
 
+def first_item(value: Any) -> Any:
+    while isinstance(value, list):
+        value = value[0]
+    return value
+
+
 @names
-async def test_a_cancelled_pull_closes_the_stage_and_its_source(name: str) -> None:
-    source = Source(delay=10)
+async def test_a_cancelled_pull_loses_nothing_or_ends_the_stage(name: str) -> None:
+    source = Source(delay=0.1)
     with anyio.fail_after(5):
         async with source.items() | OPERATORS[name][0]() as stage:
-            with anyio.move_on_after(0.05):
+            with anyio.move_on_after(0.02):
                 await anext(stage)
-            assert source.closed
-            with pytest.raises(StopAsyncIteration):
-                await anext(stage)
+            if stage.cancel_safe:
+                # Stopped mid-pull, it goes on where it was: the first item is still first.
+                assert str(first_item(await anext(stage))) == "1"
+                assert not source.closed
+            else:
+                # The cancellation reached the generator and ended it.
+                with pytest.raises(StopAsyncIteration):
+                    await anext(stage)
+    assert source.closed
 
 
 @names

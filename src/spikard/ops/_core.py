@@ -27,16 +27,23 @@ its source is decided once, when the stage is made (:class:`Upstream`):
     The same, for a stage that never waits with a deadline (``rate_limit``, ``map``,
     ``filter``): pulled directly, and the stage is then not cancel-safe either.
 
-Stages that run tasks (``buffer``, ``map_concurrent``, and pumps) open an anyio task group
-on their first pull, in the consumer's task, and close it when they end, fail, are
-cancelled inside a pull, or are closed. Structured concurrency asks that this happens
-before the consumer leaves the scope it pulled in, whatever the way out (a ``break``, an
-exception, a generator handler closed at a ``yield``). So such a stage runs only when that
-is guaranteed, and refuses with a ``RuntimeError`` that says how otherwise: when it is
-*managed*, that is iterated inside ``async with stage as items:`` (a handler that returns
-the pipeline gets that from its session, which enters :meth:`Stage.stream`), or pulled by
-a managed stage downstream or by a pump, which close it. Pump and worker tasks never
-raise: what they catch is handed to the consumer and raised by its ``async for``.
+Stages that run tasks (``buffer``, ``map_concurrent``, and pumps) need an anyio task group,
+and structured concurrency asks that it is left in the task and the scope it was entered
+in, whatever the way out (a ``break``, an exception, a generator handler closed at a
+``yield``). So such a stage runs only when it is *managed*: entered with
+``async with stage as items:`` (a handler that returns the pipeline gets that from its
+session, which enters :meth:`Stage.stream`), which starts the tasks of the whole pipeline
+there and ends them when the block is left; or pulled by a task of another stage (a pump, a
+feeder, ``zip``), which opens them in that task and closes the stage when it stops.
+Anywhere else it refuses with a ``RuntimeError`` that says how. A managed stage that ends
+or fails is released by its manager; one that is not has no tasks and closes its source at
+once. Pump and worker tasks never raise: what they catch is handed to the consumer and
+raised by its ``async for``.
+
+A pull stopped by a cancel scope (a deadline of the stage downstream, or the caller's
+``move_on_after``) loses nothing when the stage is cancel-safe (:attr:`Stage.cancel_safe`),
+and the stage goes on; a stage that is not (its source is a plain generator, which the
+cancellation finished) ends.
 
 Every stage closes its source (``aclose()``, shielded and bounded) when it ends or is
 closed; a :class:`~spikard.WebSocket` has no ``aclose()`` and stays open, its session closes
@@ -54,6 +61,7 @@ from typing import Any, Final, Generic, TypeVar, cast
 
 import anyio
 import anyio.abc
+from typing_extensions import Self
 
 from ..pubsub.subscription import Subscription
 from ..streams.socket import WebSocket
@@ -105,7 +113,14 @@ def is_cancel_safe(source: object) -> bool:
 
 
 async def close_quietly(iterator: object) -> None:
-    """Call ``iterator.aclose()`` if it has one: shielded, bounded, errors logged."""
+    """Call ``iterator.aclose()`` if it has one: shielded, bounded, errors logged.
+
+    A stage is closed as it is: its task group must be left in the scope it was entered in,
+    not in a new one, and its own sources are closed shielded and bounded.
+    """
+    if isinstance(iterator, Stage):
+        await iterator.aclose()
+        return
     aclose: Callable[[], Awaitable[object]] | None = getattr(iterator, "aclose", None)
     if aclose is None:
         return
@@ -137,17 +152,20 @@ class Stage(AsyncIterator[_T]):
     def __init__(self) -> None:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
+        self._ended = False
+        """Ended, failed or closed: later pulls end at once."""
         self._managed = False
         self._source_link: Upstream[Any] | None = None
 
     # ---- the consumer's side ------------------------------------------------------------
 
-    def __aiter__(self) -> Stage[_T]:
+    def __aiter__(self) -> Self:
         return self
 
-    async def __aenter__(self) -> Stage[_T]:
-        """Iterate inside ``async with``: leaving the block closes the stage."""
+    async def __aenter__(self) -> Self:
+        """Iterate inside ``async with``: the tasks start now, leaving the block ends them."""
         self.manage()
+        await self._prepare()
         return self
 
     async def __aexit__(
@@ -161,7 +179,7 @@ class Stage(AsyncIterator[_T]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
-    def stream(self) -> Stage[_T]:
+    def stream(self) -> Self:
         """Return the stage as its own context manager (what a WebSocket session enters)."""
         return self
 
@@ -173,16 +191,19 @@ class Stage(AsyncIterator[_T]):
             link.manage()
 
     async def __anext__(self) -> _T:
-        if self._closed:
+        if self._ended:
             raise StopAsyncIteration
         try:
-            item = await self._next()
-        except BaseException:
-            # Ended, failed, or cancelled inside the pull: release everything now, in the
-            # task and scope that opened it.
-            await self.aclose()
+            return await self._next()
+        except BaseException as exc:
+            if self.cancel_safe and isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise  # a stopped pull lost nothing: the stage goes on
+            self._ended = True
+            # A managed stage is released by its manager, where its tasks were started;
+            # any other has no tasks, and releases its source now.
+            if not self._managed:
+                await self.aclose()
             raise
-        return item
 
     @property
     def cancel_safe(self) -> bool:
@@ -194,7 +215,7 @@ class Stage(AsyncIterator[_T]):
         """End the stage: stop its tasks, then close its source (idempotent)."""
         if self._closed:
             return
-        self._closed = True
+        self._closed = self._ended = True
         task_group, self._task_group = self._task_group, None
         try:
             if task_group is not None:
@@ -469,6 +490,8 @@ class Upstream(Generic[_T]):
         if self._pump is not None and self._pump.started:
             return
         if isinstance(source, Stage):
+            if source._managed and not self._owner._managed:
+                return  # entered by the caller: closed where it was entered
             await source.aclose()
         else:
             await close_quietly(self._iterator if self._iterator is not None else source)
