@@ -289,7 +289,15 @@ async def test_an_app_that_returns_without_a_response_gets_500(
         ),
         ([{"type": "http.response.start", "status": 42}], "status 42"),
         ([{"type": "websocket.accept"}], "'websocket.accept' in an HTTP request"),
+        (
+            [
+                {"type": "http.response.start", "status": 200, "headers": [(b"x", b"a\r\nb: c")]},
+                {"type": "http.response.body", "body": b"streamed", "more_body": True},
+            ],
+            "a response header that cannot be sent",
+        ),
     ],
+    ids=["body-first", "start-twice", "bad-status", "websocket-message", "bad-header-streamed"],
 )
 async def test_out_of_order_messages_are_a_500_and_one_error(
     messages: list[dict[str, Any]], complaint: str, caplog: pytest.LogCaptureFixture

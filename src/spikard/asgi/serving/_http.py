@@ -29,6 +29,7 @@ as a spikard handler that never returns (shutdown cuts it).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import anyio
@@ -82,6 +83,19 @@ def _header_fields(headers: Any) -> list[tuple[bytes, bytes]]:
             f"response headers must be [name, value] pairs of bytes, got {headers!r}"
         ) from None
     return fields
+
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+"""A header name (RFC 9110 5.1), lower-cased."""
+
+
+def _unsendable(fields: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
+    """The first field HTTP/1.1 cannot carry (a bad name, CR, LF or NUL in a value)."""
+    for field in fields:
+        name, value = field
+        if _TOKEN.fullmatch(name) is None or b"\r" in value or b"\n" in value or b"\0" in value:
+            return field
+    return None
 
 
 class AppResponse(Response):
@@ -364,8 +378,13 @@ class HTTPExchange:
             self._dropping = True
             self._decide(AppResponse(status, self._fields, b"", head=True))
             return
+        fields = self._fields
+        bad = _unsendable(fields)
+        if bad is not None:
+            # Refused here, not by the server: its 500 would leave this body unconsumed.
+            raise self._broken(f"a response header that cannot be sent: {bad!r}")
         self._stream = stream = ResponseBody(self)
-        self._decide(AppStreamingResponse(status, self._fields, stream))
+        self._decide(AppStreamingResponse(status, fields, stream))
         if body:
             await stream.put(body)
 
