@@ -8,6 +8,7 @@ import signal
 import ssl
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -15,13 +16,14 @@ import httpx
 import pytest
 import trustme
 
-from spikard import Spikard
+from spikard import Spikard, WebSocket, WebSocketMessage
 from spikard.asgi.serving import ASGIApplication, is_asgi_app
 from spikard.server.cli import build_parser, resolve_app
 
 from ..helpers import ws_connect
 from ..server import ROOT, serve_subprocess, spikard_command
 from .apps import fastapi_app, raw_app, starlette_app
+from .serving import serve
 
 APP = "tests.asgi_serving.apps:app"
 _TLS_LISTENING = re.compile(rb"listening on https://127\.0\.0\.1:(\d+)")
@@ -82,6 +84,29 @@ def test_the_asgi_options() -> None:
     assert config.ping_timeout == 3.5
     assert config.permessage_deflate is False
     assert served.limit_concurrency == 7
+
+
+async def test_interface_asgi_serves_a_spikard_app_through_its_asgi_interface() -> None:
+    spikard_app = Spikard()
+
+    @spikard_app.get("/")
+    def hello() -> str:
+        return "hello through ASGI"
+
+    @spikard_app.websocket("/echo")
+    async def echo(socket: WebSocket) -> AsyncIterator[WebSocketMessage]:
+        async for message in socket:
+            yield message
+
+    served = resolve_app(spikard_app, "m:app", parse("--interface", "asgi"))
+    assert isinstance(served, ASGIApplication)
+    async with serve(served) as running:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(running.url + "/")
+        async with ws_connect(running.ws_url("/echo")) as ws:
+            await ws.send("round trip")
+            assert await ws.recv() == "round trip"
+    assert response.text == "hello through ASGI"
 
 
 def test_interface_spikard_and_asgi() -> None:
