@@ -93,3 +93,15 @@ async def test_leaving_the_block_early_closes_every_source() -> None:
             async for _ in pairs:
                 break
     assert sorted(closed) == ["a", "b"]
+
+
+async def test_a_stage_that_runs_tasks_can_be_merged_inside_its_block() -> None:
+    closed: list[str] = []
+    with anyio.fail_after(5):
+        async with (
+            counting("a", None, closed, {}) | ops.buffer(3) as buffered,
+            ops.merge(buffered, counting("b", None, closed, {})) as events,
+        ):
+            seen = [await anext(events) for _ in range(6)]
+    assert {item[0] for item in seen} <= {"a", "b"}
+    assert sorted(closed) == ["a", "b"]

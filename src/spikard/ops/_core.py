@@ -155,6 +155,8 @@ class Stage(AsyncIterator[_T]):
         self._ended = False
         """Ended, failed or closed: later pulls end at once."""
         self._managed = False
+        self._host: int | None = None
+        """The task that started this stage's tasks (the only one that may stop them)."""
         self._source_link: Upstream[Any] | None = None
 
     # ---- the consumer's side ------------------------------------------------------------
@@ -212,8 +214,16 @@ class Stage(AsyncIterator[_T]):
         return self._cancel_safe_itself and (link is None or link.cancel_safe)
 
     async def aclose(self) -> None:
-        """End the stage: stop its tasks, then close its source (idempotent)."""
+        """End the stage: stop its tasks, then close its source (idempotent).
+
+        Called from another task than the one that started the stage's tasks (``merge``
+        closes its sources in its own tasks), it only ends the stage: the tasks are stopped
+        where they were started, when that task leaves the ``async with`` block.
+        """
         if self._closed:
+            return
+        if self._task_group is not None and anyio.get_current_task().id != self._host:
+            self._ended = True
             return
         self._closed = self._ended = True
         task_group, self._task_group = self._task_group, None
@@ -262,6 +272,7 @@ class Stage(AsyncIterator[_T]):
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
             self._task_group = task_group
+            self._host = anyio.get_current_task().id
         task_group.start_soon(function, name=name)
 
 
