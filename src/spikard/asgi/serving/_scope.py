@@ -10,15 +10,30 @@ from ._types import ASGI_VERSION, Scope
 __all__ = ["http_scope", "raw_headers", "websocket_scope"]
 
 
+_NAMES: dict[str, bytes] = {}
+"""Header names as scope bytes (lower-cased); names repeat across requests."""
+_NAMES_CACHED = 512
+
+
+def _name(name: str) -> bytes:
+    encoded = _NAMES.get(name)
+    if encoded is None:
+        encoded = name.lower().encode("latin-1")
+        if len(_NAMES) < _NAMES_CACHED:
+            _NAMES[name] = encoded
+    return encoded
+
+
 def raw_headers(request: Request) -> list[tuple[bytes, bytes]]:
     """The request's header fields in order, names lower-cased, as latin-1 bytes."""
+    name = _name
     return [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in request.headers.multi_items()
+        (name(field), value.encode("latin-1")) for field, value in request.headers.multi_items()
     ]
 
 
 def _common(
+    spec_version: str,
     request: Request,
     server: tuple[str, int] | None,
     root_path: str,
@@ -26,7 +41,7 @@ def _common(
 ) -> Scope:
     client = request.client
     scope: Scope = {
-        "asgi": dict(ASGI_VERSION),
+        "asgi": {"version": "3.0", "spec_version": spec_version},
         "http_version": request.http_version,
         "scheme": request.scheme,
         # The spec's path includes root_path (as uvicorn's --root-path gives it).
@@ -52,11 +67,10 @@ def http_scope(
     state: dict[str, Any] | None,
 ) -> Scope:
     """The ``http`` scope of ``request``."""
-    scope = _common(request, server, root_path, state)
-    scope["type"] = "http"
     # 2.3, as uvicorn's HTTP: apps listen for http.disconnect (Starlette then cancels a
     # streamed body at once); a send after the client left still raises, after a grace.
-    scope["asgi"]["spec_version"] = "2.3"
+    scope = _common("2.3", request, server, root_path, state)
+    scope["type"] = "http"
     scope["method"] = request.method
     return scope
 
@@ -69,7 +83,7 @@ def websocket_scope(
     state: dict[str, Any] | None,
 ) -> Scope:
     """The ``websocket`` scope of a handshake ``request``; offers the denial extension."""
-    scope = _common(request, server, root_path, state)
+    scope = _common(ASGI_VERSION["spec_version"], request, server, root_path, state)
     scope["type"] = "websocket"
     scope["subprotocols"] = list(subprotocols)
     scope["extensions"] = {"websocket.http.response": {}}
