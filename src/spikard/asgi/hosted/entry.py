@@ -79,6 +79,7 @@ async def _serve_websocket(app: Spikard[Any], scope: Scope, receive: Receive, se
         return
     async with anyio.create_task_group() as task_group:
         task_group.start_soon(connection.run_reader)
+        task_group.start_soon(connection.run_watchdog)
         try:
             response = await app.handle(request, connection)
         except Exception:

@@ -117,26 +117,45 @@ class _Responder:
         self._timeout = timeout
         self._extensions: dict[str, Any] = scope.get("extensions") or {}
         self._head = request.method == "HEAD"
-        self._lock = anyio.Lock()
+        self._lock: anyio.Lock | None = None
+        """Only while a keepalive task sends beside the chunk loop."""
 
     async def _emit(self, message: Message) -> None:
-        """``send`` one event, within the write timeout; one at a time."""
-        async with self._lock:
-            done = False
-            try:
-                with anyio.move_on_after(self._timeout):
-                    await self._send(message)
-                    done = True
-            except Exception as exc:
-                logger.debug("the ASGI server refused %s: %r", message["type"], exc)
-                raise _SendFailed from None
-            if not done:
-                logger.info(
-                    "response to %s stalled for %.0f s; leaving it incomplete",
-                    self._request.path,
-                    self._timeout,
-                )
-                raise _SendFailed
+        """``send`` one event (the caller bounds the time).
+
+        Raises:
+            _SendFailed: the server's ``send`` raised: the client is gone.
+        """
+        try:
+            await self._send(message)
+        except Exception as exc:
+            logger.debug("the ASGI server refused %s: %r", message["type"], exc)
+            raise _SendFailed from None
+
+    async def _bounded(self, message: Message) -> None:
+        """``send`` one event of a streamed body within the write timeout, one at a time.
+
+        Raises:
+            _SendFailed: ``send`` raised or made no progress for ``write_timeout``.
+        """
+        lock = self._lock
+        with anyio.move_on_after(self._timeout) as scope:
+            if lock is None:
+                await self._emit(message)
+            else:
+                async with lock:
+                    await self._emit(message)
+        if scope.cancelled_caught:
+            self._stalled()
+
+    def _stalled(self) -> None:
+        logger.info(
+            "response to %s %s stalled for %.0f s; leaving it incomplete",
+            self._request.method,
+            self._request.path,
+            self._timeout,
+        )
+        raise _SendFailed
 
     async def _start(self, response: Response) -> bool:
         """Send the head; False when its headers cannot be sent (a 500 went instead)."""
@@ -159,19 +178,28 @@ class _Responder:
     async def respond(self, response: Response) -> None:
         """Send ``response``, whole or streamed."""
         if not isinstance(response, StreamingResponse):
-            await self._whole(response)
+            with anyio.move_on_after(self._timeout) as scope:  # one bound for both events
+                await self._whole(response)
+            if scope.cancelled_caught:
+                self._stalled()
             return
-        if not await self._start(response):
+        with anyio.move_on_after(self._timeout) as scope:
+            started = await self._start(response)
+        if scope.cancelled_caught:
+            self._stalled()
+        if not started:
             await _close_unstarted(response.content)
             return
         if self._head:
             await _close_unstarted(response.content)
-            await self._emit({"type": "http.response.body", "body": b""})
+            await self._bounded({"type": "http.response.body", "body": b""})
             return
         if isinstance(response, FileResponse) and await self._path_sent(response):
             return
+        if response.keepalive is not None:
+            self._lock = anyio.Lock()  # the keepalive task sends too
         if await self._stream(response):
-            await self._emit({"type": "http.response.body", "body": b""})
+            await self._bounded({"type": "http.response.body", "body": b""})
 
     async def _whole(self, response: Response) -> None:
         if not await self._start(response):
@@ -191,7 +219,7 @@ class _Responder:
         if length is None or int(length) != size:
             return False  # a range, or a file that changed since its head was made
         await _close_unstarted(response.content)
-        await self._emit({"type": _PATHSEND, "path": path})
+        await self._bounded({"type": _PATHSEND, "path": path})
         return True
 
     async def _stream(self, response: StreamingResponse) -> bool:
@@ -219,7 +247,7 @@ class _Responder:
                         if data:
                             activity[0] += 1
                             try:
-                                await self._emit(
+                                await self._bounded(
                                     {"type": "http.response.body", "body": data, "more_body": True}
                                 )
                             finally:
@@ -263,7 +291,7 @@ class _Responder:
             await anyio.sleep(interval)
             if activity[0] == seen and not seen % 2:  # silent, and not in a send
                 try:
-                    await self._emit(
+                    await self._bounded(
                         {"type": "http.response.body", "body": filler, "more_body": True}
                     )
                 except _SendFailed:
@@ -272,7 +300,7 @@ class _Responder:
 
     async def _zerocopy(self, file: IO[bytes], offset: int, count: int) -> int | None:
         """A file slice through ``http.response.zerocopysend`` (the server sends it)."""
-        await self._emit(
+        await self._bounded(
             {
                 "type": _ZEROCOPY,
                 "file": file,

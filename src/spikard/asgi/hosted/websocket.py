@@ -19,8 +19,9 @@ the stream layer, the callback shim and the app run unchanged.
   connection with 1009. ``websocket.disconnect`` ends the input (its code and reason are
   the peer's close; 1006: it left without one).
 - **Outbound**: :meth:`~ASGIWebSocket.send` returns when the server's ``send`` returned, one
-  event at a time, each bounded by ``write_timeout``; a ``send`` that raises or stalls means
-  the client is gone (1006).
+  event at a time. A ``send`` that raises means the client is gone (1006); one in flight for
+  ``write_timeout`` too (:meth:`~ASGIWebSocket.run_watchdog`, one timer task instead of a
+  timer per message).
 - **State** changes only through :meth:`ASGIWebSocket._transition`, with the table of
   :mod:`spikard.connection.state`.
 """
@@ -101,16 +102,18 @@ class ASGIWebSocket(WebSocketConnection):
         "_ended",
         "_failure",
         "_inbox",
-        "_lock",
         "_on_answered",
         "_on_ended",
         "_peer",
         "_receive",
         "_room",
         "_send",
+        "_sending",
+        "_sends",
         "_state",
         "_subprotocol",
         "_subprotocols",
+        "_turn",
         "config",
         "request",
     )
@@ -141,7 +144,11 @@ class ASGIWebSocket(WebSocketConnection):
         """Set when the application took a message (made by the waiting reader)."""
         self._ended: anyio.Event | None = None
         self._discarding = False
-        self._lock = anyio.Lock()
+        self._sending = False
+        """A ``send`` is in flight (one at a time)."""
+        self._sends = 0
+        """``send`` calls so far (the watchdog tells a stalled send from a new one)."""
+        self._turn: anyio.Event | None = None
         self._peer: tuple[int, str] | None = None
         """The code and reason of ``websocket.disconnect`` (None: none came, or 1006)."""
         self._closed_by_us: tuple[int, str] | None = None
@@ -367,9 +374,9 @@ class ASGIWebSocket(WebSocketConnection):
             raise self._closed_error()
         data = message.data
         if isinstance(data, str):
-            await self._emit({"type": "websocket.send", "text": data})
+            await self._emit_message({"type": "websocket.send", "text": data})
         else:
-            await self._emit({"type": "websocket.send", "bytes": data})
+            await self._emit_message({"type": "websocket.send", "bytes": data})
 
     def discard_incoming(self) -> None:
         """Drop what is queued and what arrives later; the reader reads on."""
@@ -510,31 +517,70 @@ class ASGIWebSocket(WebSocketConnection):
             changed.set()
 
     async def _emit(self, message: Message) -> None:
-        """Hand ``message`` to the server, one at a time, within ``write_timeout``.
+        """Hand a handshake or close event to the server, bounded by ``write_timeout``.
 
         Raises:
             ConnectionClosed: ``send`` raised (the client is gone) or stalled.
         """
+        with anyio.move_on_after(self.config.effective_write_timeout) as scope:
+            await self._emit_message(message)
+        if scope.cancelled_caught:
+            self._stalled()
+            raise self._closed_error()
+
+    async def _emit_message(self, message: Message) -> None:
+        """Hand ``message`` to the server, one ``send`` at a time.
+
+        A message's ``send`` is timed by :meth:`run_watchdog` (no timer per message).
+
+        Raises:
+            ConnectionClosed: ``send`` raised: the client is gone.
+        """
+        while self._sending:  # another task is in a send (rare): wait for its end
+            if self._turn is None:
+                self._turn = anyio.Event()
+            await self._turn.wait()
+        self._sending = True
+        self._sends += 1
+        try:
+            await self._send(message)
+        except Exception as exc:
+            logger.debug("the ASGI server refused %s: %r", message["type"], exc)
+            self._lost()
+            raise self._closed_error() from None
+        finally:
+            self._sending = False
+            turn, self._turn = self._turn, None
+            if turn is not None:
+                turn.set()
+
+    async def run_watchdog(self) -> None:
+        """End the connection when one ``send`` is in flight for ``write_timeout``.
+
+        Ticks at a fifth of the timeout, so a stall is seen at most 25 % late; the session
+        then winds the handler down (it is in that send: ``handler_grace``).
+        """
         timeout = self.config.effective_write_timeout
-        async with self._lock:
-            done = False
-            try:
-                with anyio.move_on_after(timeout):
-                    await self._send(message)
-                    done = True
-            except Exception as exc:
-                logger.debug("the ASGI server refused %s: %r", message["type"], exc)
-                self._lost()
-                raise self._closed_error() from None
-            if not done:
-                logger.info(
-                    "WebSocket %s: a send stalled for %.0f s; dropping it",
-                    self.request.path,
-                    timeout,
-                )
-                self._failure = (CloseCode.ABNORMAL_CLOSURE, "write timeout")
-                self._lost()
-                raise self._closed_error()
+        seen, ticks = -1, 0
+        while not self._input_over:
+            await anyio.sleep(timeout / 5)
+            if self._sending and self._sends == seen:
+                ticks += 1
+                if ticks >= 5:
+                    self._stalled()
+                    return
+            else:
+                seen, ticks = self._sends, 0
+
+    def _stalled(self) -> None:
+        if self._failure is None and self._state is not ConnectionState.CLOSED:
+            logger.info(
+                "WebSocket %s: a send made no progress for %.0f s (write_timeout); dropping it",
+                self.request.path,
+                self.config.effective_write_timeout,
+            )
+            self._failure = (CloseCode.ABNORMAL_CLOSURE, "write timeout")
+        self._lost()
 
     def _lost(self) -> None:
         if self._state is not ConnectionState.CLOSED:
