@@ -164,7 +164,7 @@ class ASGIApplication:
                 group.cancel_scope.cancel()
                 raise
             self.state = state
-            self._running_state = state if self.lifespan != "off" else None
+            self._running_state = state  # every scope has one (empty without lifespan)
             try:
                 async with LightTaskGroup() as tasks:
                     self._tasks = tasks
