@@ -4,6 +4,7 @@ A WebSocket handler is a stream transformer: messages come in as an async iterat
 out as whatever the handler yields. See the README for a tour.
 """
 
+from . import ops
 from ._version import __version__
 from .app.application import Spikard
 from .app.shim import WebSocketResponse
@@ -28,6 +29,7 @@ from .errors import (
 from .files import FileResponse, StaticFiles
 from .forms import FormData, UploadFile
 from .messages import CloseCode, MessageType, WebSocketMessage
+from .ops import IdleTimeout, RateLimitExceeded
 from .pubsub import (
     Broker,
     BrokerError,
@@ -73,6 +75,7 @@ __all__ = [
     "HTTPException",
     "HandshakeRejected",
     "Headers",
+    "IdleTimeout",
     "InvalidBody",
     "InvalidMessage",
     "JSONResponse",
@@ -81,6 +84,7 @@ __all__ = [
     "PlainTextResponse",
     "ProtocolError",
     "QueryParams",
+    "RateLimitExceeded",
     "Request",
     "RequestValidationError",
     "Response",
@@ -101,4 +105,5 @@ __all__ = [
     "__version__",
     "create_broker",
     "merge",
+    "ops",
 ]

@@ -386,6 +386,8 @@ class _Messages:
     """``Subscription.messages()``: the subscription's messages without channel names."""
 
     __slots__ = ("_subscription",)
+    cancel_safe = True
+    """A read cancelled mid-wait loses nothing (``spikard.ops`` needs no reader task)."""
 
     def __init__(self, subscription: Subscription) -> None:
         self._subscription = subscription
