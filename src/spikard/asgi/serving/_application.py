@@ -8,8 +8,9 @@ task of the adapter's own group, opened by that context, so an application may g
 its response is sent (Starlette's background tasks), as ASGI servers allow.
 
 Shutdown: the server closes open WebSockets of an ASGI application with 1012 (Service
-Restart, as uvicorn does); then the application's calls still running get the rest of
-``shutdown_timeout`` before they are cancelled, and the lifespan shutdown runs last.
+Restart, as uvicorn does) and drains its connections; the application's calls still running
+then get up to ``shutdown_timeout`` more before they are cancelled, and the lifespan
+shutdown runs last.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ class ASGIApplication:
         self.server: tuple[str, int] | None = None
         """The scopes' ``server`` (host, port); taken from the attached server if None."""
         self._bound: _Bound | None = None
+        self._address: tuple[str, int] | None = None
+        """The attached server's first address, once known (per serve)."""
         self._tasks: LightTaskGroup | None = None
         self._running_state: dict[str, Any] | None = None
         self._active = 0
@@ -155,6 +158,7 @@ class ASGIApplication:
     @asynccontextmanager
     async def _hosting(self) -> AsyncIterator[None]:
         self._shutting_down = False
+        self._address = None
         state: dict[str, Any] = {}
         lifespan = Lifespan(self.app, self.lifespan, state, self.http_config.shutdown_timeout)
         async with anyio.create_task_group() as group:
@@ -195,10 +199,10 @@ class ASGIApplication:
     # ---- requests ---------------------------------------------------------------------------
 
     def _server_address(self) -> tuple[str, int] | None:
-        server = self.server
+        server = self.server or self._address
         if server is None and self._bound is not None and self._bound.addresses:
             address = self._bound.addresses[0]
-            server = self.server = (address.host, address.port)
+            server = self._address = (address.host, address.port)
         return server
 
     def _running(self) -> LightTaskGroup:
