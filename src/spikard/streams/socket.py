@@ -391,7 +391,7 @@ class WebSocket(Generic[InT]):
         return True
 
     def __or__(self, operator: Callable[[WebSocket[InT]], _T]) -> _T:
-        """Feed this socket to an operator: ``socket | ops.batch(10, 0.1)``, or an aiostream pipe."""
+        """Feed this socket to an operator: ``socket | ops.batch(10, 0.1)`` or an aiostream pipe."""
         return operator(self)
 
     # ---- sending ---------------------------------------------------------------------------
