@@ -64,8 +64,6 @@ def command(kind: str, target: str, port: int, *, factory: bool = False) -> list
             str(port),
             "--log-level",
             "warning",
-            "--lifespan",
-            "on",
             *ws,
             *extra,
         ]

@@ -181,6 +181,21 @@ async def test_no_ping_under_asgi() -> None:
     assert "keepalive" in errors[0]
 
 
+async def test_a_handshake_left_unanswered_is_refused_after_accept_timeout() -> None:
+    app = Spikard(websocket=WebSocketConfig(accept_timeout=0.3))
+
+    @app.websocket("/undecided")
+    async def undecided(socket: WebSocket) -> None:
+        await anyio.sleep(30)  # neither accepts nor refuses
+
+    harness = Harness([{"type": "websocket.connect"}])
+    async with app.lifespan_context():
+        with anyio.fail_after(BOUND):
+            await app(ws_scope("/undecided"), harness.receive, harness.send)
+    assert harness.sent[0]["type"] == "websocket.http.response.start"
+    assert harness.sent[0]["status"] == 500
+
+
 async def test_origin_check_applies(tmp_path: Path) -> None:
     app = Spikard(websocket=WebSocketConfig(allowed_origins=("https://good.example",)))
 
