@@ -44,7 +44,6 @@ __all__ = ["AppResponse", "AppStreamingResponse", "HTTPExchange"]
 
 logger = logging.getLogger("spikard.asgi")
 
-_DISCONNECT: Message = {"type": "http.disconnect"}
 _BODY_ERRORS = (BodyTimeout, ClientDisconnected, ContentTooLarge, InvalidBody)
 _DISCONNECT_GRACE = 1.0
 """Seconds a ``send`` after the client left waits before it raises (see _disconnected)."""
@@ -238,12 +237,14 @@ class HTTPExchange:
         headers = request.headers
         length = headers.get("content-length")
         self._remaining: int | None = None
-        if "transfer-encoding" in headers:
-            self._body_done = False
-        else:
-            # The server validated the framing: a length is a plain number here.
-            self._remaining = int(length) if length is not None else 0
-            self._body_done = self._remaining == 0
+        self._body_done = False
+        if "transfer-encoding" not in headers:
+            try:  # the server validated the framing; anything else is read to its end
+                self._remaining = int(length) if length is not None else 0
+            except ValueError:
+                pass
+            else:
+                self._body_done = self._remaining == 0
         self._end_sent = False
         self._reading = False
         self._body_iterator: Any = None
@@ -271,7 +272,7 @@ class HTTPExchange:
     async def receive(self) -> Message:
         """The next ``http.request`` part, or ``http.disconnect`` (see the module docs)."""
         if self._complete or self.disconnected:
-            return _DISCONNECT
+            return {"type": "http.disconnect"}
         if not self._body_done and not self._reading:
             self._reading = True
             try:
@@ -279,7 +280,7 @@ class HTTPExchange:
             except _BODY_ERRORS as exc:
                 self.body_error = exc
                 self._body_done = self._end_sent = True
-                return _DISCONNECT
+                return {"type": "http.disconnect"}
             finally:
                 self._reading = False
             return {"type": "http.request", "body": chunk, "more_body": not self._body_done}
@@ -292,7 +293,7 @@ class HTTPExchange:
         if waiter is None:
             waiter = self._waiter = anyio.Event()
         await waiter.wait()
-        return _DISCONNECT
+        return {"type": "http.disconnect"}
 
     async def _read(self) -> bytes:
         iterator = self._body_iterator
