@@ -9,9 +9,11 @@ place that asks which event loop runs (and so whether a trio stream's socket may
 to directly: see :class:`~spikard.connection.stream_driver.StreamTransport`).
 
 The TLS handshake is done here too, within ``handshake_timeout``: a client that fails it (a
-plain HTTP request on the TLS port, a protocol or certificate mismatch, a timeout) is
-disconnected without an answer and logged in one INFO line; one that leaves during it, at
-DEBUG.
+plain HTTP request on the TLS port, a protocol or certificate mismatch, a missing or
+untrusted client certificate, a timeout) is disconnected without an answer and logged in one
+INFO line; one that leaves during it, at DEBUG. Each handshake takes the context current
+when the connection arrives, so a :class:`~.tls.ReloadingContext` reloaded (SIGHUP) serves
+new connections with the new certificate while open ones keep theirs.
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ from anyio.streams.tls import TLSStream
 from ..connection.asyncio_driver import AsyncioTransport, serve_sockets
 from ..connection.stream_driver import open_stream_transport
 from ..connection.transport import Transport
+from .tls import ReloadingContext, describe_handshake_failure
 
 __all__ = ["serve_listener", "tls_handshake"]
 
 logger = logging.getLogger("spikard.server")
 
 TransportHandler = Callable[[Transport], Coroutine[Any, Any, None]]
+
+ContextSource = ssl.SSLContext | ReloadingContext
+"""A TLS context as the server takes it: fixed, or reloadable."""
 
 
 def _on_asyncio() -> bool:
@@ -106,7 +112,7 @@ async def tls_handshake(
             if exc.reason == "HTTP_REQUEST":
                 logger.info("plain HTTP request from %s on the TLS port: closed", peer)
             else:
-                reason = exc.reason or exc.strerror or type(exc).__name__
+                reason = describe_handshake_failure(exc, context)
                 logger.info("TLS handshake with %s failed: %s", peer, reason)
         elif isinstance(exc, TimeoutError):
             logger.info("TLS handshake with %s timed out after %.1f s", peer, timeout)
@@ -124,7 +130,7 @@ async def serve_listener(
     listener: anyio.abc.Listener[Any],
     handler: TransportHandler,
     task_group: Any,
-    ssl_context: ssl.SSLContext | None = None,
+    ssl_context: ContextSource | None = None,
     read_size: int = 65536,
     backlog: int = 4096,
     handshake_timeout: float = 10.0,
@@ -132,8 +138,9 @@ async def serve_listener(
     """Accept connections until cancelled; run ``handler(transport)`` for each in ``task_group``.
 
     ``backlog``: the listen backlog the event loop sets again on the sockets it takes over
-    (the listener was made with the same). ``handshake_timeout``: the bound of a TLS
-    handshake (see :func:`tls_handshake`).
+    (the listener was made with the same). ``ssl_context``: serve TLS; a
+    :class:`~.tls.ReloadingContext` is asked for its current context at each connection.
+    ``handshake_timeout``: the bound of a TLS handshake (see :func:`tls_handshake`).
 
     ``task_group`` needs a ``start_soon(func, *args)`` method (an anyio task group, or a
     :class:`~spikard.connection.tasks.LightTaskGroup`).
@@ -158,9 +165,10 @@ async def serve_listener(
     if ssl_context is None:
         await listener.serve(serve_stream, task_group)
         return
-    context = ssl_context
+    source = ssl_context
 
     async def serve_tls(stream: anyio.abc.ByteStream) -> None:
+        context = source.context if isinstance(source, ReloadingContext) else source
         secured = await tls_handshake(stream, context, handshake_timeout)
         if secured is not None:
             await serve_stream(secured)

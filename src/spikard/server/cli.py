@@ -27,6 +27,7 @@ from ..asgi.serving import ASGIApp, ASGIApplication, default_websocket_config, i
 from ..connection.contract import Application
 from .bind import BindError, check_port
 from .run import run
+from .tls import ReloadingContext, TLSConfig, TLSConfigError, parse_cert_reqs
 from .workers import run_workers
 
 __all__ = ["build_parser", "check_app", "load_app", "main", "resolve_app"]
@@ -189,6 +190,13 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
 
 
+def _cert_reqs(text: str) -> ssl.VerifyMode:
+    try:
+        return parse_cert_reqs(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _version() -> str:
     return f"{PROG} {__version__} (the {DISTRIBUTION} distribution)"
 
@@ -241,12 +249,28 @@ def build_parser() -> argparse.ArgumentParser:
         "join servers that already listen on it)",
     )
     parser.add_argument(
-        "--ssl-certfile", metavar="PEM", help="serve https/wss with this certificate chain"
+        "--ssl-certfile",
+        metavar="PEM",
+        help="serve https/wss (TLS 1.2 or later, ALPN http/1.1) with this certificate chain; "
+        "SIGHUP reloads it",
     )
     parser.add_argument(
         "--ssl-keyfile",
         metavar="PEM",
         help="the certificate's private key (if it is not in --ssl-certfile)",
+    )
+    parser.add_argument(
+        "--ssl-ca-certs",
+        metavar="PEM",
+        help="CA certificates that client certificates must chain to (with --ssl-cert-reqs)",
+    )
+    parser.add_argument(
+        "--ssl-cert-reqs",
+        type=_cert_reqs,
+        default=None,
+        metavar="MODE",
+        help="client certificates: none, optional (checked when sent) or required; "
+        "uvicorn's 0, 1, 2 also work (default none)",
     )
     asgi = parser.add_argument_group(
         "plain ASGI apps", "how the server runs an ASGI 3 app (named as uvicorn names them)"
@@ -373,22 +397,16 @@ def _serve(argv: Sequence[str]) -> None:
         check_port(args.host, args.port)
     except BindError as exc:
         raise SystemExit(f"error: {exc}") from None
-    if args.ssl_keyfile and not args.ssl_certfile:
-        raise SystemExit("error: --ssl-keyfile needs --ssl-certfile")
+    _check_tls_options(args)
     if args.backend == "trio" and importlib.util.find_spec("trio") is None:
         raise SystemExit("error: --backend trio needs trio: pip install trio")
     # Import and check the application first, so that a bad target fails fast and once,
     # before any worker starts.
     app = resolve_app(load_app(args.app), args.app, args)
-    ssl_context = None
-    if args.ssl_certfile:
-        ssl_context = _ssl_context(args.ssl_certfile, args.ssl_keyfile)
+    # Loaded here under --workers too: a certificate that cannot be loaded fails once.
+    ssl_context = _ssl_context(args) if args.ssl_certfile else None
     if args.workers > 1:
-        extra = []
-        if args.ssl_certfile:
-            extra += ["--ssl-certfile", args.ssl_certfile]
-        if args.ssl_keyfile:
-            extra += ["--ssl-keyfile", args.ssl_keyfile]
+        extra = _tls_arguments(args)
         for name in _FORWARDED:
             value = getattr(args, name)
             if value is not None:
@@ -415,15 +433,47 @@ def _serve(argv: Sequence[str]) -> None:
     )
 
 
-def _ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
-    """The server's TLS context; a file that cannot be loaded is a one-line error."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+def _check_tls_options(args: argparse.Namespace) -> None:
+    for option in ("ssl_keyfile", "ssl_ca_certs", "ssl_cert_reqs"):
+        if getattr(args, option) is not None and not args.ssl_certfile:
+            raise SystemExit(f"error: --{option.replace('_', '-')} needs --ssl-certfile")
+    verifying = args.ssl_cert_reqs not in (None, ssl.CERT_NONE)
+    if verifying and args.ssl_ca_certs is None:
+        raise SystemExit(
+            "error: --ssl-cert-reqs optional or required needs --ssl-ca-certs "
+            "(the CA certificates that issue the client certificates)"
+        )
+    if args.ssl_ca_certs is not None and not verifying:
+        raise SystemExit(
+            "error: --ssl-ca-certs checks client certificates only with "
+            "--ssl-cert-reqs optional or required"
+        )
+
+
+def _tls_arguments(args: argparse.Namespace) -> list[str]:
+    """The TLS options again, for each worker (``--workers``)."""
+    extra: list[str] = []
+    for option in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
+        value = getattr(args, option)
+        if value:
+            extra += ["--" + option.replace("_", "-"), value]
+    if args.ssl_cert_reqs is not None:
+        extra += ["--ssl-cert-reqs", ssl.VerifyMode(args.ssl_cert_reqs).name[5:].lower()]
+    return extra
+
+
+def _ssl_context(args: argparse.Namespace) -> ReloadingContext:
+    """The server's TLS context, reloaded on SIGHUP; a file that cannot be loaded is one line."""
+    config = TLSConfig(
+        args.ssl_certfile,
+        args.ssl_keyfile,
+        ca_certs=args.ssl_ca_certs,
+        cert_reqs=args.ssl_cert_reqs or ssl.CERT_NONE,
+    )
     try:
-        context.load_cert_chain(certfile, keyfile)
-    except (OSError, ssl.SSLError) as exc:
-        reason = exc.strerror or str(exc)
-        raise SystemExit(f"error: cannot load the TLS certificate {certfile!r}: {reason}") from None
-    return context
+        return ReloadingContext(config)
+    except TLSConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,4 +1,8 @@
-"""Run an application until a signal: event loop choice, logging, SIGINT/SIGTERM handling."""
+"""Run an application until a signal: event loop choice, logging, signal handling.
+
+SIGINT and SIGTERM stop the server (a second one cuts the drain short); SIGHUP reloads the
+TLS certificate files for new connections (:meth:`.Server.reload_tls`) and stops nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import importlib.util
 import logging
 import os
 import signal
-import ssl
 from typing import Any
 
 import anyio
@@ -16,6 +19,7 @@ import anyio.abc
 from ..asgi.serving import ASGIApplication
 from ..connection.http import Application
 from ..datastructures import Address
+from .accept import ContextSource
 from .bind import BindError, format_address
 from .serve import Server
 from .workers import STARTUP_FAILED_EXIT
@@ -47,7 +51,8 @@ async def serve_until_signalled(
 ) -> None:
     """Serve until SIGINT/SIGTERM; the first starts a graceful shutdown, a second cuts it.
 
-    The application's startup hooks run first, then the port is bound.
+    The application's startup hooks run first, then the port is bound. SIGHUP reloads the
+    TLS certificate (:meth:`.Server.reload_tls`).
 
     Raises:
         StartupError: a startup hook raised, or the port could not be bound
@@ -85,8 +90,17 @@ async def _serve_until_signalled(server: Server, host: str, port: int, reuse_por
 
         async def watch_signals() -> None:
             stopping = False
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with anyio.open_signal_receiver(
+                signal.SIGINT, signal.SIGTERM, signal.SIGHUP
+            ) as signals:
                 async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        if server.secure:
+                            logger.info("SIGHUP received: reloading the TLS certificate")
+                            server.reload_tls()  # says what came of it, in one line
+                        else:
+                            logger.info("SIGHUP received: no TLS certificate to reload")
+                        continue
                     if stopping:
                         logger.warning("second signal: exiting now")
                         server.force_exit()
@@ -128,11 +142,14 @@ def run(
     port: int = 8000,
     *,
     backend: str = "asyncio",
-    ssl_context: ssl.SSLContext | None = None,
+    ssl_context: ContextSource | None = None,
     log_level: str | None = "info",
     reuse_port: bool = False,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM; uvloop is used on asyncio when installed.
+
+    ``ssl_context`` serves TLS: an ``ssl.SSLContext`` is used as given; a
+    :class:`~.tls.ReloadingContext` is built again from its files on SIGHUP.
 
     Raises:
         SystemExit: with status 1 when the server cannot start (a startup hook raised, the

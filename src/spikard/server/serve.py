@@ -25,8 +25,9 @@ from ..connection.http import (
 from ..connection.tasks import LightTaskGroup
 from ..connection.transport import Transport
 from ..datastructures import Address
-from .accept import serve_listener
+from .accept import ContextSource, serve_listener
 from .bind import bind_error, check_port
+from .tls import ReloadingContext
 
 __all__ = ["Server"]
 
@@ -41,7 +42,9 @@ class Server:
             or a :data:`~spikard.connection.http.RequestHandler`.
         http_config: HTTP limits and timers, ``shutdown_timeout`` included.
         websocket_config: WebSocket limits and timers.
-        ssl_context: serve TLS (``https``/``wss``) with this context.
+        ssl_context: serve TLS (``https``/``wss``) with this context, used as given; or a
+            :class:`~spikard.server.tls.ReloadingContext`, which :meth:`reload_tls`
+            (SIGHUP) builds again from its files.
         lifespan: an async context manager factory entered around serving (startup and
             shutdown hooks); by default the handler's ``lifespan_context`` if it has one.
     """
@@ -51,7 +54,7 @@ class Server:
         handler: Application,
         http_config: HTTPConfig | None = None,
         websocket_config: WebSocketConfig | None = None,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ContextSource | None = None,
         lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self._application = handler
@@ -82,6 +85,29 @@ class Server:
     def secure(self) -> bool:
         """True when the server speaks TLS (``https`` and ``wss``)."""
         return self._ssl_context is not None
+
+    def reload_tls(self) -> bool:
+        """Read the TLS certificate files again, for new connections (what SIGHUP does).
+
+        Open connections keep the certificate they were made with. Only a
+        :class:`~spikard.server.tls.ReloadingContext` (the command line's) reloads; a
+        context the application built itself is used as given.
+
+        Returns:
+            True when new connections get the new files; False when the files could not be
+            loaded (the previous certificate stays; one ERROR line says why) or there is
+            nothing to reload (one INFO or WARNING line says so).
+        """
+        if isinstance(self._ssl_context, ReloadingContext):
+            return self._ssl_context.reload()
+        if isinstance(self._ssl_context, ssl.SSLContext):
+            logger.warning(
+                "cannot reload the TLS certificate: the application gave its own ssl_context "
+                "(pass a spikard.server.tls.ReloadingContext to reload it on SIGHUP)"
+            )
+        else:
+            logger.info("no TLS certificate to reload: the server serves no TLS")
+        return False
 
     @property
     def websocket_count(self) -> int:

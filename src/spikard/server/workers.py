@@ -4,8 +4,9 @@ Each worker is ``python -m spikard TARGET --reuse-port ...``: a whole server wit
 event loop, app instance and broker, and the kernel spreads new connections across them.
 The supervisor restarts a worker that dies (with a pause when workers keep crashing), and on
 SIGINT/SIGTERM passes the signal on, so every worker closes its sockets with 1001 and drains;
-a second signal kills the workers at once. Workers that share state across processes need a
-broker that does too (``Spikard(broker="redis://...")``).
+a second signal kills the workers at once. SIGHUP is passed on to every worker, each of which
+reloads its TLS certificate files (and stops nothing). Workers that share state across
+processes need a broker that does too (``Spikard(broker="redis://...")``).
 """
 
 from __future__ import annotations
@@ -88,6 +89,16 @@ class _Supervisor:
         else:
             logger.warning("second signal: killing the workers")
 
+    def on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        """SIGHUP: pass it on; each worker reloads its TLS certificate.
+
+        A worker starting at this moment reads the new files anyway.
+        """
+        alive = [p for p in self.workers.values() if p.poll() is None]
+        logger.info("SIGHUP received: passing it to %d worker(s)", len(alive))
+        for process in alive:
+            process.send_signal(signal.SIGHUP)
+
     def _stop(self, deadline: float) -> bool:
         """One step of stopping; True once every worker has exited."""
         alive = [p for p in self.workers.values() if p.poll() is None]
@@ -160,7 +171,8 @@ def run_workers(
 ) -> None:
     """Serve ``target`` (``module:attribute``) from ``workers`` processes sharing one port.
 
-    Blocks until SIGINT/SIGTERM has stopped every worker. ``port=0`` picks a free port
+    Blocks until SIGINT/SIGTERM has stopped every worker; SIGHUP is passed on to the
+    workers (each reloads its TLS certificate). ``port=0`` picks a free port
     first, so that all workers share it. The port must be free when the supervisor starts,
     unless ``reuse_port`` is set: then the workers may join other servers that listen on it
     with SO_REUSEPORT (such as the previous release during a rolling restart).
@@ -205,6 +217,7 @@ def run_workers(
     previous = {
         sig: signal.signal(sig, supervisor.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
     }
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, supervisor.on_hangup)
     try:
         logger.info(
             "spikard supervisor (pid %d): %d workers on %s",
