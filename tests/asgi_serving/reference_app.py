@@ -35,7 +35,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    if path == "/scope":
+    if path.startswith("/scope"):
         data = json.dumps(_shown(scope), default=str, sort_keys=True).encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": data})

@@ -44,6 +44,12 @@ async def observe(port: int) -> dict[str, Any]:
             headers = sorted((k, v) for k, v in response.headers.multi_items() if k not in _FRAMING)
             seen[f"{method} {path}"] = (response.status_code, headers, response.content)
         scope = (await http.get("/scope", params={"a": "1 2"})).json()
+        odd = (await http.get("/scope/%2Fa%20b/%C3%A9?q=%C3%A9&x")).json()
+        seen["odd path"] = {k: odd[k] for k in ("path", "raw_path", "query_string")}
+        big = await http.post("/echo", content=b"y" * (5 * 1024 * 1024))
+        seen["big upload"] = (big.status_code, len(big.content))
+        expect = await http.post("/echo", content=b"z" * 100, headers={"expect": "100-continue"})
+        seen["expect"] = (expect.status_code, expect.content)
         try:
             await http.get("/raise-after")
             seen["raise-after"] = "complete"
@@ -53,19 +59,20 @@ async def observe(port: int) -> dict[str, Any]:
     seen["scope headers"] = [name for name, _ in scope["headers"]]
     for path in ("/ws/close-before", "/ws/deny", "/ws/raise", "/ws/return"):
         try:
-            async with connect(f"ws://127.0.0.1:{port}{path}"):
+            async with connect(f"ws://127.0.0.1:{port}{path}", max_size=None):
                 seen[path] = "opened"  # pragma: no cover - a failure to compare
         except InvalidStatus as refused:
             seen[path] = (refused.response.status_code, refused.response.headers.get("x-a"))
-    async with connect(
-        f"ws://127.0.0.1:{port}/ws/x?q=1", subprotocols=[Subprotocol("p1"), Subprotocol("p2")]
-    ) as ws:
+    offer = [Subprotocol("p1"), Subprotocol("p2")]
+    async with connect(f"ws://127.0.0.1:{port}/ws/x?q=1", subprotocols=offer, max_size=None) as ws:
         await ws.send("scope")
         ws_scope = json.loads(await ws.recv())
         seen["ws scope"] = {k: v for k, v in ws_scope.items() if k not in ("client", "server")}
         seen["subprotocol"] = ws.subprotocol
         await ws.send(b"\x00bin")
         seen["bytes"] = await ws.recv()
+        await ws.send("m" * (4 * 1024 * 1024))
+        seen["big message"] = len(await ws.recv())
         await ws.send("close")
         with pytest.raises(ConnectionClosed):
             await ws.recv()
