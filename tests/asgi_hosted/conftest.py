@@ -23,6 +23,13 @@ def hypercorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
 
 
 @pytest.fixture(scope="session")
+def hypercorn_trio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The test app under hypercorn's trio worker: the app's own tasks run on trio."""
+    with serve("hypercorn-trio", APP, tmp_path_factory.mktemp("hypercorn-trio")) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
 def granian_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with serve("granian", APP, tmp_path_factory.mktemp("granian")) as served:
         yield served
@@ -35,7 +42,7 @@ def wsproto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
         yield served
 
 
-@pytest.fixture(params=["uvicorn", "hypercorn", "granian"])
+@pytest.fixture(params=["uvicorn", "hypercorn", "hypercorn_trio", "granian"])
 def any_server(request: pytest.FixtureRequest) -> Served:
     """Each server in turn, for the tests every server must pass."""
     return request.getfixturevalue(f"{request.param}_server")  # type: ignore[no-any-return]

@@ -67,10 +67,11 @@ def command(kind: str, target: str, port: int, *, factory: bool = False) -> list
             *ws,
             *extra,
         ]
-    if kind == "hypercorn":
+    if kind.startswith("hypercorn"):
         if factory:
             target = f"{target}()"
-        return [sys.executable, "-m", "hypercorn", target, "-b", f"127.0.0.1:{port}"]
+        worker = ["-k", "trio"] if kind == "hypercorn-trio" else []
+        return [sys.executable, "-m", "hypercorn", *worker, target, "-b", f"127.0.0.1:{port}"]
     if kind == "granian":
         extra = ["--factory"] if factory else []
         return [
