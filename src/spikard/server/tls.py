@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import ssl
 from collections.abc import Callable
 
@@ -69,8 +70,26 @@ def parse_cert_reqs(value: str | int) -> ssl.VerifyMode:
 
 def _reason(exc: OSError) -> str:
     if isinstance(exc, ssl.SSLError):
-        return exc.reason or exc.strerror or str(exc)
+        return exc.reason or re.sub(r"^\[SSL\] | \(_ssl\.c:\d+\)$", "", str(exc.strerror or exc))
     return exc.strerror or str(exc)
+
+
+def _chain_reason(exc: OSError, certfile: str, keyfile: str | None) -> str:
+    """What ``load_cert_chain`` could not do; OpenSSL says only "PEM lib" for most of it."""
+    reason = _reason(exc)
+    key = "the file" if keyfile is None else f"the key file {keyfile!r}"
+    if not isinstance(exc, ssl.SSLError):  # a file that cannot be opened
+        return f"cannot read {key}: {reason}" if os.path.exists(certfile) else reason
+    if exc.reason is not None:  # KEY_VALUES_MISMATCH and the like
+        return reason if keyfile is None else f"{reason} ({key})"
+    try:
+        with open(certfile, "rb") as file:
+            has_certificate = b"-----BEGIN CERTIFICATE-----" in file.read(1 << 20)
+    except OSError:
+        has_certificate = False
+    if not has_certificate:
+        return f"no PEM certificate in it ({reason})"
+    return f"{key} has no private key that can be read (not PEM, or a wrong password) ({reason})"
 
 
 def server_context(
@@ -118,9 +137,11 @@ def server_context(
     try:
         context.load_cert_chain(certfile, keyfile, password)
     except (OSError, ssl.SSLError) as exc:
-        key = f" (key file {os.fspath(keyfile)!r})" if keyfile is not None else ""
+        reason = _chain_reason(
+            exc, os.fspath(certfile), None if keyfile is None else os.fspath(keyfile)
+        )
         raise TLSConfigError(
-            f"cannot load the TLS certificate {os.fspath(certfile)!r}: {_reason(exc)}{key}"
+            f"cannot load the TLS certificate {os.fspath(certfile)!r}: {reason}"
         ) from None
     if ca_certs is not None:
         where = os.fspath(ca_certs)
