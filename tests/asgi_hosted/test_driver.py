@@ -13,7 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spikard import FileResponse, Request, Spikard, WebSocket, WebSocketConfig
+from spikard import (
+    FileResponse,
+    PlainTextResponse,
+    Request,
+    Spikard,
+    WebSocket,
+    WebSocketConfig,
+)
 from spikard.asgi.hosted.scope import route_path
 
 pytestmark = pytest.mark.anyio
@@ -194,6 +201,36 @@ async def test_a_handshake_left_unanswered_is_refused_after_accept_timeout() -> 
             await app(ws_scope("/undecided"), harness.receive, harness.send)
     assert harness.sent[0]["type"] == "websocket.http.response.start"
     assert harness.sent[0]["status"] == 500
+
+
+async def test_handshake_middleware_adds_headers_and_refuses() -> None:
+    app = Spikard()
+
+    @app.middleware
+    async def gatekeeper(request: Request, call_next: Any) -> Any:
+        if request.query_params.get("let") != "in":
+            return PlainTextResponse("keep out", 403)
+        response = await call_next(request)
+        response.headers["x-mw"] = "seen"
+        return response
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> AsyncIterator[str]:
+        yield "hi"
+
+    allowed = Harness([{"type": "websocket.connect"}])
+    refused = Harness([{"type": "websocket.connect"}])
+    async with app.lifespan_context():
+        with anyio.fail_after(BOUND):
+            await app(ws_scope("/ws", query_string=b"let=in"), allowed.receive, allowed.send)
+            await app(ws_scope("/ws"), refused.receive, refused.send)
+    accept = allowed.sent[0]
+    assert accept["type"] == "websocket.accept"
+    assert (b"x-mw", b"seen") in accept["headers"]
+    assert [m.get("text") for m in allowed.sent if m["type"] == "websocket.send"] == ["hi"]
+    assert refused.sent[0]["type"] == "websocket.http.response.start"
+    assert refused.sent[0]["status"] == 403
+    assert refused.sent[1]["body"] == b"keep out"
 
 
 async def test_origin_check_applies(tmp_path: Path) -> None:

@@ -33,13 +33,12 @@ import logging
 import re
 from collections import deque
 from collections.abc import Awaitable, Mapping
-from typing import Any
 
 import anyio
 import anyio.lowlevel
 
 from ...config import WebSocketConfig
-from ...connection.contract import WebSocketConnection
+from ...connection.contract import AnsweredCallback, EndedCallback, WebSocketConnection
 from ...connection.state import ConnectionState, StateEvent, next_state
 from ...errors import (
     ConnectionClosed,
@@ -153,27 +152,27 @@ class ASGIWebSocket(WebSocketConnection):
         """The code and reason of ``websocket.disconnect`` (None: none came, or 1006)."""
         self._closed_by_us: tuple[int, str] | None = None
         self._failure: tuple[int, str] | None = None
-        self._on_ended: Any = None
-        self._on_answered: Any = None
+        self._on_ended: EndedCallback | None = None
+        self._on_answered: AnsweredCallback | None = None
 
     # ---- the contract: state -------------------------------------------------------------
 
     @property
-    def on_ended(self) -> Any:
+    def on_ended(self) -> EndedCallback | None:
         """Called once when the input is over (see the contract)."""
         return self._on_ended
 
     @on_ended.setter
-    def on_ended(self, callback: Any) -> None:
+    def on_ended(self, callback: EndedCallback | None) -> None:
         self._on_ended = callback
 
     @property
-    def on_answered(self) -> Any:
+    def on_answered(self) -> AnsweredCallback | None:
         """Called once when the handshake is answered (see the contract)."""
         return self._on_answered
 
     @on_answered.setter
-    def on_answered(self, callback: Any) -> None:
+    def on_answered(self, callback: AnsweredCallback | None) -> None:
         self._on_answered = callback
 
     def _answered(self, answer: _Answer) -> None:
