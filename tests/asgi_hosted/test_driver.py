@@ -354,3 +354,49 @@ def test_route_path_strips_root_path(root: list[str], rest: list[str], slash: bo
 def test_route_path_needs_a_segment_boundary() -> None:
     assert route_path({"path": "/rtx/hello", "root_path": "/rt"}) == "/rtx/hello"
     assert route_path({"path": "/rt", "root_path": "/rt/"}) == "/"
+
+
+body_app = Spikard()
+
+
+@body_app.post("/size", max_body_size=3000)
+async def body_size(request: Request) -> dict[str, int]:
+    return {"size": len(await request.body())}
+
+
+@given(
+    st.lists(st.binary(max_size=800), max_size=8),
+    st.sampled_from(["chunked", "length", "wrong-length"]),
+)
+def test_request_bodies_in_any_events(parts: list[bytes], framing: str) -> None:
+    """Any split of a body into ``http.request`` events reads back whole (413 above the
+    route's limit), and exactly as many events are pulled as the body has."""
+    body = b"".join(parts)
+    events = [{"type": "http.request", "body": part, "more_body": True} for part in parts] + [
+        {"type": "http.request", "body": b"", "more_body": False}
+    ]
+    if framing == "chunked":
+        headers = [(b"transfer-encoding", b"chunked")]
+    else:
+        announced = len(body) + (5000 if framing == "wrong-length" else 0)
+        headers = [(b"content-length", str(announced).encode())]
+    harness = Harness(events)
+
+    async def run() -> None:
+        async with body_app.lifespan_context():
+            with anyio.fail_after(BOUND):
+                await body_app(
+                    http_scope("/size", "POST", headers=headers), harness.receive, harness.send
+                )
+
+    anyio.run(run)
+    status = harness.sent[0]["status"]
+    if framing == "wrong-length":  # announced over the limit: refused before a read
+        assert status == 413
+        assert harness.received == 0
+    elif len(body) > 3000:
+        assert status == 413
+    else:
+        assert status == 200
+        assert harness.sent[1]["body"] == f'{{"size":{len(body)}}}'.encode()
+        assert harness.received == (len(events) if body or framing == "chunked" else 0)
