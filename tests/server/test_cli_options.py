@@ -64,12 +64,14 @@ HINT = "; point at a Spikard() instance, like 'examples.chat:app'"
     [
         (
             "async def app(scope, receive, send):\n    pass\n",
-            "'target:app' is an ASGI application; serving plain ASGI apps is not supported yet",
+            "'target:app' is a plain ASGI application, not a spikard one; serve it with "
+            "--interface asgi (or auto)",
         ),
         (
             "class App:\n    async def __call__(self, scope, receive, send):\n        pass\n"
             "app = App()\n",
-            "'target:app' is an ASGI application; serving plain ASGI apps is not supported yet",
+            "'target:app' is a plain ASGI application, not a spikard one; serve it with "
+            "--interface asgi (or auto)",
         ),
         (
             "def app(request):\n    return 'hello'\n",
@@ -86,8 +88,10 @@ def test_what_is_not_a_spikard_app_is_refused_in_one_line(
     tmp_path: Path, source: str, message: str
 ) -> None:
     (tmp_path / "target.py").write_text(source)
+    # A plain ASGI app is served by default (--interface auto); --interface spikard refuses it.
     for mode in ((), ("--workers", "2")):
-        result = run(*spikard_command("target:app", "--port", "0", *mode), cwd=tmp_path)
+        command = spikard_command("target:app", "--port", "0", "--interface", "spikard", *mode)
+        result = run(*command, cwd=tmp_path)
         assert result.returncode == 1
         assert result.stderr.strip().splitlines() == [f"error: {message}"]
 
