@@ -42,6 +42,13 @@ def wsproto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
         yield served
 
 
+@pytest.fixture(scope="session")
+def legacy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The test app under uvicorn with ``--ws websockets`` (its older implementation)."""
+    with serve("uvicorn-websockets", APP, tmp_path_factory.mktemp("legacy")) as served:
+        yield served
+
+
 @pytest.fixture(params=["uvicorn", "hypercorn", "hypercorn_trio", "granian"])
 def any_server(request: pytest.FixtureRequest) -> Served:
     """Each server in turn, for the tests every server must pass."""

@@ -51,7 +51,8 @@ def free_port() -> int:
 def command(kind: str, target: str, port: int, *, factory: bool = False) -> list[str]:
     """The command line that serves ``target`` (``module:attr``) with server ``kind``."""
     if kind.startswith("uvicorn"):
-        ws = ["--ws", "wsproto"] if kind == "uvicorn-wsproto" else []
+        implementation = kind.partition("-")[2]  # uvicorn-wsproto, uvicorn-websockets
+        ws = ["--ws", implementation] if implementation else []
         extra = ["--factory"] if factory else []
         return [
             sys.executable,

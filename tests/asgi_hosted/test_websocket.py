@@ -155,7 +155,7 @@ async def test_typed_messages(uvicorn_server: Served) -> None:
         assert code == 1007
 
 
-@pytest.mark.parametrize("kind", ["uvicorn", "wsproto"])
+@pytest.mark.parametrize("kind", ["uvicorn", "wsproto", "legacy"])
 async def test_the_clients_close_code_reaches_the_handler(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
@@ -198,9 +198,11 @@ async def test_broker_fans_out_to_sockets(uvicorn_server: Served) -> None:
             assert await bob.recv() == "over http"
 
 
-async def test_wsproto_implementation_echo_and_refusal(wsproto_server: Served) -> None:
+@pytest.mark.parametrize("kind", ["wsproto", "legacy"])
+async def test_other_uvicorn_implementations(kind: str, request: pytest.FixtureRequest) -> None:
+    server: Served = request.getfixturevalue(f"{kind}_server")
     async with ws_connect(
-        wsproto_server.ws_url("/game/1"),
+        server.ws_url("/game/1"),
         subprotocols=["game.v2"],
         additional_headers={"authorization": "Bearer letmein"},
     ) as socket:
@@ -208,7 +210,7 @@ async def test_wsproto_implementation_echo_and_refusal(wsproto_server: Served) -
         await socket.send("go")
         with anyio.fail_after(BOUND):
             assert await socket.recv() == "table 1: go"
-    refused = await handshake_refusal(wsproto_server.ws_url("/game/1"))
+    refused = await handshake_refusal(server.ws_url("/game/1"))
     assert (refused.status_code, refused.body) == (401, b"who are you?")
 
 
