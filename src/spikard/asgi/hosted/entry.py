@@ -56,8 +56,10 @@ async def _not_started(send: Send) -> None:
 
 
 async def _serve_websocket(app: Spikard[Any], scope: Scope, receive: Receive, send: Send) -> None:
-    event = await receive()
-    if event["type"] != "websocket.connect":
+    event = None
+    with anyio.move_on_after(app.http_config.request_timeout):  # servers send it at once
+        event = await receive()
+    if event is None or event["type"] != "websocket.connect":
         return  # the client left first
     config = app.websocket_config
     request = build_request(
