@@ -216,3 +216,29 @@ async def test_shutdown_ends_the_stream_with_its_last_chunk() -> None:
 def test_a_streaming_response_needs_an_iterable() -> None:
     with pytest.raises(TypeError, match="iterable of chunks"):
         StreamingResponse(b"not chunks")  # type: ignore[arg-type]
+
+
+async def test_a_streamed_body_that_is_never_started_is_closed() -> None:
+    """A 500 substituted for unsendable headers closes the body's producer, not strands it."""
+    closed: list[str] = []
+
+    class Body:
+        def __aiter__(self) -> Body:
+            return self
+
+        async def __anext__(self) -> bytes:
+            raise AssertionError("never started")
+
+        async def aclose(self) -> None:
+            closed.append("closed")
+
+    app = Spikard()
+
+    @app.get("/bad-header")
+    def bad_header() -> StreamingResponse:
+        return StreamingResponse(Body(), headers={"x-note": "\u03a9"})
+
+    async with app.test_server() as server:
+        reply = await server.request("GET", "/bad-header")
+    assert reply.status == 500
+    assert closed == ["closed"]

@@ -725,8 +725,18 @@ class HTTPConnection:
         """Write a whole response to ``request`` (no body for HEAD).
 
         A response whose headers cannot be sent (a value that is not latin-1, a control
-        character) is replaced by a 500, and the error is logged.
+        character) is replaced by a 500, and the error is logged. A streamed body that is
+        never started (that 500, a client gone while the head is written) is closed, so its
+        producer does not wait for a reader that will never come.
         """
+        try:
+            await self._send_response(request, response, close)
+        except BaseException:
+            if isinstance(response, StreamingResponse):
+                await _close_unstarted(response.content)  # a no-op for a body already closed
+            raise
+
+    async def _send_response(self, request: Request, response: Response, close: bool) -> None:
         close = (
             close
             or self._must_close
@@ -752,6 +762,8 @@ class HTTPConnection:
                 request.raw_path,
                 exc,
             )
+            if isinstance(response, StreamingResponse):
+                await _close_unstarted(response.content)
             response = PlainTextResponse("Internal Server Error", 500)
             head = self._head(500, response.raw_headers(), close)
         self.log_access(request, response.status_code)
