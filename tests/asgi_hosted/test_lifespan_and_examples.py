@@ -11,7 +11,7 @@ import anyio
 import httpx
 import pytest
 
-from ..helpers import ws_connect
+from ..helpers import handshake_refusal, read_until, ws_connect
 from .servers import serve, stop
 from .test_websocket import BOUND
 
@@ -66,3 +66,61 @@ async def test_a_failing_startup_stops_the_server(kind: str, tmp_path: Path) -> 
     if kind == "uvicorn":
         assert status != 0  # (hypercorn 0.18 exits 0 after a failed startup)
     assert "the database is not there" in output
+
+
+async def _echo(url: str) -> None:
+    async with ws_connect(url + "/echo") as socket:
+        await socket.send("ping")
+        assert await socket.recv() == "ping"
+
+
+async def _json_rpc(url: str) -> None:
+    async with ws_connect(url + "/rpc") as socket:
+        await socket.send(
+            json.dumps({"jsonrpc": "2.0", "method": "add", "params": [2, 3], "id": 1})
+        )
+        assert json.loads(await socket.recv()) == {"jsonrpc": "2.0", "result": 5, "id": 1}
+
+
+async def _callbacks(url: str) -> None:
+    async with ws_connect(url + "/secure?token=alice-token") as socket:
+        await socket.send("whoami")
+        assert await socket.recv() == "alice"
+    refused = await handshake_refusal(url + "/secure?token=nope")
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == 'Bearer realm="spikard"'
+
+
+async def _pipeline(url: str) -> None:
+    async with ws_connect(url + "/shout") as socket:
+        await socket.send("quiet")
+        assert await socket.recv() == "QUIET"
+
+
+ROUND_TRIPS = {"echo": _echo, "json_rpc": _json_rpc, "callbacks": _callbacks, "pipeline": _pipeline}
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # aiostream (pipeline) needs asyncio
+@pytest.mark.parametrize("example", sorted(ROUND_TRIPS))
+@pytest.mark.parametrize("kind", ["uvicorn", "hypercorn"])
+async def test_websocket_examples(kind: str, example: str, tmp_path: Path) -> None:
+    with serve(kind, f"examples.{example}:app", tmp_path) as server, anyio.fail_after(BOUND):
+        await ROUND_TRIPS[example](f"ws://127.0.0.1:{server.port}")
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("kind", ["uvicorn", "hypercorn"])
+async def test_live_feed_example(kind: str, tmp_path: Path) -> None:
+    """SSE fed by the broker through a subscription the app's lifespan started."""
+    with serve(kind, "examples.live_feed:app", tmp_path) as server, anyio.fail_after(BOUND):
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)
+        async with stream:
+            await stream.send(
+                b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            assert b" 200 " in await read_until(stream, b"\r\n\r\n")
+            async with httpx.AsyncClient(base_url=server.url, timeout=BOUND) as http:
+                posted = await http.post("/say", content="hello feed")
+                post_id = posted.json()["id"]
+            received = await read_until(stream, b"hello feed")
+        assert f"id: {post_id}".encode() in received
