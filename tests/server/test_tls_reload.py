@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import ssl
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from spikard.server.serve import Server
 from spikard.server.tls import ReloadingContext, TLSConfig, server_context
 
 from ..helpers import ws_connect
-from . import serve_subprocess
+from . import serve_subprocess, spikard_command
 from .tls_support import peer_certificate, serve_tls
 
 pytestmark = pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -166,3 +167,47 @@ async def test_reload_tls_in_process(
     [warning] = caplog.records
     assert warning.levelno == logging.WARNING
     assert "the application gave its own ssl_context" in warning.getMessage()
+
+
+SLOW_APP = """\
+import pathlib
+import time
+
+from spikard import Spikard
+
+pathlib.Path("importing").touch()
+time.sleep(1.0)
+app = Spikard()
+"""
+
+
+async def test_sighup_while_the_app_imports_does_not_kill_the_server(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    (tmp_path / "slow.py").write_text(SLOW_APP)
+    process = await anyio.open_process(
+        spikard_command("slow:app", "--port", "0"),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    async with process:
+        try:
+            with anyio.fail_after(15):
+                while not (tmp_path / "importing").exists():
+                    await anyio.sleep(0.01)
+            process.send_signal(signal.SIGHUP)
+            assert process.stderr is not None
+            output = bytearray()
+            with anyio.fail_after(15):
+                while b"spikard listening on" not in output:
+                    output += await process.stderr.receive()
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(15):
+                async for chunk in process.stderr:
+                    output += chunk
+                assert await process.wait() == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+    assert b"Traceback" not in output

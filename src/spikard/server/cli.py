@@ -26,7 +26,7 @@ from ..app.application import Spikard
 from ..asgi.serving import ASGIApp, ASGIApplication, default_websocket_config, is_asgi_app
 from ..connection.contract import Application
 from .bind import BindError, check_port
-from .run import run
+from .run import hold_sighup, run
 from .tls import ReloadingContext, TLSConfig, TLSConfigError, parse_cert_reqs
 from .workers import run_workers
 
@@ -390,6 +390,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {"asyncapi": _asyncapi}
 
 
 def _serve(argv: Sequence[str]) -> None:
+    hold_sighup()  # a worker importing its app must not die of a reload signal
     args = build_parser().parse_args(argv)
     if args.workers < 1:
         raise SystemExit("error: --workers must be at least 1")

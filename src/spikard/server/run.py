@@ -11,6 +11,9 @@ import importlib.util
 import logging
 import os
 import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import anyio
@@ -24,7 +27,7 @@ from .bind import BindError, format_address
 from .serve import Server
 from .workers import STARTUP_FAILED_EXIT
 
-__all__ = ["StartupError", "configure_logging", "run", "serve_until_signalled"]
+__all__ = ["StartupError", "configure_logging", "hold_sighup", "run", "serve_until_signalled"]
 
 logger = logging.getLogger("spikard.server")
 
@@ -173,6 +176,7 @@ def run(
         options["use_uvloop"] = True
     elif backend not in ("asyncio", "trio"):
         raise ValueError(f"unknown backend {backend!r}: use 'asyncio' or 'trio'")
+    previous = hold_sighup()
     try:
         anyio.run(
             serve_until_signalled,
@@ -186,3 +190,27 @@ def run(
     except StartupError as exc:
         logger.critical("%s", exc)
         raise SystemExit(STARTUP_FAILED_EXIT if os.environ.get("SPIKARD_WORKER") else 1) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
+
+
+def _sighup_before_serving(signum: int, frame: FrameType | None) -> None:
+    logger.info("SIGHUP received while starting: the certificate files are read now anyway")
+
+
+def hold_sighup() -> signal.Handlers | Callable[[int, FrameType | None], Any] | int | None:
+    """Keep a SIGHUP from killing the process until the server's signal watcher takes it.
+
+    A reload asked for during startup (a worker being started as the supervisor passes one
+    on) is moot: the files are being read anyway. Only in the main thread, and only over
+    the default action.
+
+    Returns:
+        The handler to put back afterwards, or None when nothing was changed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGHUP, _sighup_before_serving)
