@@ -237,3 +237,20 @@ async def test_connection_closed_error_for_the_client_after_1011(uvicorn_server:
         await socket.recv()
         with anyio.fail_after(BOUND), pytest.raises(ConnectionClosedError):
             await socket.recv()
+
+
+async def test_many_concurrent_sockets(uvicorn_server: Served) -> None:
+    replies: list[int] = []
+
+    async def client(n: int) -> None:
+        async with ws_connect(uvicorn_server.ws_url("/echo")) as socket:
+            for i in range(20):
+                await socket.send(f"{n}:{i}")
+                assert await socket.recv() == f"{n}:{i}"
+            replies.append(n)
+
+    with anyio.fail_after(BOUND * 2):
+        async with anyio.create_task_group() as task_group:
+            for n in range(40):
+                task_group.start_soon(client, n)
+    assert sorted(replies) == list(range(40))
