@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from ..helpers import handshake_refusal, read_until, ws_connect
 from .servers import serve, stop
@@ -97,7 +98,27 @@ async def _pipeline(url: str) -> None:
         assert await socket.recv() == "QUIET"
 
 
-ROUND_TRIPS = {"echo": _echo, "json_rpc": _json_rpc, "callbacks": _callbacks, "pipeline": _pipeline}
+async def _binary(url: str) -> None:
+    from examples import binary
+
+    async with ws_connect(url + "/records") as socket:
+        await socket.send(binary.encode_request(binary.Op.REVERSE, 7, b"abc"))
+        reply = binary.decode_response(await socket.recv())
+        assert reply == binary.Reply(binary.Status.OK, 7, b"cba")
+        await socket.send("text is refused")
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1003
+
+
+ROUND_TRIPS = {
+    "binary": _binary,
+    "echo": _echo,
+    "json_rpc": _json_rpc,
+    "callbacks": _callbacks,
+    "pipeline": _pipeline,
+}
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # aiostream (pipeline) needs asyncio
