@@ -41,6 +41,13 @@ async def test_chat_example(kind: str, tmp_path: Path) -> None:
             assert said == {"type": "message", "room": "lobby", "name": "ada", "text": "hello room"}
             async with httpx.AsyncClient(base_url=server.url, timeout=BOUND) as http:
                 assert (await http.get("/rooms")).json() == {"lobby": ["ada"]}
+            async with ws_connect(server.ws_url("/ws/lobby?name=bob")) as bob:
+                with anyio.fail_after(BOUND):
+                    assert json.loads(await bob.recv())["members"] == ["ada", "bob"]
+                    assert json.loads(await ada.recv())["type"] == "join"
+            with anyio.fail_after(BOUND):  # bob's handler cleaned up: the room hears it
+                left = json.loads(await ada.recv())
+            assert (left["type"], left["name"], left["members"]) == ("leave", "bob", ["ada"])
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
