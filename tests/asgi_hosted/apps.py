@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +32,13 @@ from spikard import (
 from spikard.files import FileResponse
 from spikard.sse import ServerSentEvent
 
-FILE = Path(__file__).with_name("payload.bin")
+FILE = Path(tempfile.gettempdir()) / "spikard-asgi-hosted-payload.bin"
+"""A file for the file routes: 300,000 deterministic bytes, written once (atomically)."""
+PAYLOAD = bytes(range(256)) * 1171 + bytes(range(224))
+if not FILE.exists() or FILE.stat().st_size != len(PAYLOAD):
+    _partial = FILE.with_name(f"{FILE.name}.{os.getpid()}")
+    _partial.write_bytes(PAYLOAD)
+    os.replace(_partial, FILE)
 events: list[str] = []
 """What the handlers' cleanup and the lifespan hooks recorded (served on /events)."""
 
