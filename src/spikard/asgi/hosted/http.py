@@ -216,7 +216,7 @@ class _Responder:
             size, path = await anyio.to_thread.run_sync(_size_and_path, response.path)
         except OSError:
             return False
-        if length is None or int(length) != size:
+        if length is None or length.strip() != str(size):
             return False  # a range, or a file that changed since its head was made
         await _close_unstarted(response.content)
         await self._bounded({"type": _PATHSEND, "path": path})
