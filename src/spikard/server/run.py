@@ -196,7 +196,7 @@ def run(
 
 
 def _sighup_before_serving(signum: int, frame: FrameType | None) -> None:
-    logger.info("SIGHUP received while starting: the certificate files are read now anyway")
+    logger.info("SIGHUP received while starting: ignored (the certificate files are being read)")
 
 
 def hold_sighup() -> signal.Handlers | Callable[[int, FrameType | None], Any] | int | None:

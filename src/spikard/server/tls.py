@@ -34,7 +34,7 @@ __all__ = [
 
 logger = logging.getLogger("spikard.server")
 
-ALPN_PROTOCOLS = ["http/1.1"]
+ALPN_PROTOCOLS = ("http/1.1",)
 """What the server offers in ALPN: spikard speaks HTTP/1.1 (and WebSocket over it) only."""
 
 CERT_REQS: dict[str, ssl.VerifyMode] = {
@@ -133,7 +133,7 @@ def server_context(
     # unless ca_certs says so.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = minimum_version
-    context.set_alpn_protocols(ALPN_PROTOCOLS)
+    context.set_alpn_protocols(list(ALPN_PROTOCOLS))
     try:
         context.load_cert_chain(certfile, keyfile, password)
     except (OSError, ssl.SSLError) as exc:
