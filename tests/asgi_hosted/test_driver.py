@@ -400,3 +400,17 @@ def test_request_bodies_in_any_events(parts: list[bytes], framing: str) -> None:
         assert status == 200
         assert harness.sent[1]["body"] == f'{{"size":{len(body)}}}'.encode()
         assert harness.received == (len(events) if body or framing == "chunked" else 0)
+
+
+async def test_an_http2_body_without_content_length_is_read() -> None:
+    harness = Harness(
+        [
+            {"type": "http.request", "body": b"x" * 100, "more_body": True},
+            {"type": "http.request", "body": b"y" * 20, "more_body": False},
+        ]
+    )
+    scope = http_scope("/size", "POST", http_version="2")
+    async with body_app.lifespan_context():
+        with anyio.fail_after(BOUND):
+            await body_app(scope, harness.receive, harness.send)
+    assert harness.sent[1]["body"] == b'{"size":120}'

@@ -26,18 +26,27 @@ __all__ = ["ASGIRequestBody", "announces_body"]
 logger = logging.getLogger("spikard.http")
 
 
-def announces_body(headers: Headers) -> tuple[bool, int | None]:
-    """Whether the head announces a body, and its ``content-length`` when it gives one."""
+def announces_body(headers: Headers, http_version: str, method: str) -> tuple[bool, int | None]:
+    """Whether the request has a body to read, and its ``content-length`` when given.
+
+    HTTP/1 announces a body with ``content-length`` or ``transfer-encoding``; HTTP/2 and 3
+    may send one without either, so there every method but GET, HEAD and OPTIONS is taken
+    to have one (reading it then finds out).
+    """
     if "transfer-encoding" in headers:
         return True, None
     value = headers.get("content-length")
     if value is None:
-        return False, None
+        unframed = http_version not in ("1.1", "1.0") and method not in _BODILESS
+        return unframed, None
     try:
         length = int(value)
     except ValueError:
         return True, None  # the server would have refused it; read what comes
     return length > 0, length
+
+
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class ASGIRequestBody:

@@ -66,7 +66,9 @@ async def serve_http(app: Spikard[Any], scope: Scope, receive: Receive, send: Se
     config = app.http_config
     peer = _peer(scope)
     headers = scope_headers(scope)
-    expected, length = announces_body(headers)
+    expected, length = announces_body(
+        headers, scope.get("http_version") or "1.1", scope.get("method", "GET").upper()
+    )
     body = ASGIRequestBody(
         receive, config.body_timeout, expected=expected, length=length, peer=peer
     )
