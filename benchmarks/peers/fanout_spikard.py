@@ -25,14 +25,13 @@ from collections.abc import AsyncIterator
 from spikard import Request, Spikard, WebSocket, WebSocketConfig, WebSocketMessage
 from spikard.pubsub import SubscriberTooSlow
 
+from ._limits import NO_CLIENT_LIMITS
+
 BACKLOG = 64
 """Messages queued for one socket before the ``disconnect`` policy cuts it off (1008)."""
 
 app = Spikard(
-    # Per-client limits off: every benchmark client connects from 127.0.0.1.
-    websocket=WebSocketConfig(
-        ping_interval=None, max_connections_per_client=None, handshake_rate=None
-    ),
+    websocket=WebSocketConfig(ping_interval=None, **NO_CLIENT_LIMITS),
     broker=os.environ.get("SPIKARD_FANOUT_REDIS") or None,
 )
 

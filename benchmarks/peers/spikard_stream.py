@@ -11,13 +11,9 @@ from collections.abc import AsyncIterator
 from spikard import Spikard, WebSocket, WebSocketConfig, WebSocketMessage
 
 from . import MAX_MESSAGE, parse_args
+from ._limits import NO_CLIENT_LIMITS
 
-# Per-client limits off: the load generator opens every connection from one address.
-app = Spikard(
-    websocket=WebSocketConfig(
-        max_message_size=MAX_MESSAGE, max_connections_per_client=None, handshake_rate=None
-    )
-)
+app = Spikard(websocket=WebSocketConfig(max_message_size=MAX_MESSAGE, **NO_CLIENT_LIMITS))
 
 
 @app.websocket("/")
