@@ -24,7 +24,9 @@ from typing import Any, TypeVar, cast
 from .._version import __version__
 from ..app.application import Spikard
 from ..asgi.serving import ASGIApp, ASGIApplication, default_websocket_config, is_asgi_app
+from ..config import HTTPConfig
 from ..connection.contract import Application
+from ..protocol.forwarded import TrustedProxies
 from .bind import BindError, check_port
 from .run import hold_sighup, run
 from .tls import ReloadingContext, TLSConfig, TLSConfigError, parse_cert_reqs
@@ -103,6 +105,9 @@ _ASGI_ONLY = (
     "ws_ping_timeout",
     "ws_per_message_deflate",
     "limit_concurrency",
+    "ws_allowed_origins",
+    "ws_max_connections_per_client",
+    "ws_handshake_rate",
 )
 """Options that configure the server for a plain ASGI app (a spikard app configures itself)."""
 
@@ -136,7 +141,12 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
                 f"error: {option} configures the server for a plain ASGI app; a spikard app "
                 "sets its own limits (Spikard(websocket=WebSocketConfig(...)))"
             )
-        return app  # type: ignore[return-value]  # a Spikard is an Application
+        spikard_app = cast("Spikard", app)
+        if args.forwarded_allow_ips is not None:
+            spikard_app.http_config = dataclasses.replace(
+                spikard_app.http_config, forwarded_allow_ips=args.forwarded_allow_ips
+            )
+        return spikard_app
     if not is_asgi_app(app):
         if interface == "asgi":
             raise SystemExit(
@@ -156,10 +166,19 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
             ),
             ping_timeout=_given(args.ws_ping_timeout, defaults.ping_timeout),
             permessage_deflate=_given(args.ws_per_message_deflate, defaults.permessage_deflate),
+            allowed_origins=_origins(args.ws_allowed_origins, defaults.allowed_origins),
+            max_connections_per_client=_given(
+                args.ws_max_connections_per_client, defaults.max_connections_per_client
+            ),
+            handshake_rate=_given(args.ws_handshake_rate, defaults.handshake_rate),
         )
+        http = HTTPConfig()
+        if args.forwarded_allow_ips is not None:
+            http = dataclasses.replace(http, forwarded_allow_ips=args.forwarded_allow_ips)
         return ASGIApplication(
             cast("ASGIApp", app),
             lifespan=args.lifespan or "auto",
+            http_config=http,
             websocket_config=websocket,
             limit_concurrency=args.limit_concurrency,
         )
@@ -168,6 +187,28 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
 
 
 _T = TypeVar("_T")
+
+
+def _origins(
+    value: str | None, default: str | tuple[str, ...] | None
+) -> str | tuple[str, ...] | None:
+    """``--ws-allowed-origins``: ``same-origin``, ``*``, or origins separated by commas."""
+    if value is None:
+        return default
+    value = value.strip()
+    if value in ("same-origin", "*"):
+        return value
+    return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+
+
+def _addresses(value: str) -> tuple[str, ...]:
+    """``--forwarded-allow-ips``: addresses or networks separated by commas, or ``*``."""
+    entries = tuple(entry.strip() for entry in value.split(",") if entry.strip())
+    try:
+        TrustedProxies(entries)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return entries
 
 
 def _given(value: _T | None, default: _T) -> _T:
@@ -325,11 +366,43 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="most ASGI calls (requests and WebSockets) at once; more get 503 (default: none)",
     )
+    asgi.add_argument(
+        "--ws-allowed-origins",
+        default=None,
+        metavar="ORIGINS",
+        help="browser origins a plain ASGI app's WebSockets accept: same-origin, *, or "
+        "origins separated by commas (default *: the app decides, as under uvicorn)",
+    )
+    asgi.add_argument(
+        "--ws-max-connections-per-client",
+        type=int,
+        default=None,
+        metavar="N",
+        help="most WebSockets one client address may hold open; more get 429 "
+        "(default: no limit, as under uvicorn)",
+    )
+    asgi.add_argument(
+        "--ws-handshake-rate",
+        type=float,
+        default=None,
+        metavar="PER_SECOND",
+        help="WebSocket handshakes per second one client address may open (bursts of "
+        "1000); faster get 429 (default: no limit, as under uvicorn)",
+    )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        type=_addresses,
+        default=os.environ.get("FORWARDED_ALLOW_IPS"),
+        metavar="IPS",
+        help="proxies whose Forwarded/X-Forwarded-* headers are believed: addresses or "
+        "networks separated by commas, or * (default: $FORWARDED_ALLOW_IPS, else the app's "
+        "HTTPConfig.forwarded_allow_ips, 127.0.0.1)",
+    )
     parser.add_argument("--version", action="version", version=_version())
     return parser
 
 
-_FORWARDED = ("interface", *_ASGI_ONLY)
+_FORWARDED = ("interface", "forwarded_allow_ips", *_ASGI_ONLY)
 """Options each worker gets again (``--workers``)."""
 
 
@@ -410,6 +483,8 @@ def _serve(argv: Sequence[str]) -> None:
         extra = _tls_arguments(args)
         for name in _FORWARDED:
             value = getattr(args, name)
+            if isinstance(value, tuple):
+                value = ",".join(value)
             if value is not None:
                 extra += ["--" + name.replace("_", "-"), str(value).lower()]
         run_workers(

@@ -49,8 +49,19 @@ goes, so only it knows how much is too much (as under uvicorn)."""
 
 
 def default_websocket_config() -> WebSocketConfig:
-    """The WebSocket settings of an ASGI app by default: uvicorn's (16 MiB, deflate on)."""
-    return WebSocketConfig(max_message_size=16 * MiB, permessage_deflate=True)
+    """The WebSocket settings of an ASGI app by default: uvicorn's (16 MiB, deflate on).
+
+    As under uvicorn, no origin check and no per-client limits: the app decides who may
+    connect (CLI options ``--ws-allowed-origins``, ``--ws-max-connections-per-client`` and
+    ``--ws-handshake-rate`` ask for spikard's).
+    """
+    return WebSocketConfig(
+        max_message_size=16 * MiB,
+        permessage_deflate=True,
+        allowed_origins="*",
+        max_connections_per_client=None,
+        handshake_rate=None,
+    )
 
 
 class _Bound(Protocol):
