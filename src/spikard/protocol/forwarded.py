@@ -42,7 +42,7 @@ class TrustedProxies:
         ValueError: an entry is neither an address nor a network.
     """
 
-    __slots__ = ("_networks", "trusts_all")
+    __slots__ = ("_known", "_networks", "trusts_all")
 
     def __init__(self, entries: Iterable[str]) -> None:
         if isinstance(entries, str):
@@ -63,6 +63,8 @@ class TrustedProxies:
                     "(such as '127.0.0.1', '::1' or '10.0.0.0/8'), nor '*'"
                 ) from None
         self._networks = tuple(networks)
+        self._known: dict[str, bool] = {}
+        """Answers already given, by address text (peers repeat; bounded by _KNOWN_MAX)."""
 
     def __bool__(self) -> bool:
         return self.trusts_all or bool(self._networks)
@@ -71,8 +73,22 @@ class TrustedProxies:
         """True when ``host`` (an address as text) is a trusted proxy."""
         if self.trusts_all:
             return True
-        ip = _ip(host)
-        return ip is not None and any(ip in network for network in self._networks)
+        if host is None:
+            return False
+        known = self._known.get(host)
+        if known is None:
+            ip = _ip(host)
+            known = ip is not None and any(ip in network for network in self._networks)
+            if len(self._known) >= _KNOWN_MAX:
+                self._known.clear()
+            self._known[host] = known
+        return known
+
+
+_KNOWN_MAX = 4096
+"""Most addresses whose answer :class:`TrustedProxies` remembers (then it starts afresh)."""
+
+_NAMES = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
 
 
 def _ip(host: str | None) -> _IP | None:
@@ -186,7 +202,7 @@ def resolve(
     ``scheme`` is the connection's (``http``/``https``). Headers are read only when ``peer``
     is a trusted proxy.
     """
-    if peer is None or not trusted(peer.host):
+    if peer is None or not any(name in headers for name in _NAMES) or not trusted(peer.host):
         return None
     hops = _forwarded_hops(headers) if "forwarded" in headers else []
     if hops:
