@@ -116,6 +116,10 @@ class Headers(_MultiDict):
                 _LOWERED_NAMES[name] = lowered
         return lowered
 
+    def has_any(self, names: frozenset[str]) -> bool:
+        """True when a field is named one of ``names`` (lower-case), in one pass."""
+        return not names.isdisjoint(self._items[::3])
+
     @classmethod
     def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Build from (name, value) byte pairs as h11 delivers them (latin-1 decoded)."""

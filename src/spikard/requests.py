@@ -69,6 +69,7 @@ class Request:
         "_body",
         "_cookies",
         "_form",
+        "_host",
         "_max_body_size",
         "_parts",
         "_query_params",
@@ -76,7 +77,6 @@ class Request:
         "_source",
         "client",
         "headers",
-        "host",
         "http_version",
         "method",
         "path",
@@ -108,9 +108,7 @@ class Request:
         self.client = client
         self.http_version = http_version
         self.scheme = scheme
-        self.host: str = host if host is not None else headers.get("host", "localhost")
-        """The host the client asked for: the ``Host`` header, or ``X-Forwarded-Host`` /
-        ``Forwarded: host=`` from a trusted proxy."""
+        self._host = host
         self.path_params: dict[str, Any] = {}
         # Invariant: _body is the whole body once known (from the start without a source).
         self._body: bytes | None = body if source is None else None
@@ -165,6 +163,21 @@ class Request:
                     continue
             self._cookies = {name: morsel.value for name, morsel in jar.items()}
         return self._cookies
+
+    @property
+    def host(self) -> str:
+        """The host the client asked for (``Host``; behind a trusted proxy, the forwarded one).
+
+        ``localhost`` when the request named none.
+        """
+        host = self._host
+        if host is None:
+            host = self._host = self.headers.get("host", "localhost")
+        return host
+
+    @host.setter
+    def host(self, value: str) -> None:
+        self._host = value
 
     @property
     def url(self) -> str:

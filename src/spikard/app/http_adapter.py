@@ -229,6 +229,33 @@ def adapt_http_handler(
     simple = not (plan.query or plan.body or any(p.convert for p in plan.path))
     where = describe_function(function)
 
+    def converted(result: Any) -> Response:
+        try:
+            return to_response(result)
+        except TypeError:
+            raise TypeError(
+                f"{route}: {where} returned {type(result).__name__!r}; return str, bytes, "
+                "dict, list, a model instance, a Response or an async generator"
+            ) from None
+
+    if not (plan.path or plan.query or plan.body or plan.rest_of_path):
+        # Only the request, if anything: the common route, called without building kwargs.
+        positional = plan.positional_request
+        names = plan.request
+
+        async def request_only(request: Request) -> Response:
+            if positional:
+                result = function(request, **dict.fromkeys(names, request))
+            elif names:
+                result = function(**dict.fromkeys(names, request))
+            else:
+                result = function()
+            if is_coroutine or inspect.isawaitable(result):
+                result = await result
+            return converted(result)
+
+        return request_only
+
     async def endpoint(request: Request) -> Response:
         path_params = request.path_params
         kwargs: dict[str, Any] = dict.fromkeys(plan.request, request)
@@ -265,12 +292,6 @@ def adapt_http_handler(
         result = function(request, **kwargs) if plan.positional_request else function(**kwargs)
         if is_coroutine or inspect.isawaitable(result):
             result = await result
-        try:
-            return to_response(result)
-        except TypeError:
-            raise TypeError(
-                f"{route}: {where} returned {type(result).__name__!r}; return str, bytes, "
-                "dict, list, a model instance, a Response or an async generator"
-            ) from None
+        return converted(result)
 
     return endpoint

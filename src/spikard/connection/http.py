@@ -730,50 +730,47 @@ class HTTPConnection:
         producer does not wait for a reader that will never come.
         """
         try:
-            await self._send_response(request, response, close)
+            close = (
+                close
+                or self._must_close
+                or self._shutting_down
+                or is_websocket_upgrade(request.headers)
+            )
+            if self._simple is not None:
+                if isinstance(response, StreamingResponse):
+                    if await self._stream_simple(request, response, close):
+                        return
+                elif await self._send_simple(request, response, close):
+                    return
+            self._take_h11()  # h11 serves this response (a simple head is replayed into it)
+            body = self._request_body
+            if body is not None and (not body.ended or body.error is not None):
+                close = self._settle_body(body, request, response) or close
+            try:
+                head = self._head(response.status_code, response.raw_headers(), close)
+            except (UnicodeEncodeError, h11.LocalProtocolError) as exc:
+                logger.error(
+                    "the response to %s %s has a header that cannot be sent (%s); answering 500",
+                    request.method,
+                    request.raw_path,
+                    exc,
+                )
+                if isinstance(response, StreamingResponse):
+                    await _close_unstarted(response.content)
+                response = PlainTextResponse("Internal Server Error", 500)
+                head = self._head(500, response.raw_headers(), close)
+            self.log_access(request, response.status_code)
+            await self._send_raw(head)
+            if isinstance(response, StreamingResponse):
+                await self._send_streamed(response)
+                return
+            if self._method != b"HEAD" and response.body:
+                await self._send_body_part(response.body)  # dropped if it stalls (write_timeout)
+            await self._send_raw(h11.EndOfMessage())
         except BaseException:
             if isinstance(response, StreamingResponse):
                 await _close_unstarted(response.content)  # a no-op for a body already closed
             raise
-
-    async def _send_response(self, request: Request, response: Response, close: bool) -> None:
-        close = (
-            close
-            or self._must_close
-            or self._shutting_down
-            or is_websocket_upgrade(request.headers)
-        )
-        if self._simple is not None:
-            if isinstance(response, StreamingResponse):
-                if await self._stream_simple(request, response, close):
-                    return
-            elif await self._send_simple(request, response, close):
-                return
-        self._take_h11()  # h11 serves this response (a simple head is replayed into it)
-        body = self._request_body
-        if body is not None and (not body.ended or body.error is not None):
-            close = self._settle_body(body, request, response) or close
-        try:
-            head = self._head(response.status_code, response.raw_headers(), close)
-        except (UnicodeEncodeError, h11.LocalProtocolError) as exc:
-            logger.error(
-                "the response to %s %s has a header that cannot be sent (%s); answering 500",
-                request.method,
-                request.raw_path,
-                exc,
-            )
-            if isinstance(response, StreamingResponse):
-                await _close_unstarted(response.content)
-            response = PlainTextResponse("Internal Server Error", 500)
-            head = self._head(500, response.raw_headers(), close)
-        self.log_access(request, response.status_code)
-        await self._send_raw(head)
-        if isinstance(response, StreamingResponse):
-            await self._send_streamed(response)
-            return
-        if self._method != b"HEAD" and response.body:
-            await self._send_body_part(response.body)  # dropped if it stalls (write_timeout)
-        await self._send_raw(h11.EndOfMessage())
 
     async def _send_streamed(self, response: StreamingResponse) -> None:
         """After the head: the streamed body (none for HEAD) and its end.

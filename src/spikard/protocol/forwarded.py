@@ -88,7 +88,7 @@ class TrustedProxies:
 _KNOWN_MAX = 4096
 """Most addresses whose answer :class:`TrustedProxies` remembers (then it starts afresh)."""
 
-_NAMES = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
+_NAMES = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 
 
 def _ip(host: str | None) -> _IP | None:
@@ -202,7 +202,7 @@ def resolve(
     ``scheme`` is the connection's (``http``/``https``). Headers are read only when ``peer``
     is a trusted proxy.
     """
-    if peer is None or not any(name in headers for name in _NAMES) or not trusted(peer.host):
+    if peer is None or not headers.has_any(_NAMES) or not trusted(peer.host):
         return None
     hops = _forwarded_hops(headers) if "forwarded" in headers else []
     if hops:
