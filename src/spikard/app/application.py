@@ -9,7 +9,7 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any, Generic, cast
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 import anyio
 from typing_extensions import TypeVar
@@ -38,6 +38,9 @@ from .middleware import (
 )
 from .routing import PathPattern, Route, RouteKind
 from .websocket_adapter import build_websocket_endpoint
+
+if TYPE_CHECKING:
+    from ..server.tls import ReloadingContext
 
 __all__ = ["Spikard"]
 
@@ -561,7 +564,7 @@ class Spikard(Generic[StateT]):
         port: int = 8000,
         *,
         backend: str = "asyncio",
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | ReloadingContext | None = None,
         log_level: str | None = "info",
     ) -> None:
         """Serve until SIGINT or SIGTERM (a second signal cuts the drain short).
