@@ -1,5 +1,5 @@
-"""``--log-level debug``: handshakes (path, how many subprotocols), closes (code, reason, who closed) and
-timeouts (which one) get a debug line each; none of them shows a query string, an
+"""``--log-level debug``: handshakes (path, how many subprotocols), closes (code, reason, who
+closed) and timeouts (which one) get a debug line each; none of them shows a query string, an
 ``Authorization`` or a ``Cookie`` value."""
 
 from __future__ import annotations
