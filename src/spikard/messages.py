@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -133,48 +132,6 @@ class WebSocketMessage:
             shown = shown[:_REPR_LIMIT]
             suffix = f" + {len(self.data) - _REPR_LIMIT} more"
         return f"WebSocketMessage.{self.type.value}({shown!r}{suffix})"
-
-
-def coerce_message(item: object) -> WebSocketMessage:
-    """Turn a handler's outgoing item into a message.
-
-    Messages are sent as they are, ``str`` as text and ``bytes`` as binary; a dict, a list,
-    a msgspec Struct, a pydantic model or a dataclass as JSON text (as an HTTP route
-    returns a dict as JSON).
-
-    Raises:
-        TypeError: the item is none of those.
-        ValueError: it holds what JSON cannot carry (NaN, infinity).
-    """
-    if isinstance(item, WebSocketMessage):
-        return item
-    if isinstance(item, str):
-        return new_message(MessageType.TEXT, item)
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return new_message(MessageType.BINARY, item if type(item) is bytes else bytes(item))
-    text = (_typed_encoder or _encode_value())(item)
-    if text is not None:
-        return new_message(MessageType.TEXT, text)
-    raise TypeError(
-        f"a WebSocket handler produced {type(item).__name__!r}; send WebSocketMessage, str or "
-        "bytes, or for JSON a dict, a list, a Struct, a pydantic model or a dataclass"
-    )
-
-
-_typed_encoder: Callable[[object], str | None] | None = None
-
-
-def _encode_value() -> Callable[[object], str | None]:
-    """:func:`spikard.typed.encoding.encode_value`, imported on first use.
-
-    The sans-I/O layer imports this module; it must not pull in the typed package.
-    """
-    global _typed_encoder
-    if _typed_encoder is None:
-        from .typed.encoding import encode_value
-
-        _typed_encoder = encode_value
-    return _typed_encoder
 
 
 _SET_TYPE = WebSocketMessage.__dict__["type"].__set__

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spikard import CloseCode, MessageType, WebSocketMessage
-from spikard.messages import coerce_message, validate_close_code
+from spikard.messages import validate_close_code
+from spikard.typed.encoding import coerce_message
 
 # ---- constructors ------------------------------------------------------------------------------
 

@@ -19,9 +19,8 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
 from spikard import Spikard, WebSocket, WebSocketMessage
-from spikard.messages import coerce_message
 from spikard.typed import InvalidMessage
-from spikard.typed.encoding import decode_json, dumps
+from spikard.typed.encoding import coerce_message, decode_json, dumps
 
 from ..helpers import ws_connect
 from . import Log

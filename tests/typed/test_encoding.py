@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from spikard import WebSocketMessage
-from spikard.messages import coerce_message
 from spikard.typed import codec_for
+from spikard.typed.encoding import coerce_message
 
 from .models import DSay, Join, Point, POut, Said
 

@@ -31,7 +31,8 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar
 import anyio
 import anyio.lowlevel
 
-from ..messages import WebSocketMessage, coerce_message
+from ..messages import WebSocketMessage
+from ..typed.encoding import coerce_message
 from .errors import BrokerUnavailable
 from .subscription import (
     FanOut,

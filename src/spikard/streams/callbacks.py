@@ -21,7 +21,8 @@ from typing import Any
 from ..connection.contract import WebSocketConnection
 from ..connection.state import ConnectionState
 from ..errors import ConnectionClosed, HandshakeRejected
-from ..messages import CloseCode, MessageType, WebSocketMessage, coerce_message, new_message
+from ..messages import CloseCode, MessageType, WebSocketMessage, new_message
+from ..typed.encoding import coerce_message
 from ..typed.errors import InvalidMessage
 from ..typed.policy import OnInvalid
 

@@ -36,7 +36,8 @@ import anyio
 from ..connection.contract import WebSocketConnection
 from ..connection.state import ConnectionState
 from ..errors import ConnectionClosed, HandshakeRejected
-from ..messages import CloseCode, WebSocketMessage, coerce_message, validate_close_code
+from ..messages import CloseCode, WebSocketMessage, validate_close_code
+from ..typed.encoding import coerce_message
 from .callbacks import Callbacks, run_callbacks
 from .socket import WebSocket
 

@@ -28,12 +28,11 @@ from ..messages import (
     CloseCode,
     MessageType,
     WebSocketMessage,
-    coerce_message,
     new_message,
     validate_close_code,
 )
 from ..typed.codecs import codec_for
-from ..typed.encoding import decode_json, dumps, encode_value
+from ..typed.encoding import coerce_message, decode_json, dumps, encode_value
 from ..typed.errors import InvalidMessage
 from ..typed.policy import OnInvalid
 

@@ -15,10 +15,11 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+from ..messages import MessageType, WebSocketMessage, new_message
 from .errors import InvalidMessage
 from .families import is_pydantic_model, is_struct
 
-__all__ = ["decode_json", "dumps", "encode_value"]
+__all__ = ["coerce_message", "decode_json", "dumps", "encode_value"]
 
 _CACHE_LIMIT: Final = 1024
 
@@ -115,3 +116,29 @@ def decode_json(data: str | bytes) -> Any:
         raise InvalidMessage(
             [{"loc": [], "msg": f"Invalid JSON: {reason}", "type": "json_invalid"}], data
         ) from None
+
+
+def coerce_message(item: object) -> WebSocketMessage:
+    """Turn a handler's outgoing item into a message.
+
+    Messages are sent as they are, ``str`` as text and ``bytes`` as binary; a dict, a list,
+    a msgspec Struct, a pydantic model or a dataclass as JSON text (as an HTTP route
+    returns a dict as JSON).
+
+    Raises:
+        TypeError: the item is none of those.
+        ValueError: it holds what JSON cannot carry (NaN, infinity).
+    """
+    if isinstance(item, WebSocketMessage):
+        return item
+    if isinstance(item, str):
+        return new_message(MessageType.TEXT, item)
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return new_message(MessageType.BINARY, item if type(item) is bytes else bytes(item))
+    text = encode_value(item)
+    if text is not None:
+        return new_message(MessageType.TEXT, text)
+    raise TypeError(
+        f"a WebSocket handler produced {type(item).__name__!r}; send WebSocketMessage, str or "
+        "bytes, or for JSON a dict, a list, a Struct, a pydantic model or a dataclass"
+    )

@@ -8,7 +8,6 @@ this is on the path of spikard's own server, which calls :meth:`~spikard.Spikard
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -18,18 +17,15 @@ from ...responses import PlainTextResponse, Response
 from .http import serve_http
 from .lifespan import NOT_STARTED, lifespan_ran, run_lifespan
 from .scope import build_request, scope_headers
-from .types import Receive, Scope, Send
+from .types import HostedApp, Receive, Scope, Send
 from .websocket import ASGIWebSocket
-
-if TYPE_CHECKING:
-    from ...app.application import Spikard
 
 __all__ = ["serve_asgi"]
 
 logger = logging.getLogger("spikard.websocket")
 
 
-async def serve_asgi(app: Spikard[Any], scope: Scope, receive: Receive, send: Send) -> None:
+async def serve_asgi(app: HostedApp, scope: Scope, receive: Receive, send: Send) -> None:
     """Serve one ASGI scope with ``app``.
 
     Raises:
@@ -55,7 +51,7 @@ async def _not_started(send: Send) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def _serve_websocket(app: Spikard[Any], scope: Scope, receive: Receive, send: Send) -> None:
+async def _serve_websocket(app: HostedApp, scope: Scope, receive: Receive, send: Send) -> None:
     event = None
     with anyio.move_on_after(app.http_config.request_timeout):  # servers send it at once
         event = await receive()

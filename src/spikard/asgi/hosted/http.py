@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import anyio
 
@@ -39,10 +39,7 @@ from ...requests import Request
 from ...responses import PlainTextResponse, Response, StreamingResponse
 from .body import ASGIRequestBody, announces_body
 from .scope import build_request, scope_headers
-from .types import Message, Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from ...app.application import Spikard
+from .types import HostedApp, Message, Receive, Scope, Send
 
 __all__ = ["serve_http"]
 
@@ -61,7 +58,7 @@ def _peer(scope: Scope) -> str:
     return f"{client[0]}:{client[1]}" if client else "-"
 
 
-async def serve_http(app: Spikard[Any], scope: Scope, receive: Receive, send: Send) -> None:
+async def serve_http(app: HostedApp, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer one ASGI ``http`` scope with ``app``."""
     config = app.http_config
     peer = _peer(scope)

@@ -13,12 +13,9 @@ from __future__ import annotations
 import logging
 import weakref
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .types import Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from ...app.application import Spikard
+from .types import HostedApp, Receive, Scope, Send
 
 __all__ = ["NOT_STARTED", "lifespan_ran", "run_lifespan"]
 
@@ -34,7 +31,7 @@ NOT_STARTED = (
 _told: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def lifespan_ran(app: Spikard[Any]) -> bool:
+def lifespan_ran(app: HostedApp) -> bool:
     """True once the app's lifespan started; else log :data:`NOT_STARTED` (once) and False."""
     if app.broker.running:
         return True
@@ -44,7 +41,7 @@ def lifespan_ran(app: Spikard[Any]) -> bool:
     return False
 
 
-async def run_lifespan(app: Spikard[Any], scope: Scope, receive: Receive, send: Send) -> None:
+async def run_lifespan(app: HostedApp, scope: Scope, receive: Receive, send: Send) -> None:
     """Serve the ``lifespan`` scope: the app's lifespan from startup to shutdown.
 
     A failing startup is reported with ``lifespan.startup.failed`` (the server then stops),
