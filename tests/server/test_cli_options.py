@@ -56,7 +56,10 @@ def test_every_option_has_help_text(parser: argparse.ArgumentParser) -> None:
         assert action.help != argparse.SUPPRESS
 
 
-HINT = "; point at a Spikard() instance, like 'examples.chat:app'"
+HINT = (
+    "; point at a Spikard() instance, like 'examples.chat:app', or at an ASGI 3 app "
+    "('async def app(scope, receive, send)')"
+)
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,8 @@ def _not_an_app(app: object, target: str) -> str:
     kind = "class" if isinstance(app, type) else type(app).__name__
     return (
         f"error: {target!r} is not a spikard application (it is a {kind}); "
-        "point at a Spikard() instance, like 'examples.chat:app'"
+        "point at a Spikard() instance, like 'examples.chat:app', or at an ASGI 3 app "
+        "('async def app(scope, receive, send)')"
     )
 
 
