@@ -204,12 +204,13 @@ class Broker(abc.ABC):
 
     # ---- publish / subscribe ---------------------------------------------------------------
 
-    async def publish(self, channel: str, message: WebSocketMessage | str | bytes) -> int:
+    async def publish(self, channel: str, message: object) -> int:
         """Send ``message`` to every subscriber of ``channel``.
 
-        ``str`` is sent as a text message and ``bytes`` as a binary one; subscribers receive
-        a :class:`~spikard.WebSocketMessage` of the same kind. Publishing to a channel
-        nobody listens to is not an error.
+        ``str`` is sent as a text message and ``bytes`` as a binary one; a dict, a list, a
+        msgspec Struct, a pydantic model or a dataclass as JSON text (as a stream handler's
+        yield is); subscribers receive a :class:`~spikard.WebSocketMessage`. Publishing to a
+        channel nobody listens to is not an error.
 
         Returns:
             How many receivers took the message. For the in-memory broker: subscriptions.
@@ -218,7 +219,8 @@ class Broker(abc.ABC):
 
         Raises:
             ValueError: invalid channel name.
-            TypeError: ``message`` is not a message, ``str`` or ``bytes``.
+            TypeError: ``message`` is none of those.
+            ValueError: it holds what JSON cannot carry (NaN, infinity).
             BrokerUnavailable: the backend is unreachable, or the broker is closed.
         """
         validate_channel(channel)
