@@ -143,3 +143,22 @@ async def test_handshake_middleware_time_counts_and_the_500_goes_through_it() ->
 def test_accept_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="accept_timeout"):
         WebSocketConfig(accept_timeout=0)
+
+
+async def test_the_bound_holds_over_tls_too() -> None:
+    """TLS runs on the stream driver on every backend: the same hook, the same 500."""
+    import ssl
+
+    import trustme
+
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    app = build_app([])
+    async with app.test_server(ssl_context=context) as server:
+        with pytest.raises(HandshakeRejected) as refused:
+            async with server.connect("/push", timeout=5):
+                pass
+        assert refused.value.status_code == 500
+        async with server.connect("/accepted", timeout=5) as ws:
+            assert await ws.receive_text() == "still here"

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnsweredCallback",
+    "AnsweringConnection",
     "Application",
     "EndedCallback",
     "RequestHandler",
@@ -220,6 +221,32 @@ class WebSocketConnection(abc.ABC):
     @abc.abstractmethod
     async def wait_closed(self) -> None:
         """Wait until the input is over; after :meth:`close`, bounded by ``close_timeout``."""
+
+
+class AnsweringConnection(WebSocketConnection):
+    """A driver that reports the handshake answer: the ``on_answered`` hook, implemented once.
+
+    Subclasses set ``self._on_answered = None`` in their ``__init__`` and call
+    :meth:`_report_answer` right after they record an accept or a refusal, before any await.
+    """
+
+    __slots__ = ("_on_answered",)
+
+    supports_answer_hook = True
+
+    @property
+    def on_answered(self) -> AnsweredCallback | None:
+        """Called once when the handshake is answered (see the module docs)."""
+        return self._on_answered
+
+    @on_answered.setter
+    def on_answered(self, callback: AnsweredCallback | None) -> None:
+        self._on_answered = callback
+
+    def _report_answer(self) -> None:
+        callback, self._on_answered = self._on_answered, None
+        if callback is not None:
+            callback()
 
 
 RequestHandler: TypeAlias = (

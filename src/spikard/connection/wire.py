@@ -58,7 +58,7 @@ from ..protocol.handshake import HandshakeOffer, accept_response
 from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
 from ..requests import Request
 from .budget import InboundBudget
-from .contract import AnsweredCallback, EndedCallback, WebSocketConnection
+from .contract import AnsweredCallback, AnsweringConnection, EndedCallback
 from .events import Waiter
 from .heartbeat import Heartbeat
 from .inbound import MessageQueue
@@ -157,7 +157,7 @@ class _Pong:
             raise self._connection._closed_error()
 
 
-class WireConnection(WebSocketConnection):
+class WireConnection(AnsweringConnection):
     """A WebSocket over one :class:`~.transport.Transport`; see the module docs.
 
     Args:
@@ -191,7 +191,6 @@ class WireConnection(WebSocketConnection):
         "_next_idle_check",
         "_next_ping",
         "_offer",
-        "_on_answered",
         "_on_ended",
         "_overflow",
         "_owner",
@@ -288,22 +287,6 @@ class WireConnection(WebSocketConnection):
     def on_ended(self, callback: EndedCallback | None) -> None:
         self._on_ended = callback
 
-    supports_answer_hook = True
-
-    @property
-    def on_answered(self) -> AnsweredCallback | None:
-        """Called once when the handshake is answered (see the contract)."""
-        return self._on_answered
-
-    @on_answered.setter
-    def on_answered(self, callback: AnsweredCallback | None) -> None:
-        self._on_answered = callback
-
-    def _answered(self) -> None:
-        callback, self._on_answered = self._on_answered, None
-        if callback is not None:
-            callback()
-
     @property
     def offer(self) -> HandshakeOffer:
         """What the client's handshake offered."""
@@ -385,7 +368,7 @@ class WireConnection(WebSocketConnection):
             self._offer, subprotocol=subprotocol, extensions=extensions_header, headers=headers
         )
         self._handshake = Handshake.ACCEPTED
-        self._answered()
+        self._report_answer()
         self._subprotocol = subprotocol
         protocol = self._protocol = WebSocketProtocol(
             max_message_size=config.max_message_size,
@@ -437,7 +420,7 @@ class WireConnection(WebSocketConnection):
         if self._handshake is not Handshake.PENDING:
             raise RuntimeError("the WebSocket handshake was already answered")
         self._handshake = Handshake.REJECTED
-        self._answered()
+        self._report_answer()
         self._early = bytearray()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("refused WebSocket %s with %d", _debug_label(self._label), status_code)

@@ -38,7 +38,7 @@ import anyio
 import anyio.lowlevel
 
 from ...config import WebSocketConfig
-from ...connection.contract import AnsweredCallback, EndedCallback, WebSocketConnection
+from ...connection.contract import AnsweredCallback, AnsweringConnection, EndedCallback
 from ...connection.state import ConnectionState, StateEvent, next_state
 from ...errors import (
     ConnectionClosed,
@@ -81,7 +81,7 @@ def _header_pairs(headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]
     return pairs
 
 
-class ASGIWebSocket(WebSocketConnection):
+class ASGIWebSocket(AnsweringConnection):
     """One WebSocket of an ASGI ``websocket`` scope, after its ``websocket.connect``.
 
     Args:
@@ -101,7 +101,6 @@ class ASGIWebSocket(WebSocketConnection):
         "_ended",
         "_failure",
         "_inbox",
-        "_on_answered",
         "_on_ended",
         "_peer",
         "_receive",
@@ -116,8 +115,6 @@ class ASGIWebSocket(WebSocketConnection):
         "config",
         "request",
     )
-
-    supports_answer_hook = True
 
     def __init__(
         self,
@@ -166,20 +163,9 @@ class ASGIWebSocket(WebSocketConnection):
     def on_ended(self, callback: EndedCallback | None) -> None:
         self._on_ended = callback
 
-    @property
-    def on_answered(self) -> AnsweredCallback | None:
-        """Called once when the handshake is answered (see the contract)."""
-        return self._on_answered
-
-    @on_answered.setter
-    def on_answered(self, callback: AnsweredCallback | None) -> None:
-        self._on_answered = callback
-
     def _answered(self, answer: _Answer) -> None:
         self._answer = answer
-        callback, self._on_answered = self._on_answered, None
-        if callback is not None:
-            callback()
+        self._report_answer()
 
     @property
     def state(self) -> ConnectionState:
