@@ -12,13 +12,13 @@ source is raised, as itself, by the ``async for``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
-from typing import Any, Generic, NoReturn, TypeVar, overload
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar, overload
 
 import anyio
 
 from ..pubsub import merge
+from ..pubsub.merge import ContextOnly
 from ._core import MISSING, Pump
 
 __all__ = ["Zipped", "merge", "zip"]
@@ -82,27 +82,14 @@ async def _zipped(sources: tuple[AsyncIterable[Any], ...]) -> AsyncIterator[Zipp
         raise error
 
 
-class _Zip(AbstractAsyncContextManager["Zipped[_T]"]):
+class _Zip(ContextOnly["Zipped[_T]"]):
     """What ``zip()`` returns: use it with ``async with``."""
 
     def __init__(self, sources: tuple[AsyncIterable[Any], ...]) -> None:
-        self._manager = _zipped(sources)
-
-    async def __aenter__(self) -> Zipped[_T]:
-        return await self._manager.__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
-        return await self._manager.__aexit__(exc_type, exc, traceback)
-
-    def __aiter__(self) -> NoReturn:
-        raise TypeError(
+        super().__init__(
+            _zipped(sources),
             "zip() is an async context manager: write "
-            "`async with zip(a, b) as pairs: async for a_item, b_item in pairs: ...`"
+            "`async with zip(a, b) as pairs: async for a_item, b_item in pairs: ...`",
         )
 
 

@@ -51,6 +51,7 @@ __all__ = ["merge"]
 logger = logging.getLogger("spikard.pubsub")
 
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 _T1 = TypeVar("_T1")
 _T2 = TypeVar("_T2")
 _T3 = TypeVar("_T3")
@@ -180,15 +181,14 @@ async def _merged(
         raise error
 
 
-class _Merge(AbstractAsyncContextManager["Merged[_T]"]):
-    """What ``merge()`` returns: use it with ``async with``."""
+class ContextOnly(AbstractAsyncContextManager[_V]):
+    """An async context manager over ``manager`` that says how to use it when iterated."""
 
-    def __init__(
-        self, sources: tuple[AsyncIterable[Any], ...], until_first_exhausted: bool
-    ) -> None:
-        self._manager = _merged(sources, until_first_exhausted)
+    def __init__(self, manager: AbstractAsyncContextManager[_V], usage: str) -> None:
+        self._manager = manager
+        self._usage = usage
 
-    async def __aenter__(self) -> Merged[_T]:
+    async def __aenter__(self) -> _V:
         return await self._manager.__aenter__()
 
     async def __aexit__(
@@ -200,9 +200,19 @@ class _Merge(AbstractAsyncContextManager["Merged[_T]"]):
         return await self._manager.__aexit__(exc_type, exc, traceback)
 
     def __aiter__(self) -> NoReturn:
-        raise TypeError(
+        raise TypeError(self._usage)
+
+
+class _Merge(ContextOnly["Merged[_T]"]):
+    """What ``merge()`` returns: use it with ``async with``."""
+
+    def __init__(
+        self, sources: tuple[AsyncIterable[Any], ...], until_first_exhausted: bool
+    ) -> None:
+        super().__init__(
+            _merged(sources, until_first_exhausted),
             "merge() is an async context manager: write "
-            "`async with merge(a, b) as items: async for item in items: ...`"
+            "`async with merge(a, b) as items: async for item in items: ...`",
         )
 
 
