@@ -16,12 +16,13 @@ from __future__ import annotations
 import datetime
 import enum
 import inspect
-import types
 import typing
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ..typed.families import strip_annotated, union_members
 
 __all__ = ["MISSING", "FieldError", "QueryValue", "query_value_for"]
 
@@ -189,34 +190,28 @@ class QueryValue:
         return self.collect(converted)
 
 
-def _strip_annotated(annotation: Any) -> Any:
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    return annotation
-
-
 def query_value_for(name: str, annotation: Any, default: Any) -> QueryValue | None:
     """The reader for a query parameter declared ``name: annotation = default``.
 
     Returns None when the annotation is not a type a query string can give.
     """
-    annotation = _strip_annotated(annotation)
+    annotation = strip_annotated(annotation)
     optional = False
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+    union = union_members(annotation)
+    if union is not None:
+        members = [a for a in union if a is not type(None)]
         if len(members) != 1:
             return None
-        optional = len(members) != len(typing.get_args(annotation))
-        annotation = _strip_annotated(members[0])
-        origin = typing.get_origin(annotation)
+        optional = len(members) != len(union)
+        annotation = strip_annotated(members[0])
+    origin = typing.get_origin(annotation)
     collect: Callable[[list[Any]], Any] | None = None
     if origin in _COLLECTIONS or annotation in _COLLECTIONS:
         collect = _COLLECTIONS[origin if origin in _COLLECTIONS else annotation]
         arguments = typing.get_args(annotation)
         if origin is tuple and not (len(arguments) == 2 and arguments[1] is Ellipsis):
             return None  # fixed-length tuples are not a repeated parameter
-        annotation = _strip_annotated(arguments[0]) if arguments else str
+        annotation = strip_annotated(arguments[0]) if arguments else str
     convert = _scalar(annotation)
     if convert is None:
         return None
