@@ -56,6 +56,8 @@ class Request:
         query_string: the raw query string, without ``?``.
         headers: case-insensitive, multi-value :class:`~spikard.datastructures.Headers`.
         client: the peer's address, or None when the transport has none.
+        server: the address the client connected to (this server's end of the
+            connection), or None when unknown.
         http_version: ``"1.1"`` or ``"1.0"``.
         path_params: the values captured by the route's ``{name}`` placeholders.
 
@@ -84,6 +86,7 @@ class Request:
         "query_string",
         "raw_path",
         "scheme",
+        "server",
     )
 
     def __init__(
@@ -93,6 +96,7 @@ class Request:
         headers: Headers,
         *,
         client: Address | None = None,
+        server: Address | None = None,
         http_version: str = "1.1",
         scheme: str = "http",
         host: str | None = None,
@@ -106,6 +110,7 @@ class Request:
         self.path = unquote(raw_path)
         self.headers = headers
         self.client = client
+        self.server = server
         self.http_version = http_version
         self.scheme = scheme
         self._host = host

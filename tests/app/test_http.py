@@ -212,7 +212,13 @@ async def cookies(request: Request) -> dict[str, str]:
 @app.get("/client")
 async def client(request: Request) -> dict[str, Any]:
     assert request.client is not None
-    return {"host": request.client.host, "port": request.client.port, "url": request.url}
+    server = request.server
+    return {
+        "host": request.client.host,
+        "port": request.client.port,
+        "url": request.url,
+        "server": list(server) if server is not None else None,
+    }
 
 
 @app.post("/echo")
@@ -387,7 +393,7 @@ async def test_cookies() -> None:
         assert reply.json() == {}
 
 
-async def test_request_client_is_the_peer_address() -> None:
+async def test_request_client_is_the_peer_and_server_the_local_address() -> None:
     async with (
         app.test_server() as server,
         await anyio.connect_tcp("127.0.0.1", server.port) as stream,
@@ -398,6 +404,7 @@ async def test_request_client_is_the_peer_address() -> None:
         "host": "127.0.0.1",
         "port": local[1],
         "url": "http://127.0.0.1/client?x=1",
+        "server": ["127.0.0.1", server.port],
     }
 
 

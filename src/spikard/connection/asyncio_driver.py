@@ -140,6 +140,12 @@ class AsyncioTransport(asyncio.Protocol):
         peer = None if self._transport is None else self._transport.get_extra_info("peername")
         return (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
 
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """This end's (host, port), None if unknown."""
+        local = None if self._transport is None else self._transport.get_extra_info("sockname")
+        return (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
+
     def new_event(self) -> LightEvent:
         """An event of this loop, settable from the transport's callbacks."""
         return LightEvent(self.loop)

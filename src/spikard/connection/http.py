@@ -196,6 +196,7 @@ class HTTPConnection:
         "_proxies",
         "_request_body",
         "_scheme",
+        "_server",
         "_shutdown_deadline",
         "_shutting_down",
         "_simple",
@@ -249,6 +250,8 @@ class HTTPConnection:
         self.websocket_config = websocket_config
         remote = transport.remote_address
         self._client = Address(*remote) if remote is not None else None
+        local = transport.local_address
+        self._server = Address(*local) if local is not None else None
         self.peer_label = f"{remote[0]}:{remote[1]}" if remote else "-"
         self._handler = handler
         self._config = config
@@ -712,6 +715,7 @@ class HTTPConnection:
             target.decode("latin-1"),
             headers,
             client=client,
+            server=self._server,
             http_version=http_version.decode("ascii"),
             scheme=scheme,
             host=host,

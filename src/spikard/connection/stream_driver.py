@@ -127,6 +127,15 @@ class StreamTransport:
         return (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
 
     @property
+    def local_address(self) -> tuple[str, int] | None:
+        """This end's (host, port), None if unknown."""
+        try:
+            local = self._stream.extra(anyio.abc.SocketAttribute.local_address)
+        except anyio.TypedAttributeLookupError:
+            return None
+        return (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """Always None: this driver makes no use of an asyncio loop."""
         return None

@@ -85,6 +85,10 @@ class Transport(Protocol):
         """The peer's (host, port), None if unknown."""
 
     @property
+    def local_address(self) -> tuple[str, int] | None:
+        """This end's (host, port): the address the peer connected to; None if unknown."""
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The asyncio loop the transport runs on, None elsewhere (trio)."""
 

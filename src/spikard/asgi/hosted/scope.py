@@ -54,12 +54,14 @@ def build_request(
     query: bytes = scope.get("query_string") or b""
     target = f"{raw_path}?{query.decode('latin-1')}" if query else raw_path
     client = scope.get("client")
+    server = scope.get("server")
     scheme: str = scope.get("scheme") or ("ws" if scope["type"] == "websocket" else "http")
     request = Request(
         scope.get("method", "GET").upper(),
         target,
         headers,
         client=Address(client[0], client[1]) if client else None,
+        server=Address(server[0], server[1] or 0) if server else None,
         http_version=scope.get("http_version") or "1.1",
         scheme=scheme,
         source=source,

@@ -40,6 +40,9 @@ def _common(
     state: dict[str, Any] | None,
 ) -> Scope:
     client = request.client
+    local = request.server  # the connection's own end; the bound address when unknown
+    if local is not None:
+        server = (local.host, local.port)
     scope: Scope = {
         "asgi": {"version": "3.0", "spec_version": spec_version},
         "http_version": request.http_version,
