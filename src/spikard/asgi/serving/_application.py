@@ -29,12 +29,11 @@ from ...connection.tasks import LightTaskGroup
 from ...datastructures import Address
 from ...messages import CloseCode
 from ...requests import Request
-from ...responses import PlainTextResponse, Response
-from ._http import HTTPExchange
+from ...responses import Response
+from ._http import serve_http
 from ._lifespan import Lifespan, LifespanMode
-from ._scope import http_scope, websocket_scope
-from ._types import ASGIApp, ClientDisconnectedError
-from ._websocket import WebSocketSession
+from ._types import ASGIApp, GoingAway
+from ._websocket import serve_websocket
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -126,7 +125,7 @@ class ASGIApplication:
         self._active = 0
         self._idle: anyio.Event | None = None
         """Set when the last running call ends (while shutdown waits for it)."""
-        self._sessions: set[WebSocketSession] = set()
+        self._sessions: set[GoingAway] = set()
         self._shutting_down = False
 
     # ---- what the server asks for ------------------------------------------------------------
@@ -209,14 +208,26 @@ class ASGIApplication:
 
     # ---- requests ---------------------------------------------------------------------------
 
-    def _server_address(self) -> tuple[str, int] | None:
+    @property
+    def shutting_down(self) -> bool:
+        """True once the server began closing WebSockets for shutdown."""
+        return self._shutting_down
+
+    @property
+    def running_state(self) -> dict[str, Any] | None:
+        """The lifespan state every scope gets a copy of (None outside serving)."""
+        return self._running_state
+
+    def server_address(self) -> tuple[str, int] | None:
+        """The first bound address, for scopes of a connection whose own is unknown."""
         server = self.server or self._address
         if server is None and self._bound is not None and self._bound.addresses:
             address = self._bound.addresses[0]
             server = self._address = (address.host, address.port)
         return server
 
-    def _running(self) -> LightTaskGroup:
+    def running(self) -> LightTaskGroup:
+        """The group the application's calls run in."""
         tasks = self._tasks
         if tasks is None:
             raise RuntimeError(
@@ -225,142 +236,34 @@ class ASGIApplication:
             )
         return tasks
 
-    def _over_limit(self) -> bool:
+    def over_limit(self) -> bool:
+        """True (and logged) when ``limit_concurrency`` calls run already."""
         limit = self.limit_concurrency
         if limit is not None and self._active >= limit:
             logger.warning("refused a request: %d ASGI calls running (limit_concurrency)", limit)
             return True
         return False
 
-    async def _handle(
-        self, request: Request, websocket: WebSocketConnection | None
-    ) -> Response | None:
-        if websocket is not None:
-            return await self._serve_websocket(request, websocket)
-        tasks = self._running()
-        if self._over_limit():
-            return PlainTextResponse("Service Unavailable", 503)
-        request.max_body_size = self.max_body_size
-        scope = http_scope(request, self._server_address(), self.root_path, self._running_state)
-        exchange = HTTPExchange(request, scope)
-        tasks.start_soon(self._run_http, exchange)
-        try:
-            return await exchange.response()
-        except BaseException:
-            exchange.abandon()
-            raise
-
-    async def _run_http(self, exchange: HTTPExchange) -> None:
+    def call_started(self) -> None:
+        """An application call began."""
         self._active += 1
-        try:
-            with anyio.CancelScope() as scope:
-                exchange.cancel_scope = scope
-                if exchange.disconnected:
-                    return  # the handler was cancelled before this task ran
-                try:
-                    await self.app(exchange.scope, exchange.receive, exchange.send)
-                except Exception as exc:
-                    exchange.app_failed(exc)
-                else:
-                    exchange.app_returned()
-        finally:
-            self._call_done()
-            if not exchange.started:
-                exchange.app_returned()  # cancelled: nobody waits, but leave no waiter hanging
 
-    def _call_done(self) -> None:
+    def call_done(self) -> None:
+        """An application call ended (shutdown may be waiting for the last one)."""
         self._active -= 1
         if not self._active and self._idle is not None:
             self._idle.set()
 
-    async def _serve_websocket(
-        self, request: Request, websocket: WebSocketConnection
-    ) -> Response | None:
-        tasks = self._running()
-        if self._over_limit():
-            await websocket.reject(503, "Service Unavailable")
-            return None
-        scope = websocket_scope(
-            request,
-            websocket.subprotocols,
-            self._server_address(),
-            self.root_path,
-            self._running_state,
-        )
-        session = WebSocketSession(websocket, scope)
-        if self._shutting_down:
-            session.shutdown_code = self.shutdown_close_code
-        self._sessions.add(session)
-        try:
-            tasks.start_soon(self._run_websocket, session)
-            async with anyio.create_task_group() as watchers:
-                watchers.start_soon(_watch_end, session)
-                watchers.start_soon(_watch_answer, session)
-                await session.done.wait()
-                watchers.cancel_scope.cancel()
-            return await session.finish()
-        except BaseException:
-            app_scope = session.cancel_scope
-            if app_scope is not None:
-                app_scope.cancel()
-            raise
-        finally:
+    def track(self, session: GoingAway, open_: bool) -> None:
+        """A WebSocket session began (``open_``) or ended."""
+        if open_:
+            self._sessions.add(session)
+        else:
             self._sessions.discard(session)
 
-    async def _run_websocket(self, session: WebSocketSession) -> None:
-        self._active += 1
-        try:
-            with anyio.CancelScope() as scope:
-                session.cancel_scope = scope
-                try:
-                    await self.app(session.scope, session.receive, session.send)
-                except ClientDisconnectedError:
-                    session.failed = True
-                except Exception as exc:
-                    session.failed = True
-                    if exc is not session.protocol_error:
-                        logger.error(
-                            "exception in the ASGI application (WebSocket %s)",
-                            session.connection.request.raw_path,
-                            exc_info=exc,
-                        )
-        finally:
-            self._call_done()
-            session.app_done = True
-            session.done.set()
-
-
-async def _watch_end(session: WebSocketSession) -> None:
-    """Once the connection is over, give the app ``handler_grace`` to return, then stop waiting.
-
-    The application may go on (its ``send`` then raises, its ``receive`` says
-    ``websocket.disconnect``); the server closes the transport meanwhile.
-    """
-    connection = session.connection
-    await connection.wait_closed()
-    await anyio.sleep(connection.config.handler_grace)
-    session.ended = True
-    session.done.set()
-
-
-async def _watch_answer(session: WebSocketSession) -> None:
-    """Bound the handshake: unanswered after ``accept_timeout``, the client gets 500.
-
-    The application is cancelled (it may have been authenticating: it is never accepted
-    for it), and one WARNING says so.
-    """
-    connection = session.connection
-    timeout = connection.config.accept_timeout
-    await anyio.sleep(timeout)
-    if not session.answered and not session.app_done:
-        logger.warning(
-            "the ASGI application did not answer the WebSocket handshake for %s within "
-            "accept_timeout (%.3g s); answered 500",
-            connection.request.raw_path,
-            timeout,
-        )
-        session.timed_out = True
-        app_scope = session.cancel_scope
-        if app_scope is not None:
-            app_scope.cancel()
-        session.done.set()
+    async def _handle(
+        self, request: Request, websocket: WebSocketConnection | None
+    ) -> Response | None:
+        if websocket is not None:
+            return await serve_websocket(self, request, websocket)
+        return await serve_http(self, request)

@@ -38,9 +38,10 @@ import anyio.abc
 from ...errors import BodyTimeout, ClientDisconnected, ContentTooLarge, HTTPException, InvalidBody
 from ...requests import Request
 from ...responses import PlainTextResponse, Response, StreamingResponse
-from ._types import ASGIProtocolError, ClientDisconnectedError, Message, Scope
+from ._scope import http_scope
+from ._types import ASGIProtocolError, CallHost, ClientDisconnectedError, Message, Scope
 
-__all__ = ["AppResponse", "AppStreamingResponse", "HTTPExchange"]
+__all__ = ["AppResponse", "AppStreamingResponse", "HTTPExchange", "serve_http"]
 
 logger = logging.getLogger("spikard.asgi")
 
@@ -485,3 +486,42 @@ class HTTPExchange:
 
 def _error_response(status: int, text: str) -> Response:
     return PlainTextResponse(text, status)
+
+
+async def serve_http(host: CallHost, request: Request) -> Response:
+    """Serve ``request`` with the host's application; return the response it decided.
+
+    The application runs in a task of the host's group, so it may go on after its
+    response (background tasks); a cancelled server handler cancels it.
+    """
+    tasks = host.running()
+    if host.over_limit():
+        return PlainTextResponse("Service Unavailable", 503)
+    request.max_body_size = host.max_body_size
+    scope = http_scope(request, host.server_address(), host.root_path, host.running_state)
+    exchange = HTTPExchange(request, scope)
+    tasks.start_soon(_run_http, host, exchange)
+    try:
+        return await exchange.response()
+    except BaseException:
+        exchange.abandon()
+        raise
+
+
+async def _run_http(host: CallHost, exchange: HTTPExchange) -> None:
+    host.call_started()
+    try:
+        with anyio.CancelScope() as scope:
+            exchange.cancel_scope = scope
+            if exchange.disconnected:
+                return  # the handler was cancelled before this task ran
+            try:
+                await host.app(exchange.scope, exchange.receive, exchange.send)
+            except Exception as exc:
+                exchange.app_failed(exc)
+            else:
+                exchange.app_returned()
+    finally:
+        host.call_done()
+        if not exchange.started:
+            exchange.app_returned()  # cancelled: nobody waits, but leave no waiter hanging

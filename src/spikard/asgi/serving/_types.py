@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ...connection.tasks import LightTaskGroup
 
 __all__ = [
     "ASGIApp",
     "ASGIProtocolError",
+    "CallHost",
     "ClientDisconnectedError",
+    "GoingAway",
     "Message",
     "Receive",
     "Scope",
@@ -38,3 +43,45 @@ class ASGIProtocolError(RuntimeError):
 
 class ClientDisconnectedError(OSError):
     """``send`` after the client left (ASGI 2.4: a server-specific ``OSError``)."""
+
+
+class GoingAway(Protocol):
+    """A WebSocket session that shutdown can close."""
+
+    async def going_away(self, code: int) -> None:
+        """Close with ``code`` (the server is shutting down)."""
+
+
+class CallHost(Protocol):
+    """What serving one ASGI call (a request or a WebSocket) needs of the adapter."""
+
+    app: ASGIApp
+    root_path: str
+    max_body_size: int
+    shutdown_close_code: int
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once the server began closing WebSockets for shutdown."""
+
+    @property
+    def running_state(self) -> dict[str, Any] | None:
+        """The lifespan state every scope gets a copy of."""
+
+    def running(self) -> LightTaskGroup:
+        """The group the application's calls run in (raises outside the lifespan)."""
+
+    def over_limit(self) -> bool:
+        """True (and logged) when ``limit_concurrency`` calls run already."""
+
+    def server_address(self) -> tuple[str, int] | None:
+        """The bound address, for scopes of a connection whose own is unknown."""
+
+    def call_started(self) -> None:
+        """An application call began."""
+
+    def call_done(self) -> None:
+        """An application call ended."""
+
+    def track(self, session: GoingAway, open_: bool) -> None:
+        """A WebSocket session began (``open_``) or ended: shutdown closes those open."""

@@ -27,11 +27,13 @@ import anyio
 from ...connection.contract import WebSocketConnection
 from ...errors import ConnectionClosed
 from ...messages import CloseCode, WebSocketMessage, validate_close_code
+from ...requests import Request
 from ...responses import PlainTextResponse, Response
 from ._http import AppResponse, _header_fields
-from ._types import ASGIProtocolError, ClientDisconnectedError, Message, Scope
+from ._scope import websocket_scope
+from ._types import ASGIProtocolError, CallHost, ClientDisconnectedError, Message, Scope
 
-__all__ = ["WebSocketSession"]
+__all__ = ["WebSocketSession", "serve_websocket"]
 
 logger = logging.getLogger("spikard.asgi")
 
@@ -312,3 +314,99 @@ class WebSocketSession:
         self.shutdown_code = code
         if self._phase is _Phase.OPEN:
             await self.connection.close(code, "server shutting down")
+
+
+async def serve_websocket(
+    host: CallHost, request: Request, websocket: WebSocketConnection
+) -> Response | None:
+    """Serve the WebSocket ``websocket`` with the host's application.
+
+    The application runs in a task of the host's group; this (the server's handler) waits
+    until it is done, or the connection ended ``handler_grace`` ago, or the handshake went
+    unanswered for ``accept_timeout``.
+    """
+    tasks = host.running()
+    if host.over_limit():
+        await websocket.reject(503, "Service Unavailable")
+        return None
+    scope = websocket_scope(
+        request, websocket.subprotocols, host.server_address(), host.root_path, host.running_state
+    )
+    session = WebSocketSession(websocket, scope)
+    if host.shutting_down:
+        session.shutdown_code = host.shutdown_close_code
+    host.track(session, True)
+    try:
+        tasks.start_soon(_run_websocket, host, session)
+        async with anyio.create_task_group() as watchers:
+            watchers.start_soon(_watch_end, session)
+            watchers.start_soon(_watch_answer, session)
+            await session.done.wait()
+            watchers.cancel_scope.cancel()
+        return await session.finish()
+    except BaseException:
+        app_scope = session.cancel_scope
+        if app_scope is not None:
+            app_scope.cancel()
+        raise
+    finally:
+        host.track(session, False)
+
+
+async def _run_websocket(host: CallHost, session: WebSocketSession) -> None:
+    host.call_started()
+    try:
+        with anyio.CancelScope() as scope:
+            session.cancel_scope = scope
+            try:
+                await host.app(session.scope, session.receive, session.send)
+            except ClientDisconnectedError:
+                session.failed = True
+            except Exception as exc:
+                session.failed = True
+                if exc is not session.protocol_error:
+                    logger.error(
+                        "exception in the ASGI application (WebSocket %s)",
+                        session.connection.request.raw_path,
+                        exc_info=exc,
+                    )
+    finally:
+        host.call_done()
+        session.app_done = True
+        session.done.set()
+
+
+async def _watch_end(session: WebSocketSession) -> None:
+    """Once the connection is over, give the app ``handler_grace`` to return, then stop waiting.
+
+    The application may go on (its ``send`` then raises, its ``receive`` says
+    ``websocket.disconnect``); the server closes the transport meanwhile.
+    """
+    connection = session.connection
+    await connection.wait_closed()
+    await anyio.sleep(connection.config.handler_grace)
+    session.ended = True
+    session.done.set()
+
+
+async def _watch_answer(session: WebSocketSession) -> None:
+    """Bound the handshake: unanswered after ``accept_timeout``, the client gets 500.
+
+    The application is cancelled (it may have been authenticating: it is never accepted
+    for it), and one WARNING says so.
+    """
+    connection = session.connection
+    timeout = connection.config.accept_timeout
+    await anyio.sleep(timeout)
+    if not session.answered and not session.app_done:
+        logger.warning(
+            "the ASGI application did not answer the WebSocket handshake for %s within "
+            "accept_timeout (%.3g s); answered 500",
+            connection.request.raw_path,
+            timeout,
+        )
+        session.timed_out = True
+        app_scope = session.cancel_scope
+        if app_scope is not None:
+            app_scope.cancel()
+        session.done.set()
