@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from spikard import WebSocketConfig
 from spikard.asgi.serving import ASGIApplication, Receive, Scope, Send
 
-from ..helpers import handshake_refusal, ws_connect
+from ..helpers import handshake_refusal, upgrade_request, ws_connect
 from .apps import EVENTS, starlette_app
 from .serving import serve
 
@@ -259,3 +259,35 @@ async def test_an_unanswered_handshake_is_500_after_accept_timeout(
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1
     assert "accept_timeout" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("accept_timeout", [0.3, 30.0])
+async def test_a_client_that_leaves_before_the_answer_ends_within_handler_grace(
+    caplog: pytest.LogCaptureFixture, accept_timeout: float
+) -> None:
+    # The app waits in receive() without answering: the server's end of the WebSocket (the
+    # grace after the client left) is what says disconnect, never the accept_timeout 500.
+    seen: list[Any] = []
+    got = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        seen.append(await receive())
+        got.set()
+
+    config = WebSocketConfig(accept_timeout=accept_timeout, handler_grace=0.5)
+    adapter = ASGIApplication(app, lifespan="off", websocket_config=config)
+    async with serve(adapter) as running:
+        stream = await anyio.connect_tcp("127.0.0.1", running.port)
+        await stream.send(upgrade_request("/leaves", port=running.port))
+        await anyio.sleep(0.05)
+        await stream.aclose()
+        left = anyio.current_time()
+        with anyio.fail_after(5):
+            await got.wait()
+        waited = anyio.current_time() - left
+    assert seen == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
+    assert 0.4 <= waited < 2.0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

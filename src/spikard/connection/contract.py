@@ -30,8 +30,12 @@ import abc
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeAlias, runtime_checkable
 
+import anyio
+
 from ..config import WebSocketConfig
 from ..messages import CloseCode, WebSocketMessage
+from .deadline import Deadline
+from .events import Waiter
 from .state import ConnectionState
 
 if TYPE_CHECKING:
@@ -221,6 +225,24 @@ class WebSocketConnection(abc.ABC):
     @abc.abstractmethod
     async def wait_closed(self) -> None:
         """Wait until the input is over; after :meth:`close`, bounded by ``close_timeout``."""
+
+    # ---- the connection's event loop, for code that waits beside it --------------------------
+
+    def time(self) -> float:
+        """The connection's clock: the one :attr:`on_ended` reports and deadlines use."""
+        return anyio.current_time()
+
+    def new_event(self) -> Waiter:
+        """An event of the connection's event loop, settable from its callbacks."""
+        return anyio.Event()
+
+    def move_on_after(self, delay: float) -> Deadline:
+        """A ``with`` block stopped ``delay`` seconds from now; its ``deadline`` may be moved.
+
+        The block may await only events of :meth:`new_event` (on asyncio it is not an anyio
+        cancel scope: see :mod:`~.deadline`).
+        """
+        return anyio.move_on_after(delay)
 
 
 class AnsweringConnection(WebSocketConnection):

@@ -59,6 +59,7 @@ from ..protocol.websocket import PongReceived, ProtocolState, WebSocketProtocol
 from ..requests import Request
 from .budget import InboundBudget
 from .contract import AnsweredCallback, AnsweringConnection, EndedCallback
+from .deadline import Deadline, move_on_after
 from .events import Waiter
 from .heartbeat import Heartbeat
 from .inbound import MessageQueue
@@ -578,6 +579,18 @@ class WireConnection(AnsweringConnection):
         if self._ended is None:
             self._ended = self._transport.new_event()
         await self._ended.wait()
+
+    def time(self) -> float:
+        """The transport's clock."""
+        return self._transport.time()
+
+    def new_event(self) -> Waiter:
+        """An event of the transport's loop."""
+        return self._transport.new_event()
+
+    def move_on_after(self, delay: float) -> Deadline:
+        """A deadline on the transport's loop (a loop timer on asyncio, no anyio scope)."""
+        return move_on_after(delay, self._transport.loop)
 
     # ---- for the HTTP connection -----------------------------------------------------------
 

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 
 import anyio
 
 from ...connection.contract import WebSocketConnection
+from ...connection.deadline import Deadline
+from ...connection.events import Waiter
+from ...connection.state import ConnectionState
 from ...errors import ConnectionClosed
 from ...messages import CloseCode, WebSocketMessage, validate_close_code
 from ...requests import Request
@@ -65,6 +69,7 @@ class WebSocketSession:
     __slots__ = (
         "_answered",
         "_connect_sent",
+        "_deadline",
         "_denial",
         "_denial_fields",
         "_denial_size",
@@ -77,6 +82,7 @@ class WebSocketSession:
         "done",
         "ended",
         "failed",
+        "input_over",
         "protocol_error",
         "response",
         "scope",
@@ -89,7 +95,10 @@ class WebSocketSession:
         self.scope = scope
         self._phase = _Phase.CONNECTING
         self._connect_sent = False
-        self._answered = anyio.Event()
+        self._answered: Waiter | None = None
+        """Made when the application waits in ``receive`` for its own answer."""
+        self._deadline: Deadline | None = None
+        """The server's wait for the application (see :func:`serve_websocket`)."""
         self._disconnect: Message | None = None
         self._denial_status = 0
         self._denial_fields: list[tuple[bytes, bytes]] = []
@@ -97,7 +106,7 @@ class WebSocketSession:
         self._denial_size = 0
         self.response: Response | None = None
         """The HTTP answer instead of the handshake (denial, or 500); None otherwise."""
-        self.done = anyio.Event()
+        self.done = connection.new_event()
         """Set when the server's handler may stop waiting for the application."""
         self.protocol_error: ASGIProtocolError | None = None
         self.cancel_scope: anyio.CancelScope | None = None
@@ -107,6 +116,8 @@ class WebSocketSession:
         """The application raised."""
         self.app_done = False
         """The application returned (or raised)."""
+        self.input_over = False
+        """The connection's input is over (the client closed, left or failed)."""
         self.ended = False
         """The connection was over and the application had its grace to return."""
         self.timed_out = False
@@ -133,7 +144,10 @@ class WebSocketSession:
         if disconnect is not None:
             return disconnect
         if not self.answered:
-            await self._answered.wait()
+            answered = self._answered
+            if answered is None:
+                answered = self._answered = self.connection.new_event()
+            await answered.wait()
         if self._phase is _Phase.REFUSED:
             return self._ended(CloseCode.ABNORMAL_CLOSURE, "")
         try:
@@ -230,7 +244,7 @@ class WebSocketSession:
         except ValueError as exc:
             raise self._broken(f"'websocket.accept' that cannot be sent: {exc}") from None
         self._phase = _Phase.OPEN
-        self._answered.set()
+        self._wake_answer()
         code = self.shutdown_code
         if code is not None:
             await self.connection.close(code, "server shutting down")
@@ -257,8 +271,14 @@ class WebSocketSession:
 
     def _refused(self) -> None:
         self._phase = _Phase.REFUSED
-        self._answered.set()
+        self._wake_answer()
         self.done.set()
+
+    def _wake_answer(self) -> None:
+        self.answer_noted()
+        answered = self._answered
+        if answered is not None:
+            answered.set()
 
     def _where(self) -> str:
         return {
@@ -291,7 +311,7 @@ class WebSocketSession:
             return self.response
         if not self.answered:
             self._phase = _Phase.REFUSED
-            self._answered.set()
+            self._wake_answer()
             if self.ended and not self.app_done:
                 return None  # the client left before the answer: nothing to send
             if self.protocol_error is None and not self.failed and not self.timed_out:
@@ -315,6 +335,64 @@ class WebSocketSession:
         if self._phase is _Phase.OPEN:
             await self.connection.close(code, "server shutting down")
 
+    # ---- the server's wait ------------------------------------------------------------------
+    # One deadline bounds the server's wait for the application; it is moved, never replaced:
+    # ``accept_timeout`` while the handshake is unanswered, none once it is answered, and
+    # ``handler_grace`` from the moment the input is over (answered or not). Which of these
+    # it was when it fires is read from ``input_over`` (then it was the grace).
+
+    def wait_bounded(self) -> Deadline:
+        """Bound the server's wait for the application (see the comment above)."""
+        connection = self.connection
+        deadline = self._deadline = connection.move_on_after(connection.config.accept_timeout)
+        if connection.supports_answer_hook:
+            connection.on_answered = self.answer_noted
+        connection.on_ended = self.input_ended
+        state = connection.state
+        if state is ConnectionState.CLOSED or state is ConnectionState.FAILING:
+            self.input_ended(connection.time())  # it ended before the handler ran
+        return deadline
+
+    def answer_noted(self) -> None:
+        """The handshake was answered: the wait is bounded by the connection's end only."""
+        deadline = self._deadline
+        if deadline is not None and not self.input_over:
+            deadline.deadline = math.inf
+
+    def input_ended(self, now: float) -> None:
+        """The input is over: the application gets ``handler_grace`` to return."""
+        self.input_over = True
+        deadline = self._deadline
+        if deadline is not None:
+            deadline.deadline = now + self.connection.config.handler_grace
+
+    def wait_over(self, deadline: Deadline) -> None:
+        """The server's wait ended: unhook it, and say why when the deadline stopped it."""
+        connection = self.connection
+        self._deadline = None
+        connection.on_ended = None
+        if connection.supports_answer_hook:
+            connection.on_answered = None
+        if not deadline.cancelled_caught:
+            return
+        if self.input_over:
+            # The application may go on (its ``send`` then raises, its ``receive`` says
+            # ``websocket.disconnect``); the server closes the transport meanwhile.
+            self.ended = True
+        elif not self.answered and not self.app_done:
+            # It may have been authenticating: it is never accepted for it, but cancelled.
+            timeout = connection.config.accept_timeout
+            logger.warning(
+                "the ASGI application did not answer the WebSocket handshake for %s within "
+                "accept_timeout (%.3g s); answered 500",
+                connection.request.raw_path,
+                timeout,
+            )
+            self.timed_out = True
+            app_scope = self.cancel_scope
+            if app_scope is not None:
+                app_scope.cancel()
+
 
 async def serve_websocket(
     host: CallHost, request: Request, websocket: WebSocketConnection
@@ -323,7 +401,8 @@ async def serve_websocket(
 
     The application runs in a task of the host's group; this (the server's handler) waits
     until it is done, or the connection ended ``handler_grace`` ago, or the handshake went
-    unanswered for ``accept_timeout``.
+    unanswered for ``accept_timeout`` (then the application is cancelled and the client
+    gets 500, with one WARNING).
     """
     tasks = host.running()
     if host.over_limit():
@@ -337,12 +416,13 @@ async def serve_websocket(
         session.shutdown_code = host.shutdown_close_code
     host.track(session, True)
     try:
+        deadline = session.wait_bounded()
         tasks.start_soon(_run_websocket, host, session)
-        async with anyio.create_task_group() as watchers:
-            watchers.start_soon(_watch_end, session)
-            watchers.start_soon(_watch_answer, session)
-            await session.done.wait()
-            watchers.cancel_scope.cancel()
+        try:
+            with deadline:
+                await session.done.wait()
+        finally:
+            session.wait_over(deadline)
         return await session.finish()
     except BaseException:
         app_scope = session.cancel_scope
@@ -373,40 +453,4 @@ async def _run_websocket(host: CallHost, session: WebSocketSession) -> None:
     finally:
         host.call_done()
         session.app_done = True
-        session.done.set()
-
-
-async def _watch_end(session: WebSocketSession) -> None:
-    """Once the connection is over, give the app ``handler_grace`` to return, then stop waiting.
-
-    The application may go on (its ``send`` then raises, its ``receive`` says
-    ``websocket.disconnect``); the server closes the transport meanwhile.
-    """
-    connection = session.connection
-    await connection.wait_closed()
-    await anyio.sleep(connection.config.handler_grace)
-    session.ended = True
-    session.done.set()
-
-
-async def _watch_answer(session: WebSocketSession) -> None:
-    """Bound the handshake: unanswered after ``accept_timeout``, the client gets 500.
-
-    The application is cancelled (it may have been authenticating: it is never accepted
-    for it), and one WARNING says so.
-    """
-    connection = session.connection
-    timeout = connection.config.accept_timeout
-    await anyio.sleep(timeout)
-    if not session.answered and not session.app_done:
-        logger.warning(
-            "the ASGI application did not answer the WebSocket handshake for %s within "
-            "accept_timeout (%.3g s); answered 500",
-            connection.request.raw_path,
-            timeout,
-        )
-        session.timed_out = True
-        app_scope = session.cancel_scope
-        if app_scope is not None:
-            app_scope.cancel()
         session.done.set()
