@@ -1,0 +1,86 @@
+"""Server-level behaviour around the app: root path, proxy headers, graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from .conftest import RAW, Pool
+from .servers import Certificates, start
+
+
+def scope_via(
+    pool: Pool, kind: str, extra: tuple[str, ...], path: str, **kwargs: Any
+) -> dict[str, Any]:
+    target = pool.get(RAW, kind, extra)
+    with target.http() as client:
+        response = client.get(path, **kwargs)
+    assert response.status_code == 200
+    shown: dict[str, Any] = response.json()
+    return shown
+
+
+def test_root_path_option(pool: Pool, kind: str) -> None:
+    scope = scope_via(pool, kind, ("--root-path", "/prefix"), "/scope/x")
+    assert scope["root_path"] == "/prefix"
+    assert scope["path"] == "/prefix/scope/x"
+
+
+def test_forwarded_headers_from_a_trusted_proxy(pool: Pool, kind: str) -> None:
+    headers = {"x-forwarded-for": "10.1.2.3", "x-forwarded-proto": "https"}
+    scope = scope_via(pool, kind, (), "/scope", headers=headers)
+    client = scope["client"]["tuple"] if isinstance(scope["client"], dict) else scope["client"]
+    assert client[0] == "10.1.2.3"
+    assert scope["scheme"] == "https"
+
+
+def test_graceful_shutdown_closes_websockets_with_1012(
+    kind: str, log_dir: Path, certs: Certificates
+) -> None:
+    target = start(kind, RAW, log_dir, certs)
+    try:
+        with connect(target.ws_url("/ws/echo"), **target.ws_options()) as ws:
+            ws.send("hi")
+            assert ws.recv(timeout=5) == "hi"
+            stopper = threading.Thread(target=target.process.send_signal, args=(signal.SIGTERM,))
+            stopper.start()
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+            stopper.join(5)
+            assert ws.protocol.close_rcvd is not None
+            assert ws.protocol.close_rcvd.code == 1012
+    finally:
+        target.stop()
+
+
+def test_graceful_shutdown_finishes_a_request_in_flight(
+    kind: str, log_dir: Path, certs: Certificates
+) -> None:
+    target = start(kind, RAW, log_dir, certs)
+    result: dict[str, Any] = {}
+
+    def slow_call() -> None:
+        with target.http() as client:
+            result["response"] = client.get("/slow", params={"delay": 1.0})
+
+    try:
+        caller = threading.Thread(target=slow_call)
+        caller.start()
+        threading.Event().wait(0.3)
+        target.process.send_signal(signal.SIGTERM)
+        caller.join(10)
+        assert result["response"].text == "slept 1.0"
+    finally:
+        target.stop()
+
+
+def test_scope_json_helper_is_consistent(pool: Pool, kind: str) -> None:
+    scope = scope_via(pool, kind, (), "/scope")
+    assert json.loads(json.dumps(scope)) == scope
