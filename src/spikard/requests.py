@@ -46,6 +46,13 @@ class BodySource(Protocol):
         """
 
 
+class DepartureSource(Protocol):
+    """Who tells when a request's client leaves: the connection that received it."""
+
+    async def wait_departure(self, exchange: int) -> bool:
+        """Wait until the client of ``exchange`` leaves (True) or the exchange ends (False)."""
+
+
 class Request:
     """An HTTP/1.1 request; its body is read when the handler asks for it.
 
@@ -64,12 +71,16 @@ class Request:
     Args:
         body: the whole body, for a request made by hand (tests); ignored with ``source``.
         source: where the body is read from (the server's connection).
+        departures: who tells when the client leaves (the server's connection).
+        exchange: the request's number on that connection.
         max_body_size: the initial :attr:`max_body_size`.
     """
 
     __slots__ = (
         "_body",
         "_cookies",
+        "_departures",
+        "_exchange",
         "_form",
         "_host",
         "_max_body_size",
@@ -103,6 +114,8 @@ class Request:
         body: bytes = b"",
         source: BodySource | None = None,
         max_body_size: int = _DEFAULT_MAX_BODY_SIZE,
+        departures: DepartureSource | None = None,
+        exchange: int = 0,
     ) -> None:
         self.method = method
         raw_path, _, self.query_string = target.partition("?")
@@ -119,6 +132,8 @@ class Request:
         self._body: bytes | None = body if source is None else None
         self._source = source
         self._max_body_size = max_body_size
+        self._departures = departures
+        self._exchange = exchange
         self._reader = _UNREAD
         self._parts: list[bytes] = []
         self._form: FormData | Exception | None = None
@@ -200,6 +215,24 @@ class Request:
         if value is None or value.isascii():
             return value
         return value.encode("latin-1", "replace").decode("utf-8", "replace")
+
+    async def wait_disconnected(self) -> bool:
+        """Wait until the client leaves; True if it left before its response was complete.
+
+        For a handler that works a long time before it answers (a long poll, a slow query):
+        run the work and this wait side by side and stop the work when the client is gone.
+        Returns False once the response went out whole, and at once for a request that did
+        not come from a connection (made by hand) or that started a WebSocket.
+
+        The client leaving is seen once it closes the connection (or it breaks). A body
+        still being read is waited for first (the socket has one reader); a client that
+        pipelines its next requests meanwhile cannot be watched, and the wait ends with
+        the response.
+        """
+        departures = self._departures
+        if departures is None:
+            return False
+        return await departures.wait_departure(self._exchange)
 
     def stream(self) -> AsyncIterator[bytes]:
         """Return an async iterator over the body's bytes as they arrive (never ``b""``).

@@ -214,6 +214,14 @@ async def forever() -> StreamingResponse:
     return StreamingResponse(chunks())
 
 
+@app.get("/long-poll")
+async def long_poll(request: Request) -> str:
+    with anyio.move_on_after(10):
+        events.append(f"long-poll left {await request.wait_disconnected()}")
+        return "gone"
+    return "answered"
+
+
 @app.sse("/sse")
 async def ticks(request: Request) -> AsyncIterator[ServerSentEvent]:
     try:

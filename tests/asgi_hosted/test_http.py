@@ -85,6 +85,18 @@ async def test_sse_stops_when_the_client_leaves(any_server: Served) -> None:
     await wait_recorded(any_server, "sse closed", before=before)
 
 
+async def test_a_handler_is_told_when_its_client_leaves_before_the_answer(
+    any_server: Served,
+) -> None:
+    before = await recorded(any_server)
+    with anyio.fail_after(BOUND):
+        stream = await anyio.connect_tcp("127.0.0.1", any_server.port)
+        async with stream:
+            await stream.send(b"GET /long-poll HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            await anyio.sleep(0.2)
+    await wait_recorded(any_server, "long-poll left True", before=before)
+
+
 async def test_files_whole_head_and_ranges(any_server: Served) -> None:
     data = FILE.read_bytes()
     async with client(any_server) as http:

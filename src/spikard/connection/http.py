@@ -15,8 +15,9 @@ already holds with the head is taken without I/O, so a small POST costs no extra
 Invariants:
 
 - One reader owns the socket. While a body is unfinished only :class:`_RequestBody` reads
-  it; the watcher of a streamed response (:meth:`HTTPConnection._wait_for_departure`) starts
-  reading once the body ended or failed.
+  it; once it ended, only the exchange's :class:`~.departure.DepartureWatch` (for a
+  streamed response's watcher and :meth:`~spikard.requests.Request.wait_disconnected`),
+  stopped before the connection reads its next request.
 - Every body read waits at most ``body_timeout`` for bytes (else 408,
   :class:`~spikard.errors.BodyTimeout`); ``100 Continue`` goes out on the first read that
   needs the client's bytes, never before.
@@ -104,6 +105,7 @@ from .budget import InboundBudget
 from .client_limits import ClientLimits, client_key
 from .contract import Application, RequestHandler, ServesRequests
 from .deadline import Deadline, move_on_after
+from .departure import DepartureWatch
 from .heartbeat import Heartbeat
 from .state import ConnectionState
 from .transport import SendfileUnavailable, Transport, TransportClosed
@@ -183,7 +185,9 @@ class HTTPConnection:
         "_budget",
         "_client",
         "_config",
+        "_departure",
         "_eof",
+        "_exchange",
         "_framing",
         "_goes_on",
         "_h11",
@@ -268,6 +272,10 @@ class HTTPConnection:
         """The scope of a streamed response body in progress (shutdown ends it)."""
         self._request_body: _RequestBody | None = None
         """The current request's body, None when it has none (or is a handshake)."""
+        self._exchange = 0
+        """The number of the current exchange (a request and its response)."""
+        self._departure: DepartureWatch | None = None
+        """The current exchange's watch for the client leaving, once someone asked."""
 
     @property
     def protocol(self) -> h11.Connection:
@@ -326,6 +334,11 @@ class HTTPConnection:
                     response = Response(status_code=500)
                 await self.send_response(request, response)
             finally:
+                self._exchange += 1
+                watch = self._departure
+                if watch is not None:
+                    self._departure = None
+                    await watch.stop()  # before anything reads the socket again
                 if body is not None:
                     await request.aclose()  # the form's files
             if body is not None and not body.ended and not await self._end_body(body):
@@ -383,6 +396,7 @@ class HTTPConnection:
         return False
 
     async def _serve_websocket(self, request: Request) -> None:
+        self._exchange += 1  # the handshake request has no departure watch: the socket does
         request.scheme = "wss" if request.scheme == "https" else "ws"
         try:
             offer = self._check_handshake(request)
@@ -721,6 +735,8 @@ class HTTPConnection:
             host=host,
             source=body,
             max_body_size=self._config.max_body_size,
+            departures=self,
+            exchange=self._exchange,
         )
 
     async def send_response(
@@ -987,17 +1003,9 @@ class HTTPConnection:
 
                 async def watch() -> None:
                     nonlocal gone
-                    body = self._request_body
-                    if body is not None:
-                        # The body's reader owns the socket until the body ends or fails.
-                        if await body.wait_finished():
-                            gone = True
-                            task_group.cancel_scope.cancel()
-                            return
-                        if body.error is not None:
-                            return  # the rest is not read; the connection closes after this
-                    gone = await self._wait_for_departure()
-                    task_group.cancel_scope.cancel()
+                    if await self._watch_departure().wait():
+                        gone = True
+                        task_group.cancel_scope.cancel()
 
                 task_group.start_soon(watch)
                 if keepalive is not None:
@@ -1060,23 +1068,34 @@ class HTTPConnection:
                     return  # the chunk loop meets the same end
             seen = activity[0]
 
-    async def _wait_for_departure(self) -> bool:
-        """Read until the client's EOF (True), or until it sent a head's worth (False).
+    def _watch_departure(self) -> DepartureWatch:
+        """The current exchange's departure watch (made on the first call)."""
+        watch = self._departure
+        if watch is None:
+            body = self._request_body
+            watch = self._departure = DepartureWatch(
+                self.transport.receive,
+                self._keep_read_ahead,
+                self._config.max_header_bytes,
+                body.wait_settled if body is not None else None,
+            )
+        return watch
 
-        Runs only once the request body (if any) ended: then it is the socket's one reader.
+    def _keep_read_ahead(self, data: bytes) -> None:
+        """Bytes read while a request is served: a pipelined request, read after it."""
+        if self._h11 is None:
+            self._inbox += data
+        else:
+            self._h11.receive_data(data)
+
+    async def wait_departure(self, exchange: int) -> bool:
+        """Wait until the client of exchange ``exchange`` leaves (True) or it ends (False).
+
+        See :meth:`spikard.requests.Request.wait_disconnected`.
         """
-        left = self._config.max_header_bytes
-        while left > 0:
-            data = await self.transport.receive(_READ_SIZE)
-            if not data:
-                return True
-            # A pipelined request: read after this response.
-            if self._h11 is None:
-                self._inbox += data
-            else:
-                self._h11.receive_data(data)
-            left -= len(data)
-        return False
+        if exchange != self._exchange:
+            return False  # that exchange is over
+        return await self._watch_departure().wait()
 
     async def _send_body_part(self, data: bytes) -> None:
         """Write one chunk; abort when the client takes no bytes for ``write_timeout``.
@@ -1306,6 +1325,12 @@ class _RequestBody:
                 self._finished_event = anyio.Event()
             await self._finished_event.wait()
         return isinstance(self.error, ClientDisconnected)
+
+    async def wait_settled(self) -> bool | None:
+        """Wait until the body ended (False), failed (None) or the client left (True)."""
+        if await self.wait_finished():
+            return True
+        return None if self.error is not None else False
 
     # ---- reading (the BodySource) --------------------------------------------------------
 

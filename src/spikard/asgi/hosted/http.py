@@ -34,6 +34,8 @@ from typing import IO, Any
 
 import anyio
 
+from ...connection.departure import DepartureWatch
+from ...errors import ClientDisconnected
 from ...files import FileResponse
 from ...requests import Request
 from ...responses import PlainTextResponse, Response, StreamingResponse
@@ -69,8 +71,15 @@ async def serve_http(app: HostedApp, scope: Scope, receive: Receive, send: Send)
     body = ASGIRequestBody(
         receive, config.body_timeout, expected=expected, length=length, peer=peer
     )
-    request = build_request(scope, headers, source=body, max_body_size=config.max_body_size)
-    responder = _Responder(scope, receive, send, request, body, config.write_timeout)
+    departures = _Departures(receive, body)
+    request = build_request(
+        scope,
+        headers,
+        source=body,
+        max_body_size=config.max_body_size,
+        departures=departures,
+    )
+    responder = _Responder(scope, receive, send, request, departures, config.write_timeout)
     try:
         try:
             response = await app.handle(request, None)
@@ -83,14 +92,65 @@ async def serve_http(app: HostedApp, scope: Scope, receive: Receive, send: Send)
     except _SendFailed:
         pass
     finally:
+        await departures.stop()
         await request.aclose()
+
+
+class _Departures:
+    """The client leaving, as ``http.disconnect`` tells it, for every waiter of one request.
+
+    One task receives at a time (:class:`~spikard.connection.departure.DepartureWatch`):
+    some servers hand each message to one ``receive`` call only. Made on the first wait.
+    """
+
+    __slots__ = ("_body", "_receive", "_stopped", "_watch")
+
+    def __init__(self, receive: Receive, body: ASGIRequestBody) -> None:
+        self._receive = receive
+        self._body = body
+        self._watch: DepartureWatch | None = None
+        self._stopped = False
+
+    async def _until_disconnect(self, max_bytes: int) -> bytes:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass  # nothing else is due once the body ended
+        return b""
+
+    async def _body_settled(self) -> bool | None:
+        body = self._body
+        await body.wait_finished()
+        if body.error is None:
+            return False
+        return True if isinstance(body.error, ClientDisconnected) else None
+
+    async def wait_departure(self, exchange: int) -> bool:
+        """Wait until ``http.disconnect`` (True) or the end of the response (False)."""
+        if self._stopped:
+            return False
+        watch = self._watch
+        if watch is None:
+            watch = self._watch = DepartureWatch(
+                self._until_disconnect, _ignore, 2**62, self._body_settled
+            )
+        return await watch.wait()
+
+    async def stop(self) -> None:
+        """The response is over: every wait ends (False)."""
+        self._stopped = True
+        watch = self._watch
+        if watch is not None:
+            await watch.stop()
+
+
+def _ignore(data: bytes) -> None:
+    """No bytes come through ``receive`` once the body ended."""
 
 
 class _Responder:
     """Send one response to an ASGI ``http`` scope (see the module docs)."""
 
     __slots__ = (
-        "_body",
+        "_departures",
         "_extensions",
         "_head",
         "_lock",
@@ -106,13 +166,13 @@ class _Responder:
         receive: Receive,
         send: Send,
         request: Request,
-        body: ASGIRequestBody,
+        departures: _Departures,
         timeout: float,
     ) -> None:
         self._receive = receive
         self._send = send
         self._request = request
-        self._body = body
+        self._departures = departures
         self._timeout = timeout
         self._extensions: dict[str, Any] = scope.get("extensions") or {}
         self._head = request.method == "HEAD"
@@ -272,15 +332,9 @@ class _Responder:
 
     async def _watch(self, scope: anyio.CancelScope) -> None:
         """Once the request body is finished: stop the response at ``http.disconnect``."""
-        await self._body.wait_finished()
-        if self._body.error is not None:
-            return  # the body failed (the client may be gone): the handler sees it
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                logger.debug("client left during the response to %s", self._request.path)
-                scope.cancel()
-                return
+        if await self._departures.wait_departure(0):
+            logger.debug("client left during the response to %s", self._request.path)
+            scope.cancel()
 
     async def _keep_alive(self, keepalive: tuple[float, bytes], activity: list[int]) -> None:
         """Send ``keepalive[1]`` every ``keepalive[0]`` seconds in which no chunk went out."""

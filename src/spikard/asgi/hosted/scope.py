@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ...datastructures import Address, Headers
-from ...requests import BodySource, Request
+from ...requests import BodySource, DepartureSource, Request
 from .types import Scope
 
 __all__ = ["build_request", "route_path", "scope_headers"]
@@ -47,6 +47,7 @@ def build_request(
     *,
     source: BodySource | None,
     max_body_size: int,
+    departures: DepartureSource | None = None,
 ) -> Request:
     """The request of ``scope``; its body is read from ``source`` (None: no body)."""
     raw = scope.get("raw_path")
@@ -66,6 +67,7 @@ def build_request(
         scheme=scheme,
         source=source,
         max_body_size=max_body_size,
+        departures=departures,
     )
     request.path = route_path(scope)
     return request

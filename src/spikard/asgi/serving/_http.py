@@ -12,7 +12,9 @@ what the response is:
   (backpressure).
 - ``receive`` pulls the request body from the connection one read at a time, as the
   application asks (``more_body`` until the end). Once the body is over it waits until the
-  response is complete or the client left, and then says ``http.disconnect``.
+  response is complete or the client left (:meth:`Request.wait_disconnected`: the
+  connection reads for it, keeping what a pipelining client sends), and then says
+  ``http.disconnect``; a client gone makes ``send`` raise too.
 - The client leaving a streamed response (the server closes the body), or shutdown cutting
   it, makes a waiting ``receive`` say ``http.disconnect`` and ``send`` raise
   :class:`~._types.ClientDisconnectedError` (an ``OSError``, as ASGI 2.4 asks).
@@ -224,6 +226,7 @@ class HTTPExchange:
         "_status",
         "_stream",
         "_waiter",
+        "_watches",
         "body_error",
         "cancel_scope",
         "disconnected",
@@ -259,6 +262,8 @@ class HTTPExchange:
         """A HEAD response went out: the app's further body parts are dropped."""
         self._decided = anyio.Event()
         self._waiter: anyio.Event | None = None
+        self._watches: list[anyio.CancelScope] = []
+        """The scopes of ``receive`` calls watching for the client to leave."""
         self.disconnected = False
         """The client left (seen through the streamed body), or the server gave up."""
         self.body_error: HTTPException | None = None
@@ -289,11 +294,21 @@ class HTTPExchange:
             self._end_sent = True
             return {"type": "http.request", "body": b"", "more_body": False}
         # The body is over (or another task is reading it: a disconnect listener beside the
-        # body's reader, as Starlette runs them): wait for the end of the exchange.
+        # body's reader, as Starlette runs them): wait until the client leaves or the
+        # exchange ends (_wake cancels the watch).
         waiter = self._waiter
         if waiter is None:
             waiter = self._waiter = anyio.Event()
-        await waiter.wait()
+        with anyio.CancelScope() as scope:
+            self._watches.append(scope)
+            try:
+                if await self.request.wait_disconnected():
+                    self.disconnected = True
+                    self._wake()
+                else:
+                    await waiter.wait()  # nothing to tell before the end
+            finally:
+                self._watches.remove(scope)
         return {"type": "http.disconnect"}
 
     async def _read(self) -> bytes:
@@ -316,6 +331,8 @@ class HTTPExchange:
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             waiter.set()
+        for scope in self._watches:
+            scope.cancel()
 
     # ---- send ------------------------------------------------------------------------------
 
