@@ -85,14 +85,38 @@ class LightTaskGroup:
         self._tasks[task] = None
         task.add_done_callback(self._task_done)
 
+    def start_soon_scoped(
+        self, func: Callable[..., Coroutine[Any, Any, Any]], /, *args: Any, name: object = None
+    ) -> None:
+        """Like :meth:`start_soon`; ``func(scope, *args)`` gets the task's own cancel scope.
+
+        Cancelling that scope stops this task only (its shields respected); the task needs
+        no scope of its own for that.
+        """
+        if self._group is not None:
+            self._group.start_soon(_in_scope, func, args, name=name)
+            return
+        assert self._loop is not None
+        task = self._loop.create_task(
+            self._run(func, args, True), name=None if name is None else str(name)
+        )
+        self._tasks[task] = None
+        task.add_done_callback(self._task_done)
+
     async def _run(
-        self, func: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
+        self,
+        func: Callable[..., Coroutine[Any, Any, Any]],
+        args: tuple[Any, ...],
+        pass_scope: bool = False,
     ) -> None:
         task = asyncio.current_task(self._loop)  # with the loop given: no loop lookup
         assert task is not None
         with anyio.CancelScope() as scope:
             self._tasks[task] = scope
-            await func(*args)
+            if pass_scope:
+                await func(scope, *args)
+            else:
+                await func(*args)
 
     def cancel(self) -> None:
         """Cancel every task of the session that is still running (shields are respected)."""
@@ -145,3 +169,8 @@ class LightTaskGroup:
         if cancelled and exc is None:
             raise asyncio.CancelledError
         return None
+
+
+async def _in_scope(func: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]) -> None:
+    with anyio.CancelScope() as scope:
+        await func(scope, *args)

@@ -22,8 +22,11 @@ _INT_XOR_MAX = 1024
 _XOR_TABLES = [bytes(byte ^ key for byte in range(256)) for key in range(256)]
 
 
-def unmask_python(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
-    """Return ``payload`` XOR-ed with the repeated 4-byte ``key``, in pure Python."""
+def unmask_python(payload: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:
+    """Return ``payload`` XOR-ed with the repeated 4-byte ``key``, in pure Python.
+
+    ``payload`` may be a view (of a received buffer, to skip copying it first).
+    """
     size = len(payload)
     if size <= _INT_XOR_MAX:
         keystream = (bytes(key) * ((size >> 2) + 1))[:size]
@@ -35,14 +38,14 @@ def unmask_python(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
     return bytes(result)
 
 
-def _accelerated() -> Callable[[bytes | bytearray, bytes | bytearray], bytes] | None:
+def _accelerated() -> Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] | None:
     if os.environ.get("SPIKARD_NO_SPEEDUPS"):
         return None
     try:
         from websockets.speedups import apply_mask  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
-    function: Callable[[bytes | bytearray, bytes | bytearray], bytes] = apply_mask
+    function: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] = apply_mask
     return function
 
 
@@ -51,5 +54,7 @@ _apply_mask = _accelerated()
 ACCELERATED = _apply_mask is not None
 """True when unmasking runs in C (the ``speedups`` extra is installed)."""
 
-unmask: Callable[[bytes | bytearray, bytes | bytearray], bytes] = _apply_mask or unmask_python
+unmask: Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes] = (
+    _apply_mask or unmask_python
+)
 """Return a client frame's payload unmasked with its 4-byte key."""

@@ -140,9 +140,21 @@ _pack_short_header = struct.Struct("!BBH").pack
 _pack_long_header = struct.Struct("!BBQ").pack
 
 
+_VIEW_MIN = 16384
+"""From this payload size on, a payload is unmasked through a view (no copy of it first), and
+an outgoing frame is kept as one object (:attr:`WebSocketProtocol._held`) rather than copied
+into the outgoing buffer. Below it the plain copies cost less than the views."""
+
+
 def _unmasked(buffer: bytes | bytearray, start: int, end: int) -> bytes:
     """The payload ``buffer[start:end]`` of a client frame, unmasked with the key before it."""
-    return unmask(buffer[start:end], buffer[start - 4 : start])
+    if end - start < _VIEW_MIN:
+        return unmask(buffer[start:end], buffer[start - 4 : start])
+    view = memoryview(buffer)[start:end]
+    try:
+        return unmask(view, buffer[start - 4 : start])
+    finally:
+        view.release()  # a bytearray buffer may be resized again
 
 
 def _parse_close(payload: bytes) -> tuple[bool, int, str]:
@@ -186,6 +198,7 @@ class WebSocketProtocol:
         "_extensions",
         "_fast",
         "_frame_size",
+        "_held",
         "_inbound",
         "_inbound_start",
         "_initiated_close",
@@ -248,6 +261,9 @@ class WebSocketProtocol:
         self._frame_size = 0
         """Characters or bytes of the frame wsproto is decoding, so far."""
         self._outgoing = bytearray()
+        self._held: bytes | None = None
+        """One big frame, queued whole into an empty :attr:`_outgoing`. Invariant: while it
+        is set, :attr:`_outgoing` is empty (whatever queues next moves it there first)."""
         self._parts: list[str | bytes] = []
         self._size = 0
         """Characters or bytes of the message being reassembled (the sum of :attr:`_parts`
@@ -397,7 +413,8 @@ class WebSocketProtocol:
     @property
     def outgoing_size(self) -> int:
         """How many bytes wait in the outgoing buffer (:meth:`data_to_send` takes them)."""
-        return len(self._outgoing)
+        held = self._held
+        return len(self._outgoing) + (0 if held is None else len(held))
 
     @property
     def has_unparsed_input(self) -> bool:
@@ -565,7 +582,7 @@ class WebSocketProtocol:
                     break
             elif isinstance(event, Ping):
                 if self.state is ProtocolState.OPEN:
-                    self._outgoing += connection.send(event.response())
+                    self._out().extend(connection.send(event.response()))
             elif isinstance(event, Pong):
                 events.append(PongReceived(bytes(event.payload)))
             elif isinstance(event, CloseConnection):
@@ -632,7 +649,7 @@ class WebSocketProtocol:
         self.peer_close = (int(event.code), event.reason or "")
         if ws_state is ConnectionState.REMOTE_CLOSING:
             # The peer started the handshake: echo its code, as RFC 6455 section 5.5.1 suggests.
-            self._outgoing += self._conn.send(event.response())
+            self._out().extend(self._conn.send(event.response()))
             self._finish(int(event.code), event.reason or "")
         else:
             code, reason = self._initiated_close or (int(event.code), event.reason or "")
@@ -674,7 +691,7 @@ class WebSocketProtocol:
         data = message.data
         if not self._fast:
             event = TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
-            self._outgoing += self._conn.send(event)
+            self._out().extend(self._conn.send(event))
             return
         if isinstance(data, str):
             self._queue_frame(_TEXT, data.encode())
@@ -693,7 +710,7 @@ class WebSocketProtocol:
             if self._fast:
                 self._queue_frame(_PING, payload)
             else:
-                self._outgoing += self._conn.send(Ping(payload=payload))
+                self._out().extend(self._conn.send(Ping(payload=payload)))
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the close handshake (no-op once closing).
@@ -719,10 +736,26 @@ class WebSocketProtocol:
         self.failure = (code, reason)
         self._finish(code, reason)
 
-    def _queue_frame(self, opcode: int, payload: bytes) -> None:
-        """Queue one final frame; server frames are unmasked."""
+    def _out(self) -> bytearray:
+        """The outgoing buffer, with any held frame moved into it first (order is kept)."""
         outgoing = self._outgoing
+        held = self._held
+        if held is not None:
+            self._held = None
+            outgoing += held
+        return outgoing
+
+    def _queue_frame(self, opcode: int, payload: bytes | bytearray) -> None:
+        """Queue one final frame; server frames are unmasked."""
         length = len(payload)
+        if length >= _VIEW_MIN and self._held is None and not self._outgoing:
+            # Nothing queued before it: the frame is made in one copy, and written as is.
+            if length < 65536:
+                self._held = _pack_short_header(_FIN | opcode, 126, length) + payload
+            else:
+                self._held = _pack_long_header(_FIN | opcode, 127, length) + payload
+            return
+        outgoing = self._out()
         if length < 126:
             outgoing.append(_FIN | opcode)
             outgoing.append(length)
@@ -740,7 +773,7 @@ class WebSocketProtocol:
                 # only as its own enum member (a plain 1005 would go out as 1000), and it
                 # refuses a reason without a code.
                 code, reason = CloseReason.NO_STATUS_RCVD, ""
-            self._outgoing += self._conn.send(CloseConnection(code=code, reason=reason))
+            self._out().extend(self._conn.send(CloseConnection(code=code, reason=reason)))
             return
         if code == CloseCode.NO_STATUS_RECEIVED:
             self._queue_frame(_CLOSE, b"")  # "no status" is never sent: an empty close frame
@@ -755,10 +788,14 @@ class WebSocketProtocol:
     @property
     def has_data_to_send(self) -> bool:
         """True when bytes are queued for the peer."""
-        return bool(self._outgoing)
+        return self._held is not None or bool(self._outgoing)
 
     def data_to_send(self) -> bytes:
         """Return and forget every byte queued for the peer."""
+        held = self._held
+        if held is not None:  # then nothing else is queued (see _out)
+            self._held = None
+            return held
         if not self._outgoing:
             return b""
         data = bytes(self._outgoing)

@@ -417,7 +417,7 @@ async def serve_websocket(
     host.track(session, True)
     try:
         deadline = session.wait_bounded()
-        tasks.start_soon(_run_websocket, host, session)
+        tasks.start_soon_scoped(_run_websocket, host, session)
         try:
             with deadline:
                 await session.done.wait()
@@ -433,23 +433,24 @@ async def serve_websocket(
         host.track(session, False)
 
 
-async def _run_websocket(host: CallHost, session: WebSocketSession) -> None:
+async def _run_websocket(
+    scope: anyio.CancelScope, host: CallHost, session: WebSocketSession
+) -> None:
+    """The application's task; ``scope`` is its own (cancelled: the application alone stops)."""
+    session.cancel_scope = scope
     host.call_started()
     try:
-        with anyio.CancelScope() as scope:
-            session.cancel_scope = scope
-            try:
-                await host.app(session.scope, session.receive, session.send)
-            except ClientDisconnectedError:
-                session.failed = True
-            except Exception as exc:
-                session.failed = True
-                if exc is not session.protocol_error:
-                    logger.error(
-                        "exception in the ASGI application (WebSocket %s)",
-                        session.connection.request.raw_path,
-                        exc_info=exc,
-                    )
+        await host.app(session.scope, session.receive, session.send)
+    except ClientDisconnectedError:
+        session.failed = True
+    except Exception as exc:
+        session.failed = True
+        if exc is not session.protocol_error:
+            logger.error(
+                "exception in the ASGI application (WebSocket %s)",
+                session.connection.request.raw_path,
+                exc_info=exc,
+            )
     finally:
         host.call_done()
         session.app_done = True
