@@ -12,6 +12,7 @@ from .app_raw import Receive, Scope, Send, read_body, respond
 STARTED = "LIFESPAN STARTUP COMPLETE"
 STOPPED = "LIFESPAN SHUTDOWN COMPLETE"
 FAILURE = "database unreachable at startup"
+SHUTDOWN_FAILURE = "could not flush at shutdown"
 
 
 def say(line: str) -> None:
@@ -65,4 +66,46 @@ async def unsupported(scope: Scope, receive: Receive, send: Send) -> None:
     """An HTTP-only app: raises on any other scope type (an app without lifespan support)."""
     if scope["type"] != "http":
         raise RuntimeError(f"unsupported scope type {scope['type']}")
+    await show_state(scope, receive, send)
+
+
+async def returns_after_startup(scope: Scope, receive: Receive, send: Send) -> None:
+    """Completes startup, then returns without waiting for the shutdown message."""
+    if scope["type"] == "lifespan":
+        await receive()
+        scope["state"]["token"] = "early"
+        await send({"type": "lifespan.startup.complete"})
+        return
+    await show_state(scope, receive, send)
+
+
+async def shutdown_fails(scope: Scope, receive: Receive, send: Send) -> None:
+    """Starts, then reports ``lifespan.shutdown.failed`` with a message."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.failed", "message": SHUTDOWN_FAILURE})
+        return
+    await show_state(scope, receive, send)
+
+
+async def raises_in_startup(scope: Scope, receive: Receive, send: Send) -> None:
+    """Takes the startup message, then raises (no startup.complete nor .failed)."""
+    if scope["type"] == "lifespan":
+        await receive()
+        raise RuntimeError("startup blew up")
+    await show_state(scope, receive, send)
+
+
+async def slow_startup(scope: Scope, receive: Receive, send: Send) -> None:
+    """Startup takes 2 s; nothing may be served before it completes."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await anyio.sleep(2)
+        scope["state"]["token"] = "slow"
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
     await show_state(scope, receive, send)

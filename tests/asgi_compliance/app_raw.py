@@ -321,6 +321,88 @@ async def upload_stats(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, 200, json.dumps({"total": total, "chunks": chunks}).encode())
 
 
+async def empty_chunks(scope: Scope, receive: Receive, send: Send) -> None:
+    """Empty ``more_body`` chunks in the middle must not end the body."""
+    await read_body(receive)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for part in (b"one", b"", b"two", b"", b"", b"three"):
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def short_length(scope: Scope, receive: Receive, send: Send) -> None:
+    """Declares 100 bytes, sends 5 and ends: the server must not let it pass as complete."""
+    await read_body(receive)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]}
+    )
+    await send({"type": "http.response.body", "body": b"short"})
+
+
+async def body_seen(scope: Scope, receive: Receive, send: Send) -> None:
+    """Records the messages of a body the client abandons."""
+    key = query(scope)["key"]
+    with anyio.move_on_after(5):
+        while True:
+            message = await receive()
+            record(key, f"{message['type']} {len(message.get('body', b''))}")
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+    await respond(send, 200, b"seen")
+
+
+async def custom_status(scope: Scope, receive: Receive, send: Send) -> None:
+    await read_body(receive)
+    await respond(send, int(query(scope)["code"]), b"custom")
+
+
+async def big_header(scope: Scope, receive: Receive, send: Send) -> None:
+    await read_body(receive)
+    await respond(send, 200, b"ok", [(b"x-big", b"v" * 16000)])
+
+
+async def minimal_messages(scope: Scope, receive: Receive, send: Send) -> None:
+    """Only the required keys: no ``headers``, no ``body``, no ``more_body``."""
+    await read_body(receive)
+    await send({"type": "http.response.start", "status": 200})
+    await send({"type": "http.response.body"})
+
+
+async def list_headers(scope: Scope, receive: Receive, send: Send) -> None:
+    """Header pairs as lists (the spec's "iterable of [name, value]") and in a tuple."""
+    await read_body(receive)
+    headers = ([b"x-list", b"1"], (b"x-tuple", b"2"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def request_keys(scope: Scope, receive: Receive, send: Send) -> None:
+    """The keys of every ``http.request`` message."""
+    keys = []
+    while True:
+        message = await receive()
+        keys.append(sorted(message))
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    await respond(send, 200, json.dumps(keys).encode())
+
+
+async def close_after(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app asks for ``connection: close``: the server must close after this response."""
+    await read_body(receive)
+    await respond(send, 200, b"bye", [(b"connection", b"close"), (b"content-length", b"3")])
+
+
+async def own_chunking(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app declares ``transfer-encoding: chunked`` itself and streams plain bytes."""
+    await read_body(receive)
+    headers = [(b"transfer-encoding", b"chunked")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    for part in (b"alpha", b"beta"):
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 HTTP_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/events": events,
     "/echo": echo,
@@ -344,6 +426,16 @@ HTTP_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/slow": slow,
     "/no-read": no_read,
     "/upload-stats": upload_stats,
+    "/empty-chunks": empty_chunks,
+    "/short-length": short_length,
+    "/body-seen": body_seen,
+    "/custom-status": custom_status,
+    "/big-header": big_header,
+    "/minimal-messages": minimal_messages,
+    "/list-headers": list_headers,
+    "/request-keys": request_keys,
+    "/close-after": close_after,
+    "/own-chunking": own_chunking,
 }
 
 
@@ -510,6 +602,27 @@ async def ws_wrong_subprotocol(scope: Scope, receive: Receive, send: Send) -> No
     await receive()
 
 
+async def ws_none_keys(scope: Scope, receive: Receive, send: Send) -> None:
+    """Optional keys present as None, as some frameworks send them."""
+    await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+    message = await receive()
+    await send({"type": "websocket.send", "bytes": None, "text": message.get("text") or "bin"})
+    await send({"type": "websocket.send", "text": None, "bytes": b"raw"})
+    await send({"type": "websocket.close", "code": 1000, "reason": None})
+
+
+async def ws_message_keys(scope: Scope, receive: Receive, send: Send) -> None:
+    """Sends back the keys of the messages it received, then of the disconnect (recorded)."""
+    key = query(scope)["key"]
+    await send({"type": "websocket.accept"})
+    received = await receive()
+    shown = {k: (type(v).__name__) for k, v in received.items()}
+    await send({"type": "websocket.send", "text": json.dumps(shown)})
+    with anyio.move_on_after(5):
+        disconnect = await receive()
+        record(key, json.dumps({k: v for k, v in disconnect.items() if k != "type"}))
+
+
 WS_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/ws/echo": ws_echo,
     "/ws/types": ws_types,
@@ -525,4 +638,6 @@ WS_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/ws/accept-twice": ws_accept_twice,
     "/ws/count": ws_count,
     "/ws/wrong-subprotocol": ws_wrong_subprotocol,
+    "/ws/none-keys": ws_none_keys,
+    "/ws/message-keys": ws_message_keys,
 }

@@ -53,9 +53,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     for extra in issued.cert_chain_pems[1:]:
         with certfile.open("ab") as file:
             file.write(extra.bytes())
-    context = ssl.create_default_context()
-    authority.configure_trust(context)
-    return Certificates(certfile, keyfile, context)
+    cafile = folder / "ca.pem"
+    authority.cert_pem.write_to_path(str(cafile))
+    context = ssl.create_default_context(cafile=str(cafile))
+    return Certificates(certfile, keyfile, cafile, context)
 
 
 @pytest.fixture(scope="session")

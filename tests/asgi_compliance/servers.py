@@ -34,6 +34,7 @@ class Certificates:
 
     certfile: Path
     keyfile: Path
+    cafile: Path
     client_context: ssl.SSLContext
 
 

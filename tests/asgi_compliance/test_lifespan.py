@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from websockets.sync.client import connect
 
-from .app_lifespan import FAILURE, STARTED, STOPPED
+from .app_lifespan import FAILURE, SHUTDOWN_FAILURE, STARTED, STOPPED
 from .conftest import Pool
 from .servers import Certificates, Target, start, wait_exit
 
 APP = "tests.asgi_compliance.app_lifespan:app"
 FAILING = "tests.asgi_compliance.app_lifespan:failing"
 UNSUPPORTED = "tests.asgi_compliance.app_lifespan:unsupported"
+RETURNS = "tests.asgi_compliance.app_lifespan:returns_after_startup"
+SHUTDOWN_FAILS = "tests.asgi_compliance.app_lifespan:shutdown_fails"
+RAISES = "tests.asgi_compliance.app_lifespan:raises_in_startup"
+SLOW = "tests.asgi_compliance.app_lifespan:slow_startup"
 
 
 def state_keys(target: Target, path: str = "/state") -> list[str] | None:
@@ -123,3 +128,57 @@ def test_lifespan_on_with_an_app_without_lifespan_fails(
 def test_lifespan_off_serves_an_app_without_lifespan(pool: Pool, kind: str) -> None:
     target = pool.get(UNSUPPORTED, kind, ("--lifespan", "off"))
     assert state_keys(target) in (None, [])
+
+
+def test_app_returning_after_startup_is_served_and_stops(
+    kind: str, log_dir: Path, certs: Certificates
+) -> None:
+    target = start(kind, RETURNS, log_dir, certs)
+    assert state_keys(target) == ["token"]
+    started = time.monotonic()
+    code = target.stop(signal.SIGTERM)
+    assert time.monotonic() - started < 5
+    assert code in (0, -signal.SIGTERM)
+
+
+def test_shutdown_failure_is_reported(kind: str, log_dir: Path, certs: Certificates) -> None:
+    target = start(kind, SHUTDOWN_FAILS, log_dir, certs)
+    assert state_keys(target) == []
+    target.stop(signal.SIGTERM)
+    assert SHUTDOWN_FAILURE in target.log()
+
+
+def test_raise_during_startup_under_auto_is_served_without_lifespan(pool: Pool, kind: str) -> None:
+    """uvicorn's reading of ``auto``: a lifespan that raises means "unsupported"."""
+    target = pool.get(RAISES, kind)
+    assert state_keys(target) in (None, [])
+
+
+def test_raise_during_startup_under_on_is_fatal(
+    kind: str, log_dir: Path, certs: Certificates
+) -> None:
+    target = start(kind, RAISES, log_dir, certs, ("--lifespan", "on"), wait_ready=False)
+    code = wait_exit(target, 15)
+    target.stop()
+    assert code is not None
+    assert code != 0
+    assert "startup blew up" in target.log()
+
+
+@pytest.mark.slow
+def test_nothing_is_served_before_a_slow_startup_completes(
+    kind: str, log_dir: Path, certs: Certificates
+) -> None:
+    target = start(kind, SLOW, log_dir, certs, wait_ready=False)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with target.http() as client:
+                    response = client.get("/state")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert response.json()["keys"] == ["token"]
+    finally:
+        target.stop()

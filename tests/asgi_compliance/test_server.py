@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from .conftest import RAW, Pool
-from .servers import Certificates, start
+from .conftest import RAW, STARLETTE, Pool
+from .servers import Certificates, start, wait_exit
 
 
 def scope_via(
@@ -84,3 +87,21 @@ def test_graceful_shutdown_finishes_a_request_in_flight(
 def test_scope_json_helper_is_consistent(pool: Pool, kind: str) -> None:
     scope = scope_via(pool, kind, (), "/scope")
     assert json.loads(json.dumps(scope)) == scope
+
+
+def test_shutdown_ends_an_open_sse_stream(kind: str, log_dir: Path, certs: Certificates) -> None:
+    """SIGTERM with an endless sse-starlette stream open: the stream ends, the process exits."""
+    target = start(kind, STARLETTE, log_dir, certs)
+    try:
+        with target.http() as client, client.stream("GET", "/sse-forever?key=shutdown") as response:
+            lines = response.iter_lines()
+            assert next(lines) == "data: 0"
+            started = time.monotonic()
+            target.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(httpx.HTTPError):
+                for _ in lines:
+                    assert time.monotonic() - started < 10
+        assert wait_exit(target, 10) is not None
+        assert time.monotonic() - started < 10
+    finally:
+        target.stop()

@@ -248,6 +248,7 @@ def test_sse_is_streamed_not_buffered(starlette: Target) -> None:
         assert time.monotonic() - started < 1.0  # the first event comes before the sleep ends
 
 
+@pytest.mark.slow
 def test_sse_ping_comments(starlette: Target) -> None:
     with starlette.http() as client:
         response = client.get("/sse-ping")

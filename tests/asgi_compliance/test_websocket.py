@@ -50,10 +50,17 @@ def closed_with(connection: ClientConnection) -> tuple[int | None, str | None]:
 class Raw:
     """An upgraded socket driven frame by frame."""
 
-    def __init__(self, sock: socket.socket, port: int, path: str, extra: str = "") -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        port: int,
+        path: str,
+        extra: str = "",
+        reader: Reader | None = None,
+    ) -> None:
         self.sock = sock
         sock.sendall(upgrade_request(path, port=port, extra=extra))
-        self.reader = Reader(sock)
+        self.reader = reader or Reader(sock)
         head = self.reader.until(b"\r\n\r\n")
         self.status = int(head.split(b" ", 2)[1])
         self.head = head
