@@ -15,6 +15,7 @@ shutdown runs last.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -22,9 +23,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 import anyio
+import sniffio
 
 from ...config import HTTPConfig, MiB, WebSocketConfig
 from ...connection.contract import RequestHandler, WebSocketConnection
+from ...connection.events import LightEvent, Waiter
 from ...connection.tasks import LightTaskGroup
 from ...datastructures import Address
 from ...messages import CloseCode
@@ -127,6 +130,8 @@ class ASGIApplication:
         """Set when the last running call ends (while shutdown waits for it)."""
         self._sessions: set[GoingAway] = set()
         self._shutting_down = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The asyncio loop served on (None on trio): light events for the calls."""
 
     # ---- what the server asks for ------------------------------------------------------------
 
@@ -168,6 +173,8 @@ class ASGIApplication:
     @asynccontextmanager
     async def _hosting(self) -> AsyncIterator[None]:
         self._shutting_down = False
+        asyncio_ = sniffio.current_async_library() == "asyncio"
+        self._loop = asyncio.get_running_loop() if asyncio_ else None
         self._address = None
         state: dict[str, Any] = {}
         lifespan = Lifespan(self.app, self.lifespan, state, self.http_config.shutdown_timeout)
@@ -243,6 +250,11 @@ class ASGIApplication:
             logger.warning("refused a request: %d ASGI calls running (limit_concurrency)", limit)
             return True
         return False
+
+    def new_event(self) -> Waiter:
+        """An event of the loop served on (settable from any task of it)."""
+        loop = self._loop
+        return LightEvent(loop) if loop is not None else anyio.Event()
 
     def call_started(self) -> None:
         """An application call began."""

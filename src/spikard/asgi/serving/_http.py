@@ -37,6 +37,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ...connection.events import Waiter
 from ...errors import BodyTimeout, ClientDisconnected, ContentTooLarge, HTTPException, InvalidBody
 from ...requests import Request
 from ...responses import PlainTextResponse, Response, StreamingResponse
@@ -235,7 +236,7 @@ class HTTPExchange:
         "scope",
     )
 
-    def __init__(self, request: Request, scope: Scope) -> None:
+    def __init__(self, request: Request, scope: Scope, decided: Waiter) -> None:
         self.request = request
         self.scope = scope
         headers = request.headers
@@ -260,7 +261,7 @@ class HTTPExchange:
         self._complete = False
         self._dropping = False
         """A HEAD response went out: the app's further body parts are dropped."""
-        self._decided = anyio.Event()
+        self._decided = decided
         self._waiter: anyio.Event | None = None
         self._watches: list[anyio.CancelScope] = []
         """The scopes of ``receive`` calls watching for the client to leave."""
@@ -516,8 +517,8 @@ async def serve_http(host: CallHost, request: Request) -> Response:
         return PlainTextResponse("Service Unavailable", 503)
     request.max_body_size = host.max_body_size
     scope = http_scope(request, host.server_address(), host.root_path, host.running_state)
-    exchange = HTTPExchange(request, scope)
-    tasks.start_soon(_run_http, host, exchange)
+    exchange = HTTPExchange(request, scope, host.new_event())
+    tasks.start_soon_scoped(_run_http, host, exchange)
     try:
         return await exchange.response()
     except BaseException:
@@ -525,19 +526,18 @@ async def serve_http(host: CallHost, request: Request) -> Response:
         raise
 
 
-async def _run_http(host: CallHost, exchange: HTTPExchange) -> None:
+async def _run_http(scope: anyio.CancelScope, host: CallHost, exchange: HTTPExchange) -> None:
     host.call_started()
     try:
-        with anyio.CancelScope() as scope:
-            exchange.cancel_scope = scope
-            if exchange.disconnected:
-                return  # the handler was cancelled before this task ran
-            try:
-                await host.app(exchange.scope, exchange.receive, exchange.send)
-            except Exception as exc:
-                exchange.app_failed(exc)
-            else:
-                exchange.app_returned()
+        exchange.cancel_scope = scope  # this task's own
+        if exchange.disconnected:
+            return  # the handler was cancelled before this task ran
+        try:
+            await host.app(exchange.scope, exchange.receive, exchange.send)
+        except Exception as exc:
+            exchange.app_failed(exc)
+        else:
+            exchange.app_returned()
     finally:
         host.call_done()
         if not exchange.started:

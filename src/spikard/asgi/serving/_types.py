@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ...connection.events import Waiter
     from ...connection.tasks import LightTaskGroup
 
 __all__ = [
@@ -76,6 +77,9 @@ class CallHost(Protocol):
 
     def server_address(self) -> tuple[str, int] | None:
         """The bound address, for scopes of a connection whose own is unknown."""
+
+    def new_event(self) -> Waiter:
+        """An event of the loop served on."""
 
     def call_started(self) -> None:
         """An application call began."""
