@@ -381,3 +381,25 @@ async def test_a_second_concurrent_receive_waits_for_the_end_of_the_exchange() -
         response = await http.post("/", content=parts())
     assert response.content == b"p" * 3000
     assert listener == ["http.disconnect"]
+
+
+async def test_a_head_is_bounded_by_its_size_only_as_under_uvicorn() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        count = str(len(scope["headers"])).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": count})
+
+    many = b"".join(b"X-H%d: %d\r\n" % (n, n) for n in range(300))
+    async with serve(app) as running:
+        reply = await raw_exchange(
+            running.port, b"GET / HTTP/1.1\r\nHost: x\r\n" + many + b"Connection: close\r\n\r\n"
+        )
+        assert reply.startswith(b"HTTP/1.1 200")
+        assert reply.endswith(b"302")
+        too_big = b"X-Big: " + b"b" * (16 * 1024) + b"\r\n"
+        refused = await raw_exchange(
+            running.port, b"GET / HTTP/1.1\r\nHost: x\r\n" + too_big + b"\r\n"
+        )
+        assert refused.startswith(b"HTTP/1.1 431")

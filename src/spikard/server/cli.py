@@ -23,8 +23,13 @@ from typing import Any, TypeVar, cast
 
 from .._version import __version__
 from ..app.application import Spikard
-from ..asgi.serving import ASGIApp, ASGIApplication, default_websocket_config, is_asgi_app
-from ..config import HTTPConfig
+from ..asgi.serving import (
+    ASGIApp,
+    ASGIApplication,
+    default_http_config,
+    default_websocket_config,
+    is_asgi_app,
+)
 from ..connection.contract import Application
 from ..protocol.forwarded import TrustedProxies
 from .bind import BindError, check_port
@@ -173,7 +178,7 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
             ),
             handshake_rate=_given(args.ws_handshake_rate, defaults.handshake_rate),
         )
-        http = HTTPConfig()
+        http = default_http_config()
         if args.forwarded_allow_ips is not None:
             http = dataclasses.replace(http, forwarded_allow_ips=args.forwarded_allow_ips)
         return ASGIApplication(

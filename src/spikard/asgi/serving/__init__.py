@@ -5,7 +5,7 @@
 ``docs/asgi-server.md``.
 """
 
-from ._application import ASGIApplication, default_websocket_config
+from ._application import ASGIApplication, default_http_config, default_websocket_config
 from ._detect import is_asgi_app
 from ._lifespan import LifespanFailure, LifespanMode
 from ._types import (
@@ -29,6 +29,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "default_http_config",
     "default_websocket_config",
     "is_asgi_app",
 ]

@@ -41,13 +41,23 @@ from ._websocket import serve_websocket
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["ASGIApplication", "default_websocket_config"]
+__all__ = ["ASGIApplication", "default_http_config", "default_websocket_config"]
 
 logger = logging.getLogger("spikard.asgi")
 
 _UNLIMITED_BODY = 2**62
 """``max_body_size`` of an ASGI request by default: the application reads the body as it
 goes, so only it knows how much is too much (as under uvicorn)."""
+
+
+def default_http_config() -> HTTPConfig:
+    """The HTTP settings of an ASGI app by default: the head bounded by its size only.
+
+    As under uvicorn (h11's 16 KiB), a request head may have as many fields as fit in
+    ``max_header_bytes``; spikard apps keep their 100-field bound.
+    """
+    defaults = HTTPConfig()
+    return HTTPConfig(max_header_count=defaults.max_header_bytes // 4)  # "a:\r\n" is 4 bytes
 
 
 def default_websocket_config() -> WebSocketConfig:
@@ -83,7 +93,7 @@ class ASGIApplication:
             (require it) or ``"off"``.
         root_path: the ``root_path`` of every scope (the mount point behind a proxy);
             ``path`` and ``raw_path`` include it, as the ASGI spec has them.
-        http_config: HTTP limits and timers (the server's defaults if None).
+        http_config: HTTP limits and timers (:func:`default_http_config` if None).
         websocket_config: WebSocket limits and timers (:func:`default_websocket_config`
             if None).
         limit_concurrency: most ASGI calls (requests and WebSockets) running at once; more
@@ -111,7 +121,7 @@ class ASGIApplication:
         self.app = app
         self.lifespan = lifespan
         self.root_path = root_path.rstrip("/")
-        self.http_config = http_config or HTTPConfig()
+        self.http_config = http_config or default_http_config()
         self.websocket_config = websocket_config or default_websocket_config()
         self.limit_concurrency = limit_concurrency
         self.max_body_size = max_body_size or _UNLIMITED_BODY
