@@ -404,7 +404,7 @@ class WireConnection(AnsweringConnection):
             self._next_idle_check = now + config.idle_timeout
         self._heartbeat.add(self, self._timer_period())
         self._pause = ReadPause.NONE
-        if self._receive(early):
+        if self._receive(early) if early else self._wants_more():
             transport.resume_feeding()
         else:
             transport.pause_feeding()

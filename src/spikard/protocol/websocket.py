@@ -238,14 +238,17 @@ class WebSocketProtocol:
         """No extension negotiated: whole data frames skip wsproto (see the module docs)."""
         self._max_message_size = max_message_size
         self._max_frame_size = max_frame_size or max_message_size
-        enabled = [extension for extension in extensions or () if extension.enabled()]
-        self._rsv1_allowed = any(isinstance(ext, PerMessageDeflate) for ext in enabled)
+        self._rsv1_allowed = False
         """permessage-deflate is on: RSV1 marks a compressed message's first frame."""
-        self._rsv_checked = all(isinstance(ext, PerMessageDeflate) for ext in enabled)
+        self._rsv_checked = True
         """Only extensions known here: their reserved bits are judged here (else by wsproto)."""
-        for extension in enabled:
-            if isinstance(extension, BoundedPerMessageDeflate):
-                extension.set_limits(max_message_size, max_frame_size)
+        if extensions:
+            enabled = [extension for extension in extensions if extension.enabled()]
+            self._rsv1_allowed = any(isinstance(ext, PerMessageDeflate) for ext in enabled)
+            self._rsv_checked = all(isinstance(ext, PerMessageDeflate) for ext in enabled)
+            for extension in enabled:
+                if isinstance(extension, BoundedPerMessageDeflate):
+                    extension.set_limits(max_message_size, max_frame_size)
         self._inbound = bytearray()
         """Received bytes not yet parsed: an incomplete header or fast-path frame."""
         self._inbound_start = 0
