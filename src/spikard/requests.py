@@ -46,6 +46,13 @@ class BodySource(Protocol):
         """
 
 
+def _origin_path(target: str) -> str:
+    """The path of an absolute-form target (``http://host:port/path``); ``/`` if it has none."""
+    _, _, rest = target.partition("://")
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
+
+
 class DepartureSource(Protocol):
     """Who tells when a request's client leaves: the connection that received it."""
 
@@ -119,6 +126,8 @@ class Request:
     ) -> None:
         self.method = method
         raw_path, _, self.query_string = target.partition("?")
+        if raw_path[:1] != "/" and "://" in raw_path:
+            raw_path = _origin_path(raw_path)  # absolute-form (RFC 9112 3.2.2)
         self.raw_path = raw_path
         self.path = unquote(raw_path)
         self.headers = headers

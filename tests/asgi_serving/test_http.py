@@ -403,3 +403,20 @@ async def test_a_head_is_bounded_by_its_size_only_as_under_uvicorn() -> None:
             running.port, b"GET / HTTP/1.1\r\nHost: x\r\n" + too_big + b"\r\n"
         )
         assert refused.startswith(b"HTTP/1.1 431")
+
+
+async def test_an_absolute_form_target_is_served_by_its_path() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        shown = f"{scope['path']}|{scope['raw_path'].decode()}|{scope['query_string'].decode()}"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": shown.encode()})
+
+    async with serve(app) as running:
+        target = f"http://127.0.0.1:{running.port}/a%20b/c?x=1"
+        reply = await raw_exchange(
+            running.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert reply.endswith(b"/a b/c|/a%20b/c|x=1")
