@@ -106,6 +106,7 @@ def _not_an_app(app: object, target: str) -> str:
 
 _ASGI_ONLY = (
     "lifespan",
+    "root_path",
     "ws_max_size",
     "ws_ping_interval",
     "ws_ping_timeout",
@@ -184,6 +185,7 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
         return ASGIApplication(
             cast("ASGIApp", app),
             lifespan=args.lifespan or "auto",
+            root_path=args.root_path or "",
             http_config=http,
             websocket_config=websocket,
             limit_concurrency=args.limit_concurrency,
@@ -336,6 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the ASGI lifespan protocol: auto uses it when the app speaks it, on requires "
         "it, off never sends it (default auto)",
+    )
+    asgi.add_argument(
+        "--root-path",
+        default=None,
+        metavar="PATH",
+        help="the ASGI root_path of every scope, for an app mounted below PATH behind a "
+        "proxy; scope paths include it (default: none)",
     )
     asgi.add_argument(
         "--ws-max-size",
@@ -491,8 +500,10 @@ def _serve(argv: Sequence[str]) -> None:
             value = getattr(args, name)
             if isinstance(value, tuple):
                 value = ",".join(value)
+            if isinstance(value, bool):
+                value = str(value).lower()
             if value is not None:
-                extra += ["--" + name.replace("_", "-"), str(value).lower()]
+                extra += ["--" + name.replace("_", "-"), str(value)]
         run_workers(
             args.app,
             args.host,
