@@ -158,6 +158,19 @@ async def text() -> str:
     return "plain text"
 
 
+@app.get("/poll")
+async def poll(request: Request, key: str) -> PlainTextResponse:
+    """Long poll with ``request.is_disconnected()``, the usual idiom."""
+    record(key, "polling")
+    with anyio.move_on_after(5):
+        while not await request.is_disconnected():
+            await anyio.sleep(0.05)
+        record(key, "disconnected")
+        return PlainTextResponse("gone")
+    record(key, "never noticed")
+    return PlainTextResponse("timeout")
+
+
 @app.get("/events")
 async def events(key: str) -> list[str]:
     return seen(key)

@@ -403,6 +403,40 @@ async def own_chunking(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+async def duplex(scope: Scope, receive: Receive, send: Send) -> None:
+    """Echoes each request chunk as it arrives, before the request body has ended."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        body = message.get("body", b"")
+        if body:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        if not message.get("more_body", False):
+            break
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def poll_cancelled(scope: Scope, receive: Receive, send: Send) -> None:
+    """Polls ``receive`` in an already-cancelled scope (Starlette's ``is_disconnected``)."""
+    key = query(scope)["key"]
+    await read_body(receive)
+    record(key, "polling")
+    with anyio.move_on_after(5):
+        while True:
+            message: Message = {}
+            with anyio.CancelScope() as poll:
+                poll.cancel()
+                message = await receive()
+            if message.get("type") == "http.disconnect":
+                record(key, "http.disconnect")
+                return
+            await anyio.sleep(0.05)
+    record(key, "never noticed")
+    await respond(send, 200, b"timeout")
+
+
 HTTP_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/events": events,
     "/echo": echo,
@@ -436,6 +470,8 @@ HTTP_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/request-keys": request_keys,
     "/close-after": close_after,
     "/own-chunking": own_chunking,
+    "/duplex": duplex,
+    "/poll-cancelled": poll_cancelled,
 }
 
 

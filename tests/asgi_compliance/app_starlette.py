@@ -137,6 +137,17 @@ async def background(request: Request) -> Response:
     return PlainTextResponse("sent", background=BackgroundTask(later))
 
 
+async def slow_background(request: Request) -> Response:
+    """A 2 s background task: the next request on the connection must not wait for it."""
+    key = request.query_params["key"]
+
+    async def later() -> None:
+        await anyio.sleep(2)
+        record(key, "slow background done")
+
+    return PlainTextResponse("queued", background=BackgroundTask(later))
+
+
 async def teapot(request: Request) -> Response:
     raise Teapot
 
@@ -270,6 +281,7 @@ app = Starlette(
         Route("/file", file),
         Route("/background", background),
         Route("/teapot", teapot),
+        Route("/slow-background", slow_background),
         Route("/crash", crash),
         Route("/state", state),
         Route("/redirect", redirect),

@@ -12,6 +12,7 @@ from websockets.sync.client import connect
 
 from .registry import wait_for
 from .servers import Target
+from .wire import request
 
 
 def key() -> str:
@@ -114,6 +115,16 @@ def test_unhandled_error_500(fastapi: Target) -> None:
         assert client.get("/crash").status_code == 500
     with fastapi.http() as client:
         assert client.get("/").status_code == 200
+
+
+def test_is_disconnected_long_poll(fastapi: Target) -> None:
+    name = key()
+    with fastapi.raw() as sock:
+        sock.sendall(request("GET", f"/poll?key={name}"))
+        with fastapi.http() as client:
+            assert wait_for(client, name) == ["polling"]
+    with fastapi.http() as client:
+        assert wait_for(client, name, count=2, timeout=3) == ["polling", "disconnected"]
 
 
 def test_lifespan_state(fastapi: Target) -> None:

@@ -139,6 +139,19 @@ def test_more_body_flags_end_with_false(raw: Target) -> None:
     assert info["length"] == 300000
 
 
+def test_full_duplex_echo(raw: Target) -> None:
+    """The app answers while the body still arrives: each chunk comes back before the next."""
+    with raw.raw() as sock:
+        sock.sendall(request("POST", "/duplex", headers=[("Transfer-Encoding", "chunked")]))
+        reader = Reader(sock)
+        sock.sendall(b"5\r\nfirst\r\n")
+        head = reader.until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert reader.until(b"first")  # echoed while the request is still open
+        sock.sendall(b"6\r\nsecond\r\n0\r\n\r\n")
+        assert reader.until(b"second")
+
+
 def test_expect_100_continue(raw: Target) -> None:
     with raw.raw() as sock:
         sock.sendall(
@@ -400,6 +413,17 @@ def test_disconnect_during_long_poll_before_response(raw: Target) -> None:
             assert wait_for(client, name) == ["waiting"]
     with raw.http() as client:
         assert wait_for(client, name, count=2, timeout=3)[:2] == ["waiting", "http.disconnect"]
+
+
+def test_disconnect_seen_by_a_receive_that_does_not_wait(raw: Target) -> None:
+    """``receive`` in a cancelled scope (Starlette's ``is_disconnected``) says the client left."""
+    name = key()
+    with raw.raw() as sock:
+        sock.sendall(request("GET", f"/poll-cancelled?key={name}"))
+        with raw.http() as client:
+            assert wait_for(client, name) == ["polling"]
+    with raw.http() as client:
+        assert wait_for(client, name, count=2, timeout=3)[:2] == ["polling", "http.disconnect"]
 
 
 def test_disconnect_during_streamed_response_stops_the_app(raw: Target) -> None:

@@ -17,6 +17,7 @@ from websockets.sync.client import connect
 
 from .conftest import RAW, STARLETTE, Pool
 from .servers import Certificates, start, wait_exit
+from .wire import Reader, request
 
 
 def scope_via(
@@ -105,3 +106,42 @@ def test_shutdown_ends_an_open_sse_stream(kind: str, log_dir: Path, certs: Certi
         assert time.monotonic() - started < 10
     finally:
         target.stop()
+
+
+def test_shutdown_closes_idle_keep_alive_connections(
+    kind: str, log_dir: Path, certs: Certificates
+) -> None:
+    target = start(kind, RAW, log_dir, certs)
+    try:
+        with target.raw() as sock:
+            reader = Reader(sock)
+            sock.sendall(request("GET", "/method"))
+            assert reader.response().body == b"GET 0"
+            started = time.monotonic()
+            target.process.send_signal(signal.SIGTERM)
+            assert reader.closed()
+            assert wait_exit(target, 5) is not None
+        assert time.monotonic() - started < 5
+    finally:
+        target.stop()
+
+
+def test_limit_concurrency_answers_503(pool: Pool, kind: str) -> None:
+    """Over the limit new calls get 503 (uvicorn counts its own connection: N - 1 run at once)."""
+    target = pool.get(RAW, kind, ("--limit-concurrency", "2"))
+    statuses: list[int] = []
+
+    def slow_call() -> None:
+        with target.http() as client:
+            statuses.append(client.get("/slow", params={"delay": 1.0}).status_code)
+
+    callers = [threading.Thread(target=slow_call) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+        threading.Event().wait(0.15)
+    for caller in callers:
+        caller.join(10)
+    assert sorted(statuses)[0] == 200
+    assert sorted(statuses)[-1] == 503
+    with target.http() as client:
+        assert client.get("/method").status_code == 200  # fine again once the load is gone

@@ -139,6 +139,21 @@ def test_background_task_runs_after_the_response(starlette: Target) -> None:
     assert elapsed < 2
 
 
+def test_background_task_does_not_hold_up_the_next_request(starlette: Target) -> None:
+    name = key()
+    with starlette.raw() as sock:
+        reader = Reader(sock)
+        sock.sendall(request("GET", f"/slow-background?key={name}"))
+        assert reader.response().body == b"queued"
+        started = time.monotonic()
+        sock.sendall(request("GET", "/"))
+        assert reader.response().body == b"hello starlette"
+        waited = time.monotonic() - started
+    assert waited < 1.0
+    with starlette.http() as client:
+        assert wait_for(client, name, timeout=5) == ["slow background done"]
+
+
 def test_exception_handler(starlette: Target) -> None:
     with starlette.http() as client:
         response = client.get("/teapot")

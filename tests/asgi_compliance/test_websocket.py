@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import uuid
@@ -118,6 +119,27 @@ def test_handshake_response_is_101_with_accept_key(raw: Target) -> None:
         handshake = Raw(sock, raw.port, "/ws/echo", extra="")
     assert handshake.status == 101
     assert b"sec-websocket-accept:" in handshake.head.lower()
+
+
+def test_firefox_style_connection_header(raw: Target) -> None:
+    """``Connection: keep-alive, Upgrade`` and ``Upgrade: WebSocket`` (tokens, any case)."""
+    data = upgrade_request("/ws/echo", port=raw.port).replace(
+        b"Upgrade: websocket\r\nConnection: Upgrade",
+        b"Upgrade: WebSocket\r\nConnection: keep-alive, Upgrade",
+    )
+    with raw.raw() as sock:
+        sock.sendall(data)
+        head = Reader(sock).until(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+
+
+def test_subprotocols_over_several_header_lines(raw: Target) -> None:
+    extra = "Sec-WebSocket-Protocol: a, b\r\nSec-WebSocket-Protocol: c\r\n"
+    with raw.raw() as sock:
+        client = Raw(sock, raw.port, "/ws/scope", extra=extra)
+        frames = client.frames(1)
+    scope = json.loads(frames[0][1])
+    assert scope["subprotocols"] == ["a", "b", "c"]
 
 
 def test_bad_websocket_version_is_refused(raw: Target) -> None:
