@@ -30,7 +30,7 @@ from ...connection.deadline import Deadline
 from ...connection.events import Waiter
 from ...connection.state import ConnectionState
 from ...errors import ConnectionClosed
-from ...messages import CloseCode, WebSocketMessage, validate_close_code
+from ...messages import CloseCode, MessageType, new_message, validate_close_code
 from ...requests import Request
 from ...responses import PlainTextResponse, Response
 from ._http import AppResponse, _header_fields
@@ -41,6 +41,7 @@ __all__ = ["WebSocketSession", "serve_websocket"]
 
 logger = logging.getLogger("spikard.asgi")
 
+_BYTES = (bytes, bytearray)
 _MAX_DENIAL_BODY = 1024 * 1024
 """Largest body of a ``websocket.http.response`` the server holds for the denial."""
 
@@ -186,9 +187,9 @@ class WebSocketSession:
             text = message.get("text")
             data = message.get("bytes")
             if text is not None and data is None and type(text) is str:
-                outgoing = WebSocketMessage.text(text)
-            elif data is not None and text is None and isinstance(data, bytes | bytearray):
-                outgoing = WebSocketMessage.binary(data)
+                outgoing = new_message(MessageType.TEXT, text)
+            elif data is not None and text is None and isinstance(data, _BYTES):
+                outgoing = new_message(MessageType.BINARY, bytes(data))
             else:
                 raise self._broken("'websocket.send' without exactly one of 'text' and 'bytes'")
             try:
