@@ -196,3 +196,35 @@ async def test_over_tls_a_client_leaving_is_told_too() -> None:
             while not told:
                 await anyio.sleep(0.01)
     assert told == ["http.disconnect"]
+
+
+async def test_starlettes_is_disconnected_polling_sees_the_client_leave() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    told: list[str] = []
+    reached = anyio.Event()
+
+    async def poll(request: StarletteRequest) -> PlainTextResponse:
+        reached.set()
+        with anyio.move_on_after(BOUND):
+            while not await request.is_disconnected():
+                await anyio.sleep(0.02)
+            told.append("disconnected")
+            return PlainTextResponse("gone")
+        told.append("never noticed")
+        return PlainTextResponse("timeout")
+
+    app = Starlette(routes=[Route("/poll", poll)])
+    async with serve(app, lifespan="off") as running:
+        with anyio.fail_after(BOUND):
+            async with connected(running) as stream:
+                await stream.send(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
+                await reached.wait()
+                await anyio.sleep(0.1)  # a few polls while the client is there
+                assert told == []
+            while not told:
+                await anyio.sleep(0.01)
+    assert told == ["disconnected"]

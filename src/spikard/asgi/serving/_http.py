@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -210,6 +211,8 @@ class HTTPExchange:
     Args:
         request: the request the server read.
         scope: its ``http`` scope.
+        decided: the event set once the response is decided.
+        spawn: starts a task of the adapter's (the departure watch).
     """
 
     __slots__ = (
@@ -224,10 +227,11 @@ class HTTPExchange:
         "_reading",
         "_remaining",
         "_response",
+        "_spawn",
         "_status",
         "_stream",
         "_waiter",
-        "_watches",
+        "_watching",
         "body_error",
         "cancel_scope",
         "disconnected",
@@ -236,8 +240,15 @@ class HTTPExchange:
         "scope",
     )
 
-    def __init__(self, request: Request, scope: Scope, decided: Waiter) -> None:
+    def __init__(
+        self,
+        request: Request,
+        scope: Scope,
+        decided: Waiter,
+        spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], None],
+    ) -> None:
         self.request = request
+        self._spawn = spawn
         self.scope = scope
         headers = request.headers
         length = headers.get("content-length")
@@ -263,8 +274,8 @@ class HTTPExchange:
         """A HEAD response went out: the app's further body parts are dropped."""
         self._decided = decided
         self._waiter: anyio.Event | None = None
-        self._watches: list[anyio.CancelScope] = []
-        """The scopes of ``receive`` calls watching for the client to leave."""
+        self._watching = False
+        """The departure watch was started (on the first wait for ``http.disconnect``)."""
         self.disconnected = False
         """The client left (seen through the streamed body), or the server gave up."""
         self.body_error: HTTPException | None = None
@@ -296,21 +307,22 @@ class HTTPExchange:
             return {"type": "http.request", "body": b"", "more_body": False}
         # The body is over (or another task is reading it: a disconnect listener beside the
         # body's reader, as Starlette runs them): wait until the client leaves or the
-        # exchange ends (_wake cancels the watch).
+        # exchange ends. The watch runs in a task of its own, so that a call that returns at
+        # its first checkpoint (Starlette's is_disconnected()) still lets it go on.
+        if not self._watching:
+            self._watching = True
+            self._spawn(self._watch_departure)
         waiter = self._waiter
         if waiter is None:
             waiter = self._waiter = anyio.Event()
-        with anyio.CancelScope() as scope:
-            self._watches.append(scope)
-            try:
-                if await self.request.wait_disconnected():
-                    self.disconnected = True
-                    self._wake()
-                else:
-                    await waiter.wait()  # nothing to tell before the end
-            finally:
-                self._watches.remove(scope)
+        await waiter.wait()
         return {"type": "http.disconnect"}
+
+    async def _watch_departure(self) -> None:
+        """Until the exchange ends: a client that leaves makes every ``receive`` say so."""
+        if await self.request.wait_disconnected():
+            self.disconnected = True
+            self._wake()
 
     async def _read(self) -> bytes:
         iterator = self._body_iterator
@@ -332,8 +344,6 @@ class HTTPExchange:
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             waiter.set()
-        for scope in self._watches:
-            scope.cancel()
 
     # ---- send ------------------------------------------------------------------------------
 
@@ -370,7 +380,7 @@ class HTTPExchange:
             if self._status is not None:
                 raise self._broken("'http.response.start' sent twice")
             status = message.get("status")
-            if type(status) is not int or not 200 <= status <= 999:
+            if type(status) is not int or not 200 <= status <= 599:  # RFC 9110 15: 100-599
                 raise self._broken(f"'http.response.start' with status {status!r}")
             self._status = status
             self._fields = _header_fields(message.get("headers", ()))
@@ -517,7 +527,7 @@ async def serve_http(host: CallHost, request: Request) -> Response:
         return PlainTextResponse("Service Unavailable", 503)
     request.max_body_size = host.max_body_size
     scope = http_scope(request, host.server_address(), host.root_path, host.running_state)
-    exchange = HTTPExchange(request, scope, host.new_event())
+    exchange = HTTPExchange(request, scope, host.new_event(), tasks.start_soon)
     tasks.start_soon_scoped(_run_http, host, exchange)
     try:
         return await exchange.response()
