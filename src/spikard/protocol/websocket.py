@@ -758,7 +758,7 @@ class WebSocketProtocol:
             else:
                 self._held = _pack_long_header(_FIN | opcode, 127, length) + payload
             return
-        outgoing = self._out()
+        outgoing = self._outgoing if self._held is None else self._out()
         if length < 126:
             outgoing.append(_FIN | opcode)
             outgoing.append(length)
