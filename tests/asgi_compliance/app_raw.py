@@ -437,6 +437,56 @@ async def poll_cancelled(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, 200, b"timeout")
 
 
+async def long_stream_for_length(scope: Scope, receive: Receive, send: Send) -> None:
+    """Declares 5 bytes, then streams 10: the extra bytes must never reach the wire."""
+    key = query(scope)["key"]
+    await read_body(receive)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+    )
+    try:
+        await send({"type": "http.response.body", "body": b"12345", "more_body": True})
+        await send({"type": "http.response.body", "body": b"HTTP/", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except Exception as exc:
+        record(key, f"raised {type(exc).__name__}")
+        raise
+    record(key, "returned")
+
+
+async def bad_header_name(scope: Scope, receive: Receive, send: Send) -> None:
+    await read_body(receive)
+    await respond(send, 200, b"never", [(b"x bad:name", b"1")])
+
+
+async def bad_status(scope: Scope, receive: Receive, send: Send) -> None:
+    await read_body(receive)
+    await respond(send, int(query(scope)["code"]), b"")
+
+
+async def out_of_order(scope: Scope, receive: Receive, send: Send) -> None:
+    """Sends ``?what=`` out of order; records whether ``send`` raised."""
+    key, what = query(scope)["key"], query(scope)["what"]
+    await read_body(receive)
+    wrong: dict[str, list[Message]] = {
+        "start-twice": [{"type": "http.response.start", "status": 200}] * 2,
+        "unknown-type": [{"type": "http.response.nonsense"}],
+        "websocket-in-http": [{"type": "websocket.accept"}],
+        "body-after-end": [
+            {"type": "http.response.start", "status": 200},
+            {"type": "http.response.body", "body": b"end"},
+            {"type": "http.response.body", "body": b"more"},
+        ],
+    }
+    try:
+        for message in wrong[what]:
+            await send(message)
+    except Exception as exc:
+        record(key, f"raised {type(exc).__name__}")
+        raise
+    record(key, "returned")
+
+
 HTTP_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/events": events,
     "/echo": echo,
@@ -472,6 +522,10 @@ HTTP_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/own-chunking": own_chunking,
     "/duplex": duplex,
     "/poll-cancelled": poll_cancelled,
+    "/long-stream-for-length": long_stream_for_length,
+    "/bad-header-name": bad_header_name,
+    "/bad-status": bad_status,
+    "/out-of-order": out_of_order,
 }
 
 
@@ -659,6 +713,22 @@ async def ws_message_keys(scope: Scope, receive: Receive, send: Send) -> None:
         record(key, json.dumps({k: v for k, v in disconnect.items() if k != "type"}))
 
 
+async def ws_close_after_disconnect(scope: Scope, receive: Receive, send: Send) -> None:
+    """After the client's close, the app closes too (Starlette does): no error expected."""
+    key = query(scope)["key"]
+    await send({"type": "websocket.accept"})
+    with anyio.move_on_after(5):
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+    try:
+        with anyio.fail_after(2):
+            await send({"type": "websocket.close", "code": 1000})
+    except Exception as exc:
+        record(key, f"raised {type(exc).__name__}")
+    else:
+        record(key, "returned")
+
+
 WS_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/ws/echo": ws_echo,
     "/ws/types": ws_types,
@@ -676,4 +746,5 @@ WS_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/ws/wrong-subprotocol": ws_wrong_subprotocol,
     "/ws/none-keys": ws_none_keys,
     "/ws/message-keys": ws_message_keys,
+    "/ws/close-after-disconnect": ws_close_after_disconnect,
 }

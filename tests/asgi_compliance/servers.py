@@ -24,7 +24,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("spikard", "spikard-tls", "uvicorn", "uvicorn-tls")
 REFERENCE_ENV = "SPIKARD_COMPLIANCE_REFERENCE"
-_READY_TIMEOUT = 20.0
+_READY_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
 
 

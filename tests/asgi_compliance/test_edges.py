@@ -228,3 +228,74 @@ def test_websocket_scope_offers_the_denial_extension(raw: Target) -> None:
     with connect(raw.ws_url("/ws/scope"), **raw.ws_options()) as ws:
         scope = json.loads(ws.recv(timeout=5))
     assert "websocket.http.response" in scope.get("extensions", {})
+
+
+@pytest.mark.parametrize(
+    ("what", "size"),
+    [("path", 8000), ("query", 8000), ("header", 8000), ("header", 12000), ("cookie", 4000)],
+)
+def test_large_request_heads_under_16_kib(raw: Target, what: str, size: int) -> None:
+    """Heads well under uvicorn's (h11's) 16 KiB bound are served."""
+    filler = "a" * size
+    if what == "path":
+        data = request("GET", f"/scope/{filler}")
+    elif what == "query":
+        data = request("GET", f"/scope?q={filler}")
+    elif what == "header":
+        data = request("GET", "/scope", headers=[("X-Large", filler)])
+    else:
+        data = request(
+            "GET",
+            "/scope",
+            headers=[("Cookie", "; ".join(f"c{i}={filler[:40]}" for i in range(size // 45)))],
+        )
+    with raw.raw() as sock:
+        sock.sendall(data)
+        response = Reader(sock).response()
+    assert response.status == 200
+
+
+def test_many_small_cookies_header_lines(raw: Target) -> None:
+    headers = [("Cookie", f"c{i}=v{i}") for i in range(50)]
+    scope = scope_for(raw, request("GET", "/scope", headers=headers))
+    assert len(scope["headers"]) == 51
+
+
+def test_streamed_body_longer_than_declared_is_cut_at_the_length(raw: Target) -> None:
+    name = key()
+    with raw.raw() as sock:
+        sock.sendall(
+            request("GET", f"/long-stream-for-length?key={name}") + request("GET", "/method")
+        )
+        reader = Reader(sock)
+        first = reader.response()
+        assert first.body == b"12345"
+        try:
+            second = reader.response()
+        except (EOFError, OSError):
+            return  # closing after the declared length is the safe answer
+        assert (second.status, second.body) == (200, b"GET 0")  # never the app's extra bytes
+
+
+def test_bad_header_name_from_the_app_is_not_sent(raw: Target) -> None:
+    with raw.raw() as sock:
+        sock.sendall(request("GET", "/bad-header-name"))
+        reader = Reader(sock)
+        try:
+            response = reader.response()
+        except (EOFError, ConnectionError):
+            return
+    assert response.status == 500
+    assert b"bad" not in b"".join(name for name, _ in response.headers)
+
+
+@pytest.mark.parametrize("code", [99, 101, 600, 1000])
+def test_invalid_status_from_the_app_is_500_or_cut(raw: Target, code: int) -> None:
+    with raw.raw() as sock:
+        sock.sendall(request("GET", f"/bad-status?code={code}"))
+        reader = Reader(sock)
+        try:
+            response = reader.response()
+        except (EOFError, ConnectionError):
+            return
+    assert response.status == 500

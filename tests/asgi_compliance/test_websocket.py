@@ -417,6 +417,20 @@ def test_send_after_disconnect_raises_oserror(raw: Target) -> None:
     assert events[-1].startswith("send OSError"), events
 
 
+def test_close_after_the_client_closed(raw: Target) -> None:
+    """ASGI leaves it open; uvicorn ignores or raises an OSError: never anything else."""
+    name = key()
+    with ws(raw, f"/ws/close-after-disconnect?key={name}") as connection:
+        connection.close(1000)
+    with raw.http() as client:
+        events = wait_for(client, name)
+    assert events[0] in (
+        "returned",
+        "raised ClientDisconnected",
+        "raised ClientDisconnectedError",
+    ), events
+
+
 def test_send_after_close_raises(raw: Target) -> None:
     name = key()
     with ws(raw, f"/ws/send-after-close?key={name}") as connection:
