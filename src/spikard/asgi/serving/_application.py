@@ -261,6 +261,11 @@ class ASGIApplication:
             return True
         return False
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The asyncio loop served on; None on trio (or before serving)."""
+        return self._loop
+
     def new_event(self) -> Waiter:
         """An event of the loop served on (settable from any task of it)."""
         loop = self._loop

@@ -30,6 +30,7 @@ as a spikard handler that never returns (shutdown cuts it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable, Coroutine
@@ -233,7 +234,7 @@ class HTTPExchange:
         "_waiter",
         "_watching",
         "body_error",
-        "cancel_scope",
+        "cancel",
         "disconnected",
         "protocol_error",
         "request",
@@ -282,8 +283,8 @@ class HTTPExchange:
         """Why the request body failed (413, 408, 400, the client left); None if it did not."""
         self.protocol_error: ASGIProtocolError | None = None
         """The out-of-order message the application sent (logged already)."""
-        self.cancel_scope: anyio.CancelScope | None = None
-        """The application task's scope, once it runs."""
+        self.cancel: Callable[[], object] | None = None
+        """Cancels the application's task, once it runs."""
 
     # ---- receive ---------------------------------------------------------------------------
 
@@ -453,9 +454,9 @@ class HTTPExchange:
         """The server's handler was cancelled: the application is cancelled too."""
         self.disconnected = True
         self._wake()
-        scope = self.cancel_scope
-        if scope is not None:
-            scope.cancel()
+        cancel = self.cancel
+        if cancel is not None:
+            cancel()
 
     def app_returned(self) -> None:
         """The application returned; answer for it if it did not (500, or the body's error)."""
@@ -528,7 +529,12 @@ async def serve_http(host: CallHost, request: Request) -> Response:
     request.max_body_size = host.max_body_size
     scope = http_scope(request, host.server_address(), host.root_path, host.running_state)
     exchange = HTTPExchange(request, scope, host.new_event(), tasks.start_soon)
-    tasks.start_soon_scoped(_run_http, host, exchange)
+    if host.loop is not None:
+        # A plain task, cancelled (abandoned, cut at shutdown) as uvicorn cancels its
+        # request tasks: no anyio scope per request.
+        tasks.start_soon_unshielded(_run_http_task, host, exchange)
+    else:
+        tasks.start_soon_scoped(_run_http_scoped, host, exchange)
     try:
         return await exchange.response()
     except BaseException:
@@ -536,10 +542,23 @@ async def serve_http(host: CallHost, request: Request) -> Response:
         raise
 
 
-async def _run_http(scope: anyio.CancelScope, host: CallHost, exchange: HTTPExchange) -> None:
+async def _run_http_task(host: CallHost, exchange: HTTPExchange) -> None:
+    task = asyncio.current_task(host.loop)
+    assert task is not None
+    exchange.cancel = task.cancel
+    await _run_http(host, exchange)
+
+
+async def _run_http_scoped(
+    scope: anyio.CancelScope, host: CallHost, exchange: HTTPExchange
+) -> None:
+    exchange.cancel = scope.cancel  # this task's own
+    await _run_http(host, exchange)
+
+
+async def _run_http(host: CallHost, exchange: HTTPExchange) -> None:
     host.call_started()
     try:
-        exchange.cancel_scope = scope  # this task's own
         if exchange.disconnected:
             return  # the handler was cancelled before this task ran
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -77,6 +78,10 @@ class CallHost(Protocol):
 
     def server_address(self) -> tuple[str, int] | None:
         """The bound address, for scopes of a connection whose own is unknown."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The asyncio loop served on; None on trio."""
 
     def new_event(self) -> Waiter:
         """An event of the loop served on."""
