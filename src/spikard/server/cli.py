@@ -15,7 +15,10 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import logging
+import logging.config
 import os
+import signal
 import ssl
 import sys
 from collections.abc import Callable, Sequence
@@ -26,10 +29,15 @@ from ..app.application import Spikard
 from ..asgi.serving import (
     ASGIApp,
     ASGIApplication,
+    Message,
+    Receive,
+    Scope,
+    Send,
     default_http_config,
     default_websocket_config,
     is_asgi_app,
 )
+from ..config import HTTPConfig
 from ..connection.contract import Application
 from ..protocol.forwarded import TrustedProxies
 from .bind import BindError, check_port
@@ -40,27 +48,41 @@ from .workers import run_workers
 __all__ = ["build_parser", "check_app", "load_app", "main", "resolve_app"]
 
 PROG = "spikard"
+SERVER_HEADER = "spikard"
+"""The ``Server`` header ``--server-header`` sends (unless the app configured its own)."""
 DISTRIBUTION = "spikard-stream"
 """The name this project is installed under (``pip show spikard-stream``); ``spikard`` on
 the package index is an unrelated project."""
 
+logger = logging.getLogger("spikard.server")
+
+_PASSWORD_VARIABLE = "SPIKARD_SSL_KEYFILE_PASSWORD"
+"""Where ``--ssl-keyfile-password`` is read from by default (how ``--workers`` passes it on,
+out of the process list)."""
+
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def load_app(target: str) -> object:
-    """Import ``module:attribute`` (dots allowed in both) from the current directory.
+def load_app(target: str, app_dir: str = ".") -> object:
+    """Import ``module:attribute`` (dots allowed in both), looking in ``app_dir`` first.
+
+    ``app_dir`` (``--app-dir``; the current directory by default) goes first on
+    ``sys.path`` before the import.
 
     Raises:
-        SystemExit: the target is malformed, the module cannot be imported, or the
-            attribute does not exist; the message says which.
+        SystemExit: the target is malformed, ``app_dir`` is no directory, the module
+            cannot be imported, or the attribute does not exist; the message says which.
     """
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise SystemExit(
             f"error: expected 'module:attribute' (like 'examples.chat:app'), got {target!r}"
         )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    directory = os.path.abspath(app_dir or ".")
+    if not os.path.isdir(directory):
+        raise SystemExit(f"error: --app-dir {app_dir!r} is not a directory")
+    if not sys.path or sys.path[0] != directory:
+        sys.path.insert(0, directory)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -76,6 +98,23 @@ def load_app(target: str) -> object:
                 f"error: module {module_name!r} has no attribute {attribute!r}"
             ) from None
     return app
+
+
+def call_factory(factory: object, target: str) -> object:
+    """``--factory``: call ``factory`` with no arguments and return the app it makes.
+
+    Raises:
+        SystemExit: ``factory`` is not callable, or calling it raised; one line says which.
+    """
+    if not callable(factory):
+        kind = type(factory).__name__
+        raise SystemExit(f"error: --factory: {target!r} is not callable (it is a {kind})")
+    try:
+        return factory()
+    except Exception as exc:
+        raise SystemExit(
+            f"error: --factory: calling {target!r} raised {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def check_app(app: object, target: str) -> Spikard:
@@ -108,13 +147,17 @@ _ASGI_ONLY = (
     "lifespan",
     "root_path",
     "ws_max_size",
+    "ws_max_queue",
     "ws_ping_interval",
     "ws_ping_timeout",
     "ws_per_message_deflate",
     "limit_concurrency",
+    "limit_max_requests",
     "ws_allowed_origins",
     "ws_max_connections_per_client",
     "ws_handshake_rate",
+    "h11_max_incomplete_event_size",
+    "header",
 )
 """Options that configure the server for a plain ASGI app (a spikard app configures itself)."""
 
@@ -149,10 +192,10 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
                 "sets its own limits (Spikard(websocket=WebSocketConfig(...)))"
             )
         spikard_app = cast("Spikard", app)
-        if args.forwarded_allow_ips is not None:
-            spikard_app.http_config = dataclasses.replace(
-                spikard_app.http_config, forwarded_allow_ips=args.forwarded_allow_ips
-            )
+        try:
+            spikard_app.http_config = _http_config(spikard_app.http_config, args)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
         return spikard_app
     if not is_asgi_app(app):
         if interface == "asgi":
@@ -166,6 +209,7 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
         websocket = dataclasses.replace(
             defaults,
             max_message_size=_given(args.ws_max_size, defaults.max_message_size),
+            max_queue=_given(args.ws_max_queue, defaults.max_queue),
             ping_interval=(
                 defaults.ping_interval
                 if args.ws_ping_interval is None
@@ -179,11 +223,18 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
             ),
             handshake_rate=_given(args.ws_handshake_rate, defaults.handshake_rate),
         )
-        http = default_http_config()
-        if args.forwarded_allow_ips is not None:
-            http = dataclasses.replace(http, forwarded_allow_ips=args.forwarded_allow_ips)
+        http = _http_config(default_http_config(), args)
+        head = args.h11_max_incomplete_event_size
+        if head is not None:
+            # As default_http_config has it: the head is bounded by its size only.
+            http = dataclasses.replace(http, max_header_bytes=head, max_header_count=head // 4 or 1)
+        asgi_app = cast("ASGIApp", app)
+        if args.header:
+            asgi_app = with_default_headers(asgi_app, args.header)
+        if args.limit_max_requests is not None:
+            asgi_app = RequestLimit(asgi_app, args.limit_max_requests)
         return ASGIApplication(
-            cast("ASGIApp", app),
+            asgi_app,
             lifespan=args.lifespan or "auto",
             root_path=args.root_path or "",
             http_config=http,
@@ -192,6 +243,81 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
         )
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
+
+
+def _http_config(base: HTTPConfig, args: argparse.Namespace) -> HTTPConfig:
+    """``base`` with what the options that apply to every app change (None: unchanged).
+
+    Raises:
+        ValueError: a value ``HTTPConfig`` refuses.
+    """
+    changes: dict[str, Any] = {}
+    if args.forwarded_allow_ips is not None:
+        changes["forwarded_allow_ips"] = args.forwarded_allow_ips
+    if args.proxy_headers is False:  # uvicorn's --no-proxy-headers: no peer is believed
+        changes["forwarded_allow_ips"] = ()
+    if args.timeout_keep_alive is not None:
+        changes["keep_alive_timeout"] = args.timeout_keep_alive
+    if args.timeout_graceful_shutdown is not None:
+        changes["shutdown_timeout"] = args.timeout_graceful_shutdown
+    if args.backlog is not None:
+        changes["backlog"] = args.backlog
+    if args.server_header is True and base.server_header is None:
+        changes["server_header"] = SERVER_HEADER
+    elif args.server_header is False:
+        changes["server_header"] = None
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def with_default_headers(app: ASGIApp, headers: Sequence[tuple[bytes, bytes]]) -> ASGIApp:
+    """``--header``: ``app``, with ``headers`` on every HTTP response that lacks them.
+
+    A header the application sets itself wins over a default of the same name.
+    """
+    defaults = tuple(headers)
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_defaults(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                given = list(message.get("headers", ()))
+                present = {bytes(name).lower() for name, _ in given}
+                missing = [(name, value) for name, value in defaults if name not in present]
+                if missing:
+                    message = {**message, "headers": [*missing, *given]}
+            await send(message)
+
+        await app(scope, receive, send_with_defaults)
+
+    return serve
+
+
+class RequestLimit:
+    """``--limit-max-requests``: ``app``, after whose ``limit``-th call the server stops.
+
+    The call that reaches the limit starts a graceful shutdown (a SIGTERM to this process,
+    the signal the server already stops on): it and the calls in flight finish, new
+    connections are refused, and the process exits with status 0; under ``--workers`` the
+    supervisor starts a fresh worker in its place.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("--limit-max-requests must be at least 1")
+        self.app = app
+        self.limit = limit
+        self.calls = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            self.calls += 1
+            if self.calls == self.limit:
+                logger.info("served %d requests (--limit-max-requests): shutting down", self.limit)
+                signal.raise_signal(signal.SIGTERM)
+        await self.app(scope, receive, send)
 
 
 _T = TypeVar("_T")
@@ -237,6 +363,43 @@ def _port(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
+
+
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _header(text: str) -> tuple[bytes, bytes]:
+    """``--header NAME:VALUE``: a header field, its name lowercased."""
+    name, colon, value = text.partition(":")
+    try:
+        name_bytes = name.strip().lower().encode("ascii")
+        value_bytes = value.strip().encode("latin-1")
+    except UnicodeEncodeError:
+        name_bytes = value_bytes = b"\n"
+    bad_value = any((byte < 0x20 and byte != 0x09) or byte == 0x7F for byte in value_bytes)
+    if not colon or not name_bytes or not set(name_bytes) <= _TOKEN or bad_value:
+        raise argparse.ArgumentTypeError(f"not a NAME:VALUE header: {text!r}")
+    return name_bytes, value_bytes
 
 
 def _cert_reqs(text: str) -> ssl.VerifyMode:
@@ -321,6 +484,125 @@ def build_parser() -> argparse.ArgumentParser:
         help="client certificates: none, optional (checked when sent) or required; "
         "uvicorn's 0, 1, 2 also work (default none)",
     )
+    parser.add_argument(
+        "--ssl-keyfile-password",
+        metavar="PASSWORD",
+        default=os.environ.get(_PASSWORD_VARIABLE),
+        help=f"the password of an encrypted --ssl-keyfile (default: ${_PASSWORD_VARIABLE})",
+    )
+    parser.add_argument(
+        "--app-dir",
+        default=".",
+        metavar="DIR",
+        help="import the application from DIR: it goes first on sys.path (default .)",
+    )
+    parser.add_argument(
+        "--factory",
+        action="store_true",
+        help="the target is a factory: call it with no arguments for the application",
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="set environment variables from this .env file before importing the app "
+        "(needs python-dotenv; variables already set are kept)",
+    )
+    parser.add_argument(
+        "--log-config",
+        metavar="PATH",
+        help="configure logging from this file: .json or .yaml (a logging dictConfig), "
+        "else .ini (a logging fileConfig); --log-level still sets spikard's loggers",
+    )
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log a line per request to the spikard.access logger at INFO (default on)",
+    )
+    parser.add_argument(
+        "--use-colors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="accepted for uvicorn compatibility; spikard's log lines have no colors",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="with --backend asyncio: uvloop needs uvloop installed; auto uses it when it "
+        "is (default auto)",
+    )
+    parser.add_argument(
+        "--timeout-keep-alive",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="close an idle keep-alive connection after SECONDS without a new request "
+        "(default: the app's HTTPConfig.keep_alive_timeout, 5)",
+    )
+    parser.add_argument(
+        "--timeout-graceful-shutdown",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM, give open connections SECONDS to finish before they are "
+        "cut (default: the app's HTTPConfig.shutdown_timeout, 10)",
+    )
+    parser.add_argument(
+        "--backlog",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="connections the kernel queues before they are accepted (default: the app's "
+        "HTTPConfig.backlog, 4096)",
+    )
+    parser.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="believe Forwarded/X-Forwarded-* headers from --forwarded-allow-ips peers; "
+        "--no-proxy-headers believes them from no peer (default on)",
+    )
+    parser.add_argument(
+        "--server-header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"send 'server: {SERVER_HEADER}' on responses (or the app's "
+        "HTTPConfig.server_header); --no-server-header sends none (default: the app's, "
+        "none)",
+    )
+    parser.add_argument(
+        "--date-header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="accepted for uvicorn compatibility: spikard always sends Date, as RFC 9110 "
+        "asks of a server with a clock; --no-date-header has no effect",
+    )
+    parser.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        default=None,
+        help="accepted for uvicorn compatibility, no effect: spikard has one HTTP/1.1 "
+        "implementation",
+    )
+    parser.add_argument(
+        "--ws",
+        choices=("auto", "websockets", "websockets-sansio", "wsproto"),
+        default=None,
+        help="accepted for uvicorn compatibility, no effect: spikard has one WebSocket "
+        "implementation",
+    )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="not supported (exits with an error): restart the server to load new code",
+    )
+    parser.add_argument(
+        "--uds", metavar="PATH", help="not supported (exits with an error): spikard serves TCP"
+    )
+    parser.add_argument(
+        "--fd", metavar="FD", help="not supported (exits with an error): spikard serves TCP"
+    )
     asgi = parser.add_argument_group(
         "plain ASGI apps", "how the server runs an ASGI 3 app (named as uvicorn names them)"
     )
@@ -345,6 +627,36 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="the ASGI root_path of every scope, for an app mounted below PATH behind a "
         "proxy; scope paths include it (default: none)",
+    )
+    asgi.add_argument(
+        "--header",
+        action="append",
+        type=_header,
+        default=None,
+        metavar="NAME:VALUE",
+        help="a default header on every HTTP response that does not set it (repeatable)",
+    )
+    asgi.add_argument(
+        "--limit-max-requests",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="after N requests and WebSockets, shut down gracefully and exit (status 0); "
+        "under --workers the worker is replaced (default: no limit)",
+    )
+    asgi.add_argument(
+        "--h11-max-incomplete-event-size",
+        type=_count,
+        default=None,
+        metavar="BYTES",
+        help="largest request head (request line and headers); larger answers 431 (default 16384)",
+    )
+    asgi.add_argument(
+        "--ws-max-queue",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="incoming WebSocket messages buffered for the app before reading pauses (default 16)",
     )
     asgi.add_argument(
         "--ws-max-size",
@@ -417,8 +729,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_FORWARDED = ("interface", "forwarded_allow_ips", *_ASGI_ONLY)
-"""Options each worker gets again (``--workers``)."""
+_FORWARDED = (
+    "interface",
+    "forwarded_allow_ips",
+    "app_dir",
+    "log_config",
+    "loop",
+    "timeout_keep_alive",
+    "timeout_graceful_shutdown",
+    "backlog",
+    *_ASGI_ONLY,
+)
+"""Options with a value each worker gets again (``--workers``)."""
+_FORWARDED_SWITCHES = ("factory", "access_log", "proxy_headers", "server_header")
+"""Flags each worker gets again: ``--factory``, ``--access-log`` or ``--no-access-log``..."""
+
+
+def _worker_arguments(args: argparse.Namespace) -> list[str]:
+    """The options again, as each worker (``--workers``) gets them on its command line.
+
+    The key's password is not among them (a command line is visible to every user of the
+    machine): the workers read it from ``$SPIKARD_SSL_KEYFILE_PASSWORD``.
+    """
+    extra = _tls_arguments(args)
+    for name in _FORWARDED:
+        option = "--" + name.replace("_", "-")
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name == "header":
+            for field, text in value:
+                extra += [option, f"{field.decode('ascii')}:{text.decode('latin-1')}"]
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        extra += [option, str(value)]
+    for name in _FORWARDED_SWITCHES:
+        value = getattr(args, name)
+        if value is True:
+            extra.append("--" + name.replace("_", "-"))
+        elif value is False and name != "factory":
+            extra.append("--no-" + name.replace("_", "-"))
+    return extra
 
 
 def build_asyncapi_parser() -> argparse.ArgumentParser:
@@ -480,6 +834,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {"asyncapi": _asyncapi}
 def _serve(argv: Sequence[str]) -> None:
     hold_sighup()  # a worker importing its app must not die of a reload signal
     args = build_parser().parse_args(argv)
+    _check_unsupported(args)
     if args.workers < 1:
         raise SystemExit("error: --workers must be at least 1")
     try:
@@ -489,21 +844,26 @@ def _serve(argv: Sequence[str]) -> None:
     _check_tls_options(args)
     if args.backend == "trio" and importlib.util.find_spec("trio") is None:
         raise SystemExit("error: --backend trio needs trio: pip install trio")
+    _check_loop(args)
+    if args.env_file is not None:
+        _load_env_file(args.env_file)
+    if args.log_config is not None:
+        _configure_logging_from(args.log_config, args.log_level)
+    if args.access_log is False:
+        logging.getLogger("spikard.access").setLevel(logging.WARNING)
     # Import and check the application first, so that a bad target fails fast and once,
     # before any worker starts.
-    app = resolve_app(load_app(args.app), args.app, args)
+    loaded = load_app(args.app, args.app_dir)
+    if args.factory:
+        loaded = call_factory(loaded, args.app)
+    app = resolve_app(loaded, args.app, args)
     # Loaded here under --workers too: a certificate that cannot be loaded fails once.
     ssl_context = _ssl_context(args) if args.ssl_certfile else None
+    log_level = None if args.log_config is not None else args.log_level
     if args.workers > 1:
-        extra = _tls_arguments(args)
-        for name in _FORWARDED:
-            value = getattr(args, name)
-            if isinstance(value, tuple):
-                value = ",".join(value)
-            if isinstance(value, bool):
-                value = str(value).lower()
-            if value is not None:
-                extra += ["--" + name.replace("_", "-"), str(value)]
+        if args.ssl_keyfile_password is not None:
+            os.environ[_PASSWORD_VARIABLE] = args.ssl_keyfile_password  # for the workers
+        grace = _given(args.timeout_graceful_shutdown, 10.0) + 20.0
         run_workers(
             args.app,
             args.host,
@@ -511,7 +871,8 @@ def _serve(argv: Sequence[str]) -> None:
             workers=args.workers,
             backend=args.backend,
             log_level=args.log_level,
-            extra_args=extra,
+            extra_args=_worker_arguments(args),
+            shutdown_grace=max(30.0, grace),
             reuse_port=args.reuse_port,
         )
         return
@@ -521,13 +882,83 @@ def _serve(argv: Sequence[str]) -> None:
         args.port,
         backend=args.backend,
         ssl_context=ssl_context,
-        log_level=args.log_level,
+        log_level=log_level,
         reuse_port=args.reuse_port,
     )
 
 
+def _check_unsupported(args: argparse.Namespace) -> None:
+    """Options of uvicorn's that spikard does not have: one line each, before anything starts."""
+    if args.reload:
+        raise SystemExit(
+            "error: --reload is not supported: spikard does not reload code; restart the "
+            "server (or run it under a file watcher)"
+        )
+    for option in ("uds", "fd"):
+        if getattr(args, option) is not None:
+            raise SystemExit(
+                f"error: --{option} is not supported: spikard listens on TCP (--host, --port)"
+            )
+
+
+def _check_loop(args: argparse.Namespace) -> None:
+    """``--loop``: a choice of asyncio loop (uvicorn's option); ``auto`` is spikard's way."""
+    if args.loop == "auto":
+        return
+    if args.backend != "asyncio":
+        raise SystemExit(f"error: --loop {args.loop} needs --backend asyncio")
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    if args.loop == "uvloop" and not uvloop:
+        raise SystemExit("error: --loop uvloop needs uvloop: pip install uvloop")
+    if args.loop == "asyncio" and uvloop:
+        logger.warning("--loop asyncio: uvloop is installed, and spikard serves on it")
+
+
+def _load_env_file(path: str) -> None:
+    """``--env-file``: set the file's variables (those not set already) in ``os.environ``."""
+    try:
+        dotenv = importlib.import_module("dotenv")
+    except ModuleNotFoundError:
+        raise SystemExit(
+            "error: --env-file needs python-dotenv: pip install python-dotenv"
+        ) from None
+    if not os.path.isfile(path):
+        raise SystemExit(f"error: --env-file {path!r}: no such file")
+    dotenv.load_dotenv(path, override=False)
+
+
+def _configure_logging_from(path: str, level: str) -> None:
+    """``--log-config``: configure logging from a dictConfig (.json, .yaml) or fileConfig.
+
+    The file decides handlers and formats; ``level`` (``--log-level``) still sets the level
+    of spikard's loggers, as uvicorn's does for its own.
+    """
+    try:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(json.load(file))
+        elif path.endswith((".yaml", ".yml")):
+            try:
+                yaml = importlib.import_module("yaml")
+            except ModuleNotFoundError:
+                raise SystemExit(
+                    "error: --log-config with a YAML file needs PyYAML: pip install pyyaml"
+                ) from None
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(yaml.safe_load(file))
+        else:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"no such file: {path!r}")
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a file that cannot be read, a config logging refuses
+        raise SystemExit(f"error: --log-config {path!r}: {type(exc).__name__}: {exc}") from None
+    logging.getLogger("spikard").setLevel(level.upper())
+
+
 def _check_tls_options(args: argparse.Namespace) -> None:
-    for option in ("ssl_keyfile", "ssl_ca_certs", "ssl_cert_reqs"):
+    for option in ("ssl_keyfile", "ssl_ca_certs", "ssl_cert_reqs", "ssl_keyfile_password"):
         if getattr(args, option) is not None and not args.ssl_certfile:
             raise SystemExit(f"error: --{option.replace('_', '-')} needs --ssl-certfile")
     verifying = args.ssl_cert_reqs not in (None, ssl.CERT_NONE)
@@ -562,6 +993,7 @@ def _ssl_context(args: argparse.Namespace) -> ReloadingContext:
         args.ssl_keyfile,
         ca_certs=args.ssl_ca_certs,
         cert_reqs=args.ssl_cert_reqs or ssl.CERT_NONE,
+        password=args.ssl_keyfile_password,
     )
     try:
         return ReloadingContext(config)
