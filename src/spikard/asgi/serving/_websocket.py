@@ -138,6 +138,24 @@ class WebSocketSession:
 
     async def receive(self) -> Message:
         """The next ``websocket.*`` event for the application."""
+        if self._phase is not _Phase.OPEN or self._disconnect is not None or not self._connect_sent:
+            event = await self._receive_not_open()
+            if event is not None:
+                return event
+        try:
+            message = await self.connection.receive()
+        except ConnectionClosed as closed:
+            return self._ended(closed.code, closed.reason)
+        data = message.data
+        if type(data) is str:
+            return {"type": "websocket.receive", "text": data}
+        return {"type": "websocket.receive", "bytes": data}
+
+    async def _receive_not_open(self) -> Message | None:
+        """``receive`` before the accept, after the end, or after ``websocket.close``.
+
+        None: read the connection (the handshake was accepted).
+        """
         if not self._connect_sent:
             self._connect_sent = True
             return {"type": "websocket.connect"}
@@ -151,14 +169,7 @@ class WebSocketSession:
             await answered.wait()
         if self._phase is _Phase.REFUSED:
             return self._ended(CloseCode.ABNORMAL_CLOSURE, "")
-        try:
-            message = await self.connection.receive()
-        except ConnectionClosed as closed:
-            return self._ended(closed.code, closed.reason)
-        data = message.data
-        if type(data) is str:
-            return {"type": "websocket.receive", "text": data}
-        return {"type": "websocket.receive", "bytes": data}
+        return None
 
     def _ended(self, code: int, reason: str) -> Message:
         disconnect = self._disconnect = {
@@ -327,7 +338,9 @@ class WebSocketSession:
             error = self.failed or self.protocol_error is not None
             code = CloseCode.INTERNAL_ERROR if error else CloseCode.NORMAL_CLOSURE
             await connection.close(code, "")
-        await connection.wait_closed()  # bounded by close_timeout (the connection's timer)
+        state = connection.state
+        if state is not ConnectionState.CLOSED and state is not ConnectionState.FAILING:
+            await connection.wait_closed()  # bounded by close_timeout (the connection's timer)
         return None
 
     async def going_away(self, code: int) -> None:
