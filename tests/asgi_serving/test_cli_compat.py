@@ -268,7 +268,7 @@ async def test_limit_max_requests_stops_the_server_gracefully() -> None:
         assert await served.wait(15) == 0
     assert [first.status_code, second.status_code] == [200, 200]
     assert second.json()["path"] == "/2"  # the last request is answered, not cut
-    assert "served 2 requests (--limit-max-requests): shutting down" in served.output.decode()
+    assert "--limit-max-requests 2 reached: shutting down" in served.output.decode()
 
 
 def test_ws_max_queue_and_h11_size_configure_the_adapter() -> None:
@@ -603,3 +603,24 @@ async def test_two_workers_serve_with_the_options() -> None:
         output = bytes(served.output).decode()
     assert response.json()["root_path"] == "/Mount"
     assert '"GET /x HTTP/1.1"' not in output
+
+
+@asyncio_only
+@pytest.mark.slow
+async def test_workers_that_reach_limit_max_requests_are_replaced() -> None:
+    options = ["--workers", "2", "--limit-max-requests", "1"]
+    answered: list[str] = []
+    async with serve_subprocess(options, app=APP, drain=True) as served:
+        with anyio.fail_after(30):
+            while len(answered) < 6:
+                try:
+                    async with httpx.AsyncClient() as http:
+                        response = await http.get(f"http://127.0.0.1:{served.port}/n")
+                    answered.append(response.json()["path"])
+                except httpx.TransportError:  # a worker is being replaced
+                    await anyio.sleep(0.05)
+        output = bytes(served.output).decode()
+    assert answered == ["/n"] * 6
+    assert output.count("served its --limit-max-requests; starting a new one") >= 4
+    assert "keep crashing" not in output
+    assert "restarting" not in output  # no worker counted as crashed

@@ -43,7 +43,7 @@ from ..protocol.forwarded import TrustedProxies
 from .bind import BindError, check_port
 from .run import hold_sighup, run
 from .tls import ReloadingContext, TLSConfig, TLSConfigError, parse_cert_reqs
-from .workers import run_workers
+from .workers import RETIRED_EXIT, run_workers
 
 __all__ = ["build_parser", "check_app", "load_app", "main", "resolve_app"]
 
@@ -300,8 +300,8 @@ class RequestLimit:
 
     The call that reaches the limit starts a graceful shutdown (a SIGTERM to this process,
     the signal the server already stops on): it and the calls in flight finish, new
-    connections are refused, and the process exits with status 0; under ``--workers`` the
-    supervisor starts a fresh worker in its place.
+    connections are refused, and the process exits with status 0; under ``--workers`` with
+    :data:`~.workers.RETIRED_EXIT`, and the supervisor starts a fresh worker in its place.
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
@@ -311,11 +311,16 @@ class RequestLimit:
         self.limit = limit
         self.calls = 0
 
+    @property
+    def reached(self) -> bool:
+        """True once the limit was reached (the shutdown it started is this process's end)."""
+        return self.calls >= self.limit
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             self.calls += 1
             if self.calls == self.limit:
-                logger.info("served %d requests (--limit-max-requests): shutting down", self.limit)
+                logger.info("--limit-max-requests %d reached: shutting down", self.limit)
                 signal.raise_signal(signal.SIGTERM)
         await self.app(scope, receive, send)
 
@@ -487,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ssl-keyfile-password",
         metavar="PASSWORD",
-        default=os.environ.get(_PASSWORD_VARIABLE),
+        default=None,
         help=f"the password of an encrypted --ssl-keyfile (default: ${_PASSWORD_VARIABLE})",
     )
     parser.add_argument(
@@ -847,6 +852,7 @@ def _serve(argv: Sequence[str]) -> None:
     _check_loop(args)
     if args.env_file is not None:
         _load_env_file(args.env_file)
+        _read_environment_again(args)
     if args.log_config is not None:
         _configure_logging_from(args.log_config, args.log_level)
     if args.access_log is False:
@@ -885,6 +891,9 @@ def _serve(argv: Sequence[str]) -> None:
         log_level=log_level,
         reuse_port=args.reuse_port,
     )
+    limit = app.app if isinstance(app, ASGIApplication) else None
+    if isinstance(limit, RequestLimit) and limit.reached and os.environ.get("SPIKARD_WORKER"):
+        raise SystemExit(RETIRED_EXIT)  # the supervisor replaces this worker
 
 
 def _check_unsupported(args: argparse.Namespace) -> None:
@@ -925,6 +934,15 @@ def _load_env_file(path: str) -> None:
     if not os.path.isfile(path):
         raise SystemExit(f"error: --env-file {path!r}: no such file")
     dotenv.load_dotenv(path, override=False)
+
+
+def _read_environment_again(args: argparse.Namespace) -> None:
+    """The defaults that come from the environment, once ``--env-file`` has set it."""
+    if args.forwarded_allow_ips is None and "FORWARDED_ALLOW_IPS" in os.environ:
+        try:
+            args.forwarded_allow_ips = _addresses(os.environ["FORWARDED_ALLOW_IPS"])
+        except argparse.ArgumentTypeError as exc:
+            raise SystemExit(f"error: FORWARDED_ALLOW_IPS: {exc}") from None
 
 
 def _configure_logging_from(path: str, level: str) -> None:
@@ -993,7 +1011,7 @@ def _ssl_context(args: argparse.Namespace) -> ReloadingContext:
         args.ssl_keyfile,
         ca_certs=args.ssl_ca_certs,
         cert_reqs=args.ssl_cert_reqs or ssl.CERT_NONE,
-        password=args.ssl_keyfile_password,
+        password=_given(args.ssl_keyfile_password, os.environ.get(_PASSWORD_VARIABLE)),
     )
     try:
         return ReloadingContext(config)

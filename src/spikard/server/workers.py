@@ -23,13 +23,17 @@ from types import FrameType
 
 from .bind import bind_error, format_address, probe_bind
 
-__all__ = ["STARTUP_FAILED_EXIT", "run_workers"]
+__all__ = ["RETIRED_EXIT", "STARTUP_FAILED_EXIT", "run_workers"]
 
 logger = logging.getLogger("spikard.workers")
 
 STARTUP_FAILED_EXIT = 3
 """The exit status of a worker that could not start (port or startup hook): restarting it
 would fail again, so the supervisor stops and exits with 1 instead."""
+
+RETIRED_EXIT = 4
+"""The exit status of a worker that stopped after its ``--limit-max-requests``: the
+supervisor starts a new one at once, without counting a crash."""
 
 _POLL_SECONDS = 0.2
 _RESTART_WINDOW = 30.0
@@ -128,6 +132,14 @@ class _Supervisor:
                     if other.poll() is None:
                         other.send_signal(signal.SIGTERM)
                 return
+            if code == RETIRED_EXIT:  # a planned exit, no crash: replaced at once
+                logger.info(
+                    "worker %d (pid %d) served its --limit-max-requests; starting a new one",
+                    index,
+                    process.pid,
+                )
+                self.restart_at[index] = now
+                continue
             level = logging.WARNING if code == 0 else logging.ERROR
             logger.log(
                 level, "worker %d (pid %d) exited with %s; restarting", index, process.pid, code
