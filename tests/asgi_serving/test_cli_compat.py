@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ from hypothesis import strategies as st
 from spikard import Spikard
 from spikard.asgi.serving import ASGIApplication, Receive, Scope, Send
 from spikard.server.cli import (
+    RequestLimit,
     _worker_arguments,
     build_parser,
     call_factory,
@@ -41,6 +43,7 @@ from spikard.server.cli import (
 from ..server import ROOT, serve_subprocess, spikard_command
 
 THIS = "tests.asgi_serving.test_cli_compat"
+logger = logging.getLogger("tests.cli_compat")
 APP = f"{THIS}:app"
 ENV_NAME = "SPIKARD_COMPAT_VALUE"
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the client side
@@ -59,6 +62,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if scope["path"].endswith("/hang"):
         await anyio.sleep(60)
+    logger.debug("debug line from the app")
     shown: dict[str, Any] = {
         "path": scope["path"],
         "raw_path": scope["raw_path"].decode("latin-1"),
@@ -624,3 +628,31 @@ async def test_workers_that_reach_limit_max_requests_are_replaced() -> None:
     assert output.count("served its --limit-max-requests; starting a new one") >= 4
     assert "keep crashing" not in output
     assert "restarting" not in output  # no worker counted as crashed
+
+
+def test_limit_max_requests_jitter_adds_up_to_n_per_process() -> None:
+    options = parse("--limit-max-requests", "10", "--limit-max-requests-jitter", "3")
+    limits = set()
+    for _ in range(200):
+        served = resolve_app(app, "m:app", options)
+        assert isinstance(served, ASGIApplication)
+        assert isinstance(served.app, RequestLimit)
+        limits.add(served.app.limit)
+    assert limits == {10, 11, 12, 13}
+    with pytest.raises(SystemExit, match="--limit-max-requests-jitter needs --limit-max-requests"):
+        resolve_app(app, "m:app", parse("--limit-max-requests-jitter", "3"))
+
+
+def test_uvicorns_interface_names() -> None:
+    served = resolve_app(Spikard(), "m:app", parse("--interface", "asgi3"))
+    assert isinstance(served, ASGIApplication)  # asgi3 is asgi: through the adapter
+    for interface in ("asgi2", "wsgi"):
+        with pytest.raises(SystemExit, match=f"--interface {interface} is not supported"):
+            resolve_app(app, "m:app", parse("--interface", interface))
+
+
+@asyncio_only
+@pytest.mark.parametrize(("level", "shown"), [("trace", True), ("info", False)])
+async def test_log_level_trace_is_debug(level: str, shown: bool) -> None:
+    _, output = await get_then_stop("/", "--log-level", level)
+    assert ("tests.cli_compat: debug line from the app" in output) is shown

@@ -18,6 +18,7 @@ import json
 import logging
 import logging.config
 import os
+import random
 import signal
 import ssl
 import sys
@@ -60,7 +61,8 @@ _PASSWORD_VARIABLE = "SPIKARD_SSL_KEYFILE_PASSWORD"
 """Where ``--ssl-keyfile-password`` is read from by default (how ``--workers`` passes it on,
 out of the process list)."""
 
-_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+"""``trace`` is uvicorn's level below debug; spikard logs nothing below debug, so it is debug."""
 
 
 def load_app(target: str, app_dir: str = ".") -> object:
@@ -153,6 +155,7 @@ _ASGI_ONLY = (
     "ws_per_message_deflate",
     "limit_concurrency",
     "limit_max_requests",
+    "limit_max_requests_jitter",
     "ws_allowed_origins",
     "ws_max_connections_per_client",
     "ws_handshake_rate",
@@ -174,7 +177,12 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
         SystemExit: ``app`` does not fit ``--interface``, or an ASGI-only option was given
             for a spikard app, or an option's value is out of range; one line says which.
     """
-    interface = args.interface
+    interface = "asgi" if args.interface == "asgi3" else args.interface
+    if interface in ("asgi2", "wsgi"):
+        raise SystemExit(
+            f"error: --interface {interface} is not supported: spikard serves ASGI 3 apps "
+            "('async def app(scope, receive, send)')"
+        )
     native = isinstance(app, Spikard)
     if interface == "spikard" or (interface == "auto" and native):
         if not native:
@@ -231,8 +239,12 @@ def resolve_app(app: object, target: str, args: argparse.Namespace) -> Applicati
         asgi_app = cast("ASGIApp", app)
         if args.header:
             asgi_app = with_default_headers(asgi_app, args.header)
+        if args.limit_max_requests_jitter is not None and args.limit_max_requests is None:
+            raise SystemExit("error: --limit-max-requests-jitter needs --limit-max-requests")
         if args.limit_max_requests is not None:
-            asgi_app = RequestLimit(asgi_app, args.limit_max_requests)
+            # Each process draws its own jitter, so that workers are not replaced together.
+            jitter = random.randint(0, args.limit_max_requests_jitter or 0)
+            asgi_app = RequestLimit(asgi_app, args.limit_max_requests + jitter)
         return ASGIApplication(
             asgi_app,
             lifespan=args.lifespan or "auto",
@@ -390,6 +402,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a whole number, 0 or more: {text!r}")
+    return value
+
+
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -449,8 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default="info",
         choices=_LOG_LEVELS,
-        help="lowest level logged to stderr; debug adds handshakes, closes and timeouts "
-        "(default info)",
+        help="lowest level logged to stderr; debug adds handshakes, closes and timeouts; "
+        "trace (uvicorn's) is debug (default info)",
     )
     parser.add_argument(
         "--workers",
@@ -613,11 +635,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     asgi.add_argument(
         "--interface",
-        choices=("auto", "asgi", "spikard"),
+        choices=("auto", "asgi", "asgi3", "spikard", "asgi2", "wsgi"),
         default="auto",
         help="auto: a Spikard() app natively, any other ASGI 3 callable through the ASGI "
-        "adapter; asgi: always through the adapter; spikard: only a Spikard() app "
-        "(default auto)",
+        "adapter; asgi (or uvicorn's asgi3): always through the adapter; spikard: only a "
+        "Spikard() app; asgi2 and wsgi are not supported (default auto)",
     )
     asgi.add_argument(
         "--lifespan",
@@ -648,6 +670,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="after N requests and WebSockets, shut down gracefully and exit (status 0); "
         "under --workers the worker is replaced (default: no limit)",
+    )
+    asgi.add_argument(
+        "--limit-max-requests-jitter",
+        type=_natural,
+        default=None,
+        metavar="N",
+        help="add a random 0 to N to --limit-max-requests, drawn by each worker, so that "
+        "workers are not replaced at the same time (default 0)",
     )
     asgi.add_argument(
         "--h11-max-incomplete-event-size",
@@ -839,6 +869,8 @@ COMMANDS: dict[str, Callable[[Sequence[str]], None]] = {"asyncapi": _asyncapi}
 def _serve(argv: Sequence[str]) -> None:
     hold_sighup()  # a worker importing its app must not die of a reload signal
     args = build_parser().parse_args(argv)
+    if args.log_level == "trace":
+        args.log_level = "debug"
     _check_unsupported(args)
     if args.workers < 1:
         raise SystemExit("error: --workers must be at least 1")
