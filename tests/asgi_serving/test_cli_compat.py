@@ -15,6 +15,7 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -592,6 +593,7 @@ def test_workers_get_the_same_options(
 
 @asyncio_only
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads load")
 async def test_two_workers_serve_with_the_options() -> None:
     options = ["--workers", "2", "--root-path", "/Mount", "--no-access-log"]
     async with serve_subprocess(options, app=APP, drain=True) as served:
@@ -611,6 +613,7 @@ async def test_two_workers_serve_with_the_options() -> None:
 
 @asyncio_only
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads load")
 async def test_workers_that_reach_limit_max_requests_are_replaced() -> None:
     options = ["--workers", "2", "--limit-max-requests", "1"]
     answered: list[str] = []

@@ -46,7 +46,16 @@ from .run import hold_sighup, run
 from .tls import ReloadingContext, TLSConfig, TLSConfigError, parse_cert_reqs
 from .workers import RETIRED_EXIT, run_workers
 
-__all__ = ["build_parser", "check_app", "load_app", "main", "resolve_app"]
+__all__ = [
+    "RequestLimit",
+    "build_parser",
+    "call_factory",
+    "check_app",
+    "load_app",
+    "main",
+    "resolve_app",
+    "with_default_headers",
+]
 
 PROG = "spikard"
 SERVER_HEADER = "spikard"
@@ -329,6 +338,7 @@ class RequestLimit:
         return self.calls >= self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count a request or WebSocket, start the shutdown at the limit, call the app."""
         if scope["type"] in ("http", "websocket"):
             self.calls += 1
             if self.calls == self.limit:
