@@ -35,6 +35,7 @@ from spikard import Spikard
 from spikard.asgi.serving import ASGIApplication, Receive, Scope, Send
 from spikard.server.cli import (
     RequestLimit,
+    _header,
     _worker_arguments,
     build_parser,
     call_factory,
@@ -369,11 +370,27 @@ async def test_default_headers() -> None:
     assert response.headers["x-empty"] == ""
 
 
-@pytest.mark.parametrize("header", ["no-colon", ":value", "bad name:x", "x:a\x01b"])
+@pytest.mark.parametrize(
+    "header",
+    ["no-colon", ":value", "bad name:x", "x:a\x01b", "Content-Length: 3", "connection:close"],
+)
 def test_a_malformed_header_is_a_usage_error(header: str) -> None:
     with pytest.raises(SystemExit) as raised:
         parse("--header", header)
     assert raised.value.code == 2
+
+
+@given(st.text(max_size=40))
+def test_a_header_option_is_a_valid_field_or_a_usage_error(text: str) -> None:
+    try:
+        name, value = _header(text)
+    except argparse.ArgumentTypeError:
+        return
+    assert name
+    assert name == name.lower()
+    assert not set(name) & set(b' \t\r\n:()<>@,;"/[]?={}')
+    assert not any(byte < 0x20 and byte != 0x09 for byte in value)
+    assert name not in (b"content-length", b"transfer-encoding", b"connection")
 
 
 # ---- TLS: --ssl-keyfile-password -------------------------------------------------------------

@@ -425,6 +425,12 @@ def _natural(text: str) -> int:
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+_SERVER_OWNED = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"upgrade", b"te")
+)
+"""Fields that frame the message or the connection: the server's to send, never a default."""
+
+
 def _header(text: str) -> tuple[bytes, bytes]:
     """``--header NAME:VALUE``: a header field, its name lowercased."""
     name, colon, value = text.partition(":")
@@ -436,6 +442,10 @@ def _header(text: str) -> tuple[bytes, bytes]:
     bad_value = any((byte < 0x20 and byte != 0x09) or byte == 0x7F for byte in value_bytes)
     if not colon or not name_bytes or not set(name_bytes) <= _TOKEN or bad_value:
         raise argparse.ArgumentTypeError(f"not a NAME:VALUE header: {text!r}")
+    if name_bytes in _SERVER_OWNED:
+        raise argparse.ArgumentTypeError(
+            f"{name.strip()!r} frames the response; the server sets it, not a default header"
+        )
     return name_bytes, value_bytes
 
 
