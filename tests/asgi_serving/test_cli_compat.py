@@ -458,6 +458,13 @@ async def test_loop_uvloop_serves_on_uvloop() -> None:
     assert "starting on asyncio (uvloop)" in output
 
 
+@asyncio_only
+async def test_loop_asyncio_keeps_asyncios_own_loop() -> None:
+    _, output = await get_then_stop("/", "--loop", "asyncio")
+    assert "starting on asyncio " in output or "starting on asyncio\n" in output
+    assert "uvloop" not in output
+
+
 def test_loop_needs_the_asyncio_backend() -> None:
     assert fails(APP, "--loop", "asyncio", "--backend", "trio") == (
         "error: --loop asyncio needs --backend asyncio"

@@ -942,6 +942,7 @@ def _serve(argv: Sequence[str]) -> None:
         ssl_context=ssl_context,
         log_level=log_level,
         reuse_port=args.reuse_port,
+        loop=args.loop,
     )
     limit = app.app if isinstance(app, ASGIApplication) else None
     if isinstance(limit, RequestLimit) and limit.reached and os.environ.get("SPIKARD_WORKER"):
@@ -968,11 +969,8 @@ def _check_loop(args: argparse.Namespace) -> None:
         return
     if args.backend != "asyncio":
         raise SystemExit(f"error: --loop {args.loop} needs --backend asyncio")
-    uvloop = importlib.util.find_spec("uvloop") is not None
-    if args.loop == "uvloop" and not uvloop:
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         raise SystemExit("error: --loop uvloop needs uvloop: pip install uvloop")
-    if args.loop == "asyncio" and uvloop:
-        logger.warning("--loop asyncio: uvloop is installed, and spikard serves on it")
 
 
 def _load_env_file(path: str) -> None:

@@ -148,8 +148,11 @@ def run(
     ssl_context: ContextSource | None = None,
     log_level: str | None = "info",
     reuse_port: bool = False,
+    loop: str = "auto",
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM; uvloop is used on asyncio when installed.
+
+    ``loop="asyncio"`` keeps asyncio's own event loop even where uvloop is installed.
 
     ``ssl_context`` serves TLS: an ``ssl.SSLContext`` is used as given; a
     :class:`~.tls.ReloadingContext` is built again from its files on SIGHUP.
@@ -172,7 +175,11 @@ def run(
     if isinstance(app, ASGIApplication):
         app.attach(server)  # its scopes' "server" is the address bound
     options: dict[str, Any] = {}
-    if backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
+    if (
+        backend == "asyncio"
+        and loop != "asyncio"
+        and importlib.util.find_spec("uvloop") is not None
+    ):
         options["use_uvloop"] = True
     elif backend not in ("asyncio", "trio"):
         raise ValueError(f"unknown backend {backend!r}: use 'asyncio' or 'trio'")
