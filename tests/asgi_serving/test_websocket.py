@@ -9,7 +9,7 @@ import anyio
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from spikard import WebSocketConfig
+from spikard import HTTPConfig, WebSocketConfig
 from spikard.asgi.serving import ASGIApplication, Receive, Scope, Send
 
 from ..helpers import handshake_refusal, upgrade_request, ws_connect
@@ -291,3 +291,34 @@ async def test_a_client_that_leaves_before_the_answer_ends_within_handler_grace(
     assert seen == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
     assert 0.4 <= waited < 2.0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_an_app_that_outstays_its_websocket_is_cancelled_at_shutdown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # It ignores the disconnect and sleeps on: the server stops waiting after handler_grace
+    # and closes the socket; at shutdown the app gets shutdown_timeout, then is cancelled.
+    stages: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        stages.append((await receive())["type"])
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stages.append("cancelled")
+
+    http = HTTPConfig(shutdown_timeout=0.3)
+    config = WebSocketConfig(handler_grace=0.1)
+    adapter = ASGIApplication(app, lifespan="off", http_config=http, websocket_config=config)
+    with anyio.fail_after(10):
+        async with serve(adapter) as running:
+            async with ws_connect(running.ws_url("/stays")) as ws:
+                await close(ws, 1000)
+            while not stages:
+                await anyio.sleep(0.01)
+        assert stages == ["websocket.disconnect", "cancelled"]
+    assert "cancelling 1 ASGI call(s) still running at shutdown" in caplog.text

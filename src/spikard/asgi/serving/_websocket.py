@@ -19,9 +19,11 @@ applies as it does to spikard's own handlers.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import math
+from collections.abc import Callable
 
 import anyio
 
@@ -78,7 +80,7 @@ class WebSocketSession:
         "_disconnect",
         "_phase",
         "app_done",
-        "cancel_scope",
+        "cancel",
         "connection",
         "done",
         "ended",
@@ -110,7 +112,8 @@ class WebSocketSession:
         self.done = connection.new_event()
         """Set when the server's handler may stop waiting for the application."""
         self.protocol_error: ASGIProtocolError | None = None
-        self.cancel_scope: anyio.CancelScope | None = None
+        self.cancel: Callable[[], object] | None = None
+        """Cancels the application's task, once it runs."""
         self.shutdown_code: int | None = None
         """Set when the server shuts down: the close code open sockets get."""
         self.failed = False
@@ -403,9 +406,9 @@ class WebSocketSession:
                 timeout,
             )
             self.timed_out = True
-            app_scope = self.cancel_scope
-            if app_scope is not None:
-                app_scope.cancel()
+            cancel = self.cancel
+            if cancel is not None:
+                cancel()
 
 
 async def serve_websocket(
@@ -431,7 +434,12 @@ async def serve_websocket(
     host.track(session, True)
     try:
         deadline = session.wait_bounded()
-        tasks.start_soon_scoped(_run_websocket, host, session)
+        if host.loop is not None:
+            # A plain task, cancelled (unanswered, cut at shutdown) as uvicorn cancels its
+            # tasks, and as the HTTP calls of ``_http``: no anyio scope per WebSocket.
+            tasks.start_soon_unshielded(_run_websocket_task, host, session)
+        else:
+            tasks.start_soon_scoped(_run_websocket_scoped, host, session)
         try:
             with deadline:
                 await session.done.wait()
@@ -439,19 +447,30 @@ async def serve_websocket(
             session.wait_over(deadline)
         return await session.finish()
     except BaseException:
-        app_scope = session.cancel_scope
-        if app_scope is not None:
-            app_scope.cancel()
+        cancel = session.cancel
+        if cancel is not None:
+            cancel()
         raise
     finally:
         host.track(session, False)
 
 
-async def _run_websocket(
+async def _run_websocket_task(host: CallHost, session: WebSocketSession) -> None:
+    task = asyncio.current_task(host.loop)
+    assert task is not None
+    session.cancel = task.cancel
+    await _run_websocket(host, session)
+
+
+async def _run_websocket_scoped(
     scope: anyio.CancelScope, host: CallHost, session: WebSocketSession
 ) -> None:
-    """The application's task; ``scope`` is its own (cancelled: the application alone stops)."""
-    session.cancel_scope = scope
+    session.cancel = scope.cancel  # this task's own
+    await _run_websocket(host, session)
+
+
+async def _run_websocket(host: CallHost, session: WebSocketSession) -> None:
+    """Run the application; whatever it raises ends here (logged unless it was ours)."""
     host.call_started()
     try:
         await host.app(session.scope, session.receive, session.send)
