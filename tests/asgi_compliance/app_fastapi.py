@@ -19,6 +19,7 @@ from fastapi import (
     Request,
     WebSocket,
     WebSocketDisconnect,
+    WebSocketException,
     status,
 )
 from fastapi.requests import HTTPConnection
@@ -188,6 +189,15 @@ async def room(
             await websocket.send_text(f"{name}@{room}: {message}")
     except WebSocketDisconnect as exc:
         record(name, f"disconnect {exc.code}")
+
+
+@app.websocket("/ws-guarded")
+async def ws_guarded(websocket: WebSocket, token: Annotated[str | None, Query()] = None) -> None:
+    if token is None:
+        raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason="token required")
+    await websocket.accept()
+    await websocket.send_text("guarded ok")
+    await websocket.close()
 
 
 @app.websocket("/ws-auth")

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -25,6 +26,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -267,6 +269,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
 
 
 sub_app = Starlette(routes=[Route("/where", sub_where)])
+cors_app = CORSMiddleware(
+    Starlette(routes=[Route("/data", home, methods=["GET", "PUT"])]),
+    allow_origins=["https://app.example"],
+    allow_methods=["GET", "PUT"],
+    allow_headers=["x-custom"],
+)
 
 app = Starlette(
     routes=[
@@ -291,6 +299,8 @@ app = Starlette(
         Route("/sse-ping", sse_ping),
         Route("/sse-forever", sse_forever),
         Mount("/sub", app=sub_app),
+        Mount("/static", app=StaticFiles(directory=_FOLDER)),
+        Mount("/cors", app=cors_app),
         WebSocketRoute("/ws", ws_echo),
         WebSocketRoute("/ws-json", ws_json),
         WebSocketRoute("/ws-bytes", ws_bytes),

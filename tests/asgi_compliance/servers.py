@@ -38,6 +38,20 @@ class Certificates:
     client_context: ssl.SSLContext
 
 
+_WS_CONTEXTS: dict[int, ssl.SSLContext] = {}
+
+
+def _capped(context: ssl.SSLContext) -> ssl.SSLContext:
+    """A client context trusting what ``context`` trusts, at most TLS 1.2."""
+    capped = ssl.create_default_context(cadata=_trusted_pem(context))
+    capped.maximum_version = ssl.TLSVersion.TLSv1_2
+    return capped
+
+
+def _trusted_pem(context: ssl.SSLContext) -> str:
+    return "".join(ssl.DER_cert_to_PEM_cert(der) for der in context.get_ca_certs(binary_form=True))
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -87,10 +101,19 @@ class Target:
         return httpx.AsyncClient(base_url=self.url, verify=verify, timeout=10, **kwargs)
 
     def ws_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``websockets.sync.client.connect``."""
-        options: dict[str, Any] = {"open_timeout": 5, "close_timeout": 5, "max_size": None}
+        """Keyword arguments for ``websockets.sync.client.connect``.
+
+        Over TLS the context is capped at TLS 1.2: the sync client reads its SSL socket in a
+        thread while the caller writes it, and under TLS 1.3 the tickets a server sends after
+        the handshake make those two race on one OpenSSL object (not safe for it), which
+        stalls a handshake now and then under uvicorn and spikard alike.
+        test_websocket.py::test_tls_1_3_websocket covers TLS 1.3 with the asyncio client.
+        """
+        options: dict[str, Any] = {"open_timeout": 10, "close_timeout": 5, "max_size": None}
         if self.client_context is not None:
-            options["ssl"] = self.client_context
+            options["ssl"] = _WS_CONTEXTS.setdefault(
+                id(self.client_context), _capped(self.client_context)
+            )
         return options
 
     @contextlib.contextmanager

@@ -185,6 +185,17 @@ def test_websocket_close_before_accept_is_403(fastapi: Target) -> None:
     assert refused.value.response.status_code == 403
 
 
+def test_websocket_exception_before_accept_is_403(fastapi: Target) -> None:
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        connect(fastapi.ws_url("/ws-guarded"), **fastapi.ws_options()),
+    ):
+        pass  # pragma: no cover
+    assert refused.value.response.status_code == 403
+    with connect(fastapi.ws_url("/ws-guarded?token=t"), **fastapi.ws_options()) as ws:
+        assert ws.recv(timeout=5) == "guarded ok"
+
+
 def test_websocket_accepted_then_closed(fastapi: Target) -> None:
     with connect(fastapi.ws_url("/ws-auth?token=secret"), **fastapi.ws_options()) as ws:
         assert ws.recv(timeout=5) == "welcome"

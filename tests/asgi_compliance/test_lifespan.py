@@ -182,3 +182,19 @@ def test_nothing_is_served_before_a_slow_startup_completes(
         assert response.json()["keys"] == ["token"]
     finally:
         target.stop()
+
+
+@pytest.mark.slow
+def test_workers_each_run_the_lifespan(kind: str, log_dir: Path, certs: Certificates) -> None:
+    target = start(kind, APP, log_dir, certs, ("--workers", "2"))
+    try:
+        deadline = time.monotonic() + 20
+        while target.log().count(STARTED) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for _ in range(10):
+            assert state_keys(target) == ["shared", "token"]
+    finally:
+        code = target.stop(signal.SIGTERM)
+    assert target.log().count(STARTED) == 2
+    assert target.log().count(STOPPED) == 2
+    assert code in (0, -signal.SIGTERM)

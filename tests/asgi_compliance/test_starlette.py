@@ -128,6 +128,43 @@ def test_file_response_gzip_is_chunked(starlette: Target) -> None:
     assert gzip.decompress(response.body) == FILE_BODY
 
 
+def test_static_files_and_304(starlette: Target) -> None:
+    with starlette.http() as client:
+        first = client.get("/static/data.bin", headers={"accept-encoding": "identity"})
+        assert first.content == FILE_BODY
+        again = client.get("/static/data.bin", headers={"if-none-match": first.headers["etag"]})
+        assert client.get("/static/missing.bin").status_code == 404
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+
+
+def test_304_has_no_body_on_the_wire(starlette: Target) -> None:
+    with starlette.http() as client:
+        etag = client.get("/static/data.bin").headers["etag"]
+    with starlette.raw() as sock:
+        conditional = request("GET", "/static/data.bin", headers=[("If-None-Match", etag)])
+        sock.sendall(conditional + request("GET", "/"))
+        reader = Reader(sock)
+        assert reader.response().status == 304
+        assert reader.response().body == b"hello starlette"
+
+
+def test_cors_preflight(starlette: Target) -> None:
+    headers = {
+        "origin": "https://app.example",
+        "access-control-request-method": "PUT",
+        "access-control-request-headers": "x-custom",
+    }
+    with starlette.http() as client:
+        response = client.options("/cors/data", headers=headers)
+        simple = client.get("/cors/data", headers={"origin": "https://app.example"})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    assert "PUT" in response.headers["access-control-allow-methods"]
+    assert simple.headers["access-control-allow-origin"] == "https://app.example"
+
+
 def test_background_task_runs_after_the_response(starlette: Target) -> None:
     name = key()
     with starlette.http() as client:

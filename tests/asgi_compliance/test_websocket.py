@@ -448,6 +448,28 @@ def test_accept_with_an_unoffered_subprotocol_is_never_a_101_with_it(raw: Target
     assert not (handshake.status == 101 and b"never-offered" in handshake.head)
 
 
+def test_tls_1_3_websocket(raw: Target) -> None:
+    """WSS with TLS 1.3 through the asyncio client (one thread per socket: no race)."""
+    if raw.client_context is None:
+        pytest.skip("TLS only")
+    context = raw.client_context
+
+    async def talk() -> tuple[str | bytes, object]:
+        from websockets.asyncio.client import connect as async_connect
+
+        async with async_connect(raw.ws_url("/ws/echo"), ssl=context, open_timeout=10) as client:
+            await client.send("over tls 1.3")
+            answer = await client.recv()
+            version = client.transport.get_extra_info("ssl_object").version()
+            return answer, version
+
+    import asyncio
+
+    answer, version = asyncio.run(talk())
+    assert answer == "over tls 1.3"
+    assert version == "TLSv1.3"
+
+
 # concurrency --------------------------------------------------------------------------------
 
 
