@@ -748,3 +748,8 @@ WS_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/ws/message-keys": ws_message_keys,
     "/ws/close-after-disconnect": ws_close_after_disconnect,
 }
+
+
+def create_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """A factory, for ``--factory``."""
+    return app

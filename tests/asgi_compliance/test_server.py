@@ -145,3 +145,26 @@ def test_limit_concurrency_answers_503(pool: Pool, kind: str) -> None:
     assert sorted(statuses)[-1] == 503
     with target.http() as client:
         assert client.get("/method").status_code == 200  # fine again once the load is gone
+
+
+def test_timeout_keep_alive_closes_idle_connections(pool: Pool, kind: str) -> None:
+    target = pool.get(RAW, kind, ("--timeout-keep-alive", "1"))
+    with target.raw(timeout=5) as sock:
+        reader = Reader(sock)
+        sock.sendall(request("GET", "/method"))
+        assert reader.response().body == b"GET 0"
+        started = time.monotonic()
+        assert reader.closed()
+    assert 0.5 < time.monotonic() - started < 4
+
+
+def test_factory_option(pool: Pool, kind: str) -> None:
+    target = pool.get("tests.asgi_compliance.app_raw:create_app", kind, ("--factory",))
+    with target.http() as client:
+        assert client.get("/method").text == "GET 0"
+
+
+def test_header_option_adds_a_default_header(pool: Pool, kind: str) -> None:
+    target = pool.get(RAW, kind, ("--header", "X-Served-By:compliance"))
+    with target.http() as client:
+        assert client.get("/method").headers["x-served-by"] == "compliance"
