@@ -1,0 +1,1 @@
+"""Review tests: the departure watch, the ASGI exchange and absolute-form targets."""
