@@ -487,6 +487,22 @@ async def out_of_order(scope: Scope, receive: Receive, send: Send) -> None:
     record(key, "returned")
 
 
+async def flood(scope: Scope, receive: Receive, send: Send) -> None:
+    """Streams 64 KiB chunks with nothing else awaited until ``send`` fails; records the end."""
+    key = query(scope)["key"]
+    await read_body(receive)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    chunk = b"h" * 65536
+    with anyio.move_on_after(8):
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except Exception as exc:
+            record(key, f"send raised {type(exc).__name__}")
+            return
+    record(key, "still sending")
+
+
 HTTP_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/events": events,
     "/echo": echo,
@@ -526,6 +542,7 @@ HTTP_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/bad-header-name": bad_header_name,
     "/bad-status": bad_status,
     "/out-of-order": out_of_order,
+    "/flood": flood,
 }
 
 
@@ -729,6 +746,21 @@ async def ws_close_after_disconnect(scope: Scope, receive: Receive, send: Send) 
         record(key, "returned")
 
 
+async def ws_flood(scope: Scope, receive: Receive, send: Send) -> None:
+    """Sends 256 KiB messages until ``send`` fails (the client left); records how it ended."""
+    key = query(scope)["key"]
+    await send({"type": "websocket.accept"})
+    chunk = b"f" * 262144
+    with anyio.move_on_after(8):
+        try:
+            while True:
+                await send({"type": "websocket.send", "bytes": chunk})
+        except Exception as exc:
+            record(key, f"send raised {type(exc).__name__}")
+            return
+    record(key, "still sending")
+
+
 WS_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/ws/echo": ws_echo,
     "/ws/types": ws_types,
@@ -747,6 +779,7 @@ WS_ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/ws/none-keys": ws_none_keys,
     "/ws/message-keys": ws_message_keys,
     "/ws/close-after-disconnect": ws_close_after_disconnect,
+    "/ws/flood": ws_flood,
 }
 
 

@@ -140,11 +140,11 @@ async def background(request: Request) -> Response:
 
 
 async def slow_background(request: Request) -> Response:
-    """A 2 s background task: the next request on the connection must not wait for it."""
+    """A 1.2 s background task: the next request on the connection must not wait for it."""
     key = request.query_params["key"]
 
     async def later() -> None:
-        await anyio.sleep(2)
+        await anyio.sleep(1.2)
         record(key, "slow background done")
 
     return PlainTextResponse("queued", background=BackgroundTask(later))

@@ -92,9 +92,9 @@ class Target:
     def ws_url(self, path: str) -> str:
         return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}{path}"
 
-    def http(self, **kwargs: Any) -> httpx.Client:
+    def http(self, timeout: float = 10, **kwargs: Any) -> httpx.Client:
         verify: ssl.SSLContext | bool = self.client_context or True
-        return httpx.Client(base_url=self.url, verify=verify, timeout=10, **kwargs)
+        return httpx.Client(base_url=self.url, verify=verify, timeout=timeout, **kwargs)
 
     def async_http(self, **kwargs: Any) -> httpx.AsyncClient:
         verify: ssl.SSLContext | bool = self.client_context or True

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
+from .conftest import RAW
 from .registry import wait_for
-from .servers import Target
+from .servers import Certificates, Target, start
 from .wire import Reader, chunked, request
 
 
@@ -454,6 +457,23 @@ def test_disconnect_during_streamed_response_stops_the_app(raw: Target) -> None:
     assert events in (["disconnect"], ["send raised"])
 
 
+def test_send_raises_once_a_flooded_http_client_drops(
+    kind: str, log_dir: Path, certs: Certificates
+) -> None:
+    """A server of its own: a server that stops turning its loop here is lost for other cases."""
+    target = start(kind, RAW, log_dir, certs)
+    try:
+        name = key()
+        with target.raw() as sock:
+            sock.sendall(request("GET", f"/flood?key={name}"))
+            Reader(sock).until(b"\r\n\r\n")
+        with target.http(timeout=2) as http:
+            events = wait_for(http, name, timeout=4)
+        assert events[0].startswith("send raised"), events
+    finally:
+        target.stop(signal.SIGKILL)
+
+
 def test_half_close_after_request_still_gets_the_response(raw: Target) -> None:
     if raw.tls:
         pytest.skip("a TCP half-close under TLS has no defined meaning")
@@ -500,6 +520,14 @@ def test_pipelined_many(raw: Target) -> None:
         reader = Reader(sock)
         bodies = [reader.response().body for _ in range(50)]
     assert bodies == [b"%d" % i for i in range(50)]
+
+
+def test_pipelined_500_requests_in_one_write(raw: Target) -> None:
+    with raw.raw(timeout=10) as sock:
+        sock.sendall(b"".join(request("GET", "/method") for _ in range(500)))
+        reader = Reader(sock)
+        bodies = [reader.response().body for _ in range(500)]
+    assert bodies == [b"GET 0"] * 500
 
 
 def test_connection_close_is_honoured(raw: Target) -> None:

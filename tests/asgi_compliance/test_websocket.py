@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +16,9 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from ..helpers import close_code, masked_frame, parse_server_frames, upgrade_request
+from .conftest import RAW
 from .registry import wait_for
-from .servers import Target
+from .servers import Certificates, Target, start
 from .wire import Reader
 
 TEXT, BINARY, CLOSE, PING, PONG, CONTINUATION = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
@@ -252,6 +255,22 @@ def test_many_messages_in_order(raw: Target) -> None:
     assert code == 1000
 
 
+def test_burst_of_small_messages_both_ways(raw: Target) -> None:
+    with ws(raw, "/ws/echo") as connection:
+        for number in range(1000):
+            connection.send(f"m{number}" if number % 2 else f"m{number}".encode())
+        received = [connection.recv(timeout=10) for _ in range(1000)]
+    assert received == [f"m{n}" if n % 2 else f"m{n}".encode() for n in range(1000)]
+
+
+def test_burst_of_raw_frames_in_one_write(raw: Target) -> None:
+    with raw.raw() as sock:
+        client = Raw(sock, raw.port, "/ws/echo")
+        sock.sendall(b"".join(masked_frame(TEXT, b"%d" % n) for n in range(300)))
+        frames = client.frames(300)
+    assert frames == [(TEXT, b"%d" % n) for n in range(300)]
+
+
 def test_fragmented_text_is_one_message(raw: Target) -> None:
     with raw.raw() as sock:
         client = Raw(sock, raw.port, "/ws/echo")
@@ -429,6 +448,23 @@ def test_close_after_the_client_closed(raw: Target) -> None:
         "raised ClientDisconnected",
         "raised ClientDisconnectedError",
     ), events
+
+
+def test_send_raises_once_a_flooded_client_drops(
+    kind: str, log_dir: Path, certs: Certificates
+) -> None:
+    """A server of its own: a server that stops turning its loop here is lost for other cases."""
+    target = start(kind, RAW, log_dir, certs)
+    try:
+        name = key()
+        with target.raw() as sock:
+            client = Raw(sock, target.port, f"/ws/flood?key={name}")
+            assert client.frames(1)[0][0] == BINARY
+        with target.http(timeout=2) as http:
+            events = wait_for(http, name, timeout=4)
+        assert events[0].startswith("send raised"), events
+    finally:
+        target.stop(signal.SIGKILL)
 
 
 def test_send_after_close_raises(raw: Target) -> None:
