@@ -54,7 +54,7 @@ async def test_an_asgi_app_streaming_to_a_head_request_learns_that_the_client_le
             told.append((await receive())["type"])
             group.cancel_scope.cancel()
 
-        with anyio.move_on_after(2.0):  # bound the test; a told app ends long before
+        with anyio.move_on_after(1.0):  # bound the test; a told app ends long before
             async with anyio.create_task_group() as group:
                 group.start_soon(listen)
                 try:
@@ -90,7 +90,7 @@ def unread_body_app(seen: list[object], reached: anyio.Event) -> Spikard:
     @app.post("/poll")
     async def poll(request: Request) -> PlainTextResponse:
         reached.set()
-        with anyio.move_on_after(2.0):
+        with anyio.move_on_after(1.0):
             seen.append(await request.wait_disconnected())
             return PlainTextResponse("gone")
         seen.append("never told")
@@ -413,7 +413,7 @@ async def test_over_tls_a_handler_is_told_when_its_client_leaves() -> None:
     @app.get("/poll")
     async def poll(request: Request) -> PlainTextResponse:
         reached.set()
-        with anyio.move_on_after(2.0):
+        with anyio.move_on_after(1.0):
             seen.append(await request.wait_disconnected())
             return PlainTextResponse("gone")
         seen.append("never told")
