@@ -220,6 +220,9 @@ def test_common_heads_are_taken() -> None:
         b"GET /items/1?q=a HTTP/1.1\r\nhost: h\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
         b"HEAD /x HTTP/1.0\r\n\r\n",
         b"DELETE /x HTTP/1.1\r\nHost: h\r\nCookie: a=b; c=d\r\nX-Empty:\r\n\r\n",
+        # a WebSocket handshake: a GET without a body (its 101 is written by the server)
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     ]
     for head in heads:
         simple = parse_simple_head(head, head.find(b"\r\n\r\n"), max_bytes=8192, max_fields=100)
@@ -235,7 +238,7 @@ def test_common_heads_are_taken() -> None:
     [
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
         b"GET / HTTP/1.1\r\n\r\n",  # no Host
         b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",

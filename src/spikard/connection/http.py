@@ -411,7 +411,10 @@ class HTTPConnection:
                 request, client_key_.status_code, client_key_.body, client_key_.headers
             )
             return
-        trailing, _ = self.protocol.trailing_data
+        if self._h11 is None:  # a simple head: what came after it waits in the inbox
+            trailing, self._inbox = bytes(self._inbox), bytearray()
+        else:
+            trailing, _ = self.protocol.trailing_data
         websocket = self._websocket = WireConnection(
             self.transport,
             request,

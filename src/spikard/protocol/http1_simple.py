@@ -67,7 +67,8 @@ _FIELD_VALUE = re.compile(rb"(?:" + _VALUE_CHARS + rb"+(?:[ \t]+" + _VALUE_CHARS
 _DECLINED_FIELDS = frozenset(
     {b"content-length", b"transfer-encoding", b"expect", b"upgrade", b"te", b"trailer"}
 )
-"""A request with any of these is h11's: a body, ``100-continue``, a protocol switch."""
+"""A request with any of these is h11's: a body, ``100-continue``, a protocol switch (except
+a ``GET`` with ``Upgrade``: a WebSocket handshake has no body, and its 101 is the server's)."""
 _FRAMING_FIELDS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 
 
@@ -131,7 +132,7 @@ def parse_simple_head(
             return None
         name = field[1].lower()
         value = field[2] or b""
-        if name in _DECLINED_FIELDS:
+        if name in _DECLINED_FIELDS and (name != b"upgrade" or method != b"GET"):
             return None
         if name == b"host":
             hosts += 1
