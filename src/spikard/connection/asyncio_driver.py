@@ -204,10 +204,12 @@ class AsyncioTransport(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` after every earlier write; see :class:`~.transport.Transport`."""
-        if self._state is not TransportState.OPEN:
-            raise TransportClosed
         transport = self._transport
-        assert transport is not None
+        if self._state is not TransportState.OPEN or transport is None or transport.is_closing():
+            # is_closing(): a write found the peer gone (reset) and asyncio closes the
+            # transport; connection_lost comes on a later turn of the loop, which a sender
+            # that never waits would never let come.
+            raise TransportClosed
         self._written += len(data)
         try:
             transport.write(data)
