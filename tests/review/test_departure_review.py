@@ -197,19 +197,7 @@ async def test_an_absolute_form_targets_authority_wins_over_the_host_header() ->
 # ---- ASGI serving: the app task's cancellation respects anyio shields -----------------------
 
 
-async def test_an_asgi_apps_shielded_cleanup_runs_to_its_end_when_shutdown_cuts_it(
-    anyio_backend: str, request: pytest.FixtureRequest
-) -> None:
-    if anyio_backend == "asyncio":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="on asyncio the app runs in a plain task cancelled with Task.cancel(): "
-                "abandon() cancels it once, the adapter's cut at shutdown "
-                "(LightTaskGroup.cancel) a second time, and that CancelledError lands inside "
-                "the app's anyio-shielded cleanup (trio's scoped cancel respects the shield)",
-            )
-        )
+async def test_an_asgi_apps_shielded_cleanup_runs_to_its_end_when_shutdown_cuts_it() -> None:
     log: list[object] = []
     reached = anyio.Event()
 
@@ -458,13 +446,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hosted _Departures reads every http.disconnect as a departure, but ASGI servers "
-    "also say it once the response was sent; and DepartureWatch.wait() overwrites the "
-    "STOPPED that stop() set with GONE when its reader returns late (anyio does not cancel "
-    "a task whose wait already completed): the waiter gets True for a complete response",
-)
 @pytest.mark.parametrize("server_kind", ["hypercorn", "uvicorn"])
 async def test_hosted_a_wait_still_pending_when_the_response_completes_ends_with_false(
     server_kind: str, anyio_backend: str
@@ -526,16 +507,7 @@ async def test_hosted_a_wait_still_pending_when_the_response_completes_ends_with
     "watched",
     [
         False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="HTTPConnection._serve's finally awaits watch.stop() before "
-                "request.aclose(): cancelled (the shutdown deadline cut the connection) while "
-                "another task holds the watch's lock, stop() raises at the lock and the "
-                "shielded close of the form's files never runs",
-            ),
-        ),
+        True,
     ],
     ids=["no-watch", "watched-from-another-task"],
 )

@@ -93,7 +93,8 @@ class DepartureWatch:
                             gone = await self._watch()
                         finally:
                             self._reader = None
-                    if not scope.cancelled_caught:  # else stop() decided
+                    if not scope.cancelled_caught and self._outcome is _Outcome.WATCHING:
+                        # (else stop() decided, even if this read completed meanwhile)
                         self._outcome = _Outcome.GONE if gone else _Outcome.UNKNOWN
         if self._outcome is _Outcome.UNKNOWN:
             await self._stopped.wait()

@@ -338,7 +338,8 @@ class HTTPConnection:
                 watch = self._departure
                 if watch is not None:
                     self._departure = None
-                    await watch.stop()  # before anything reads the socket again
+                    with anyio.CancelScope(shield=True):  # bounded: stop() cancels the reader
+                        await watch.stop()  # before anything reads the socket again
                 if body is not None:
                     await request.aclose()  # the form's files
             if body is not None and not body.ended and not await self._end_body(body):

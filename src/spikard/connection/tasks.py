@@ -29,6 +29,12 @@ if sys.version_info < (3, 11):  # pragma: no cover
 __all__ = ["LightTaskGroup"]
 
 
+def _cancelling(task: asyncio.Task[Any]) -> bool:
+    """True when ``task`` is being cancelled already (always False before Python 3.11)."""
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is not None and cancelling() > 0
+
+
 class LightTaskGroup:
     """``async with LightTaskGroup() as tasks: tasks.start_soon(...)``; see the module docs."""
 
@@ -72,10 +78,13 @@ class LightTaskGroup:
     def start_soon_unshielded(
         self, func: Callable[..., Coroutine[Any, Any, Any]], /, *args: Any, name: object = None
     ) -> None:
-        """Like :meth:`start_soon`, for a task with no shielded section of its own.
+        """Like :meth:`start_soon`, for a task that may be cancelled with ``Task.cancel()``.
 
         On asyncio such a task gets no cancel scope of its own (two scope transitions and a
-        task lookup fewer): :meth:`cancel` cancels it with ``Task.cancel()``.
+        task lookup fewer): :meth:`cancel` cancels it with ``Task.cancel()``, and not again
+        once it is being cancelled (by anyone), so the cleanup that cancellation starts
+        runs to its end; an anyio shield inside the task does not hold against that first
+        cancellation.
         """
         if self._group is not None:
             self._group.start_soon(func, *args, name=name)
@@ -125,7 +134,10 @@ class LightTaskGroup:
             return
         for task, scope in self._tasks.items():
             if scope is None:
-                task.cancel()  # not started, or unshielded: no shield to respect
+                # Not started, or unshielded: Task.cancel(), once. A second one would land in
+                # the cleanup the first one started (shielded there or not).
+                if not _cancelling(task):
+                    task.cancel()
             else:
                 scope.cancel()
 

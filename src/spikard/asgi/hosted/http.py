@@ -92,7 +92,8 @@ async def serve_http(app: HostedApp, scope: Scope, receive: Receive, send: Send)
     except _SendFailed:
         pass
     finally:
-        await departures.stop()
+        with anyio.CancelScope(shield=True):  # bounded: stop() cancels the receiver
+            await departures.stop()
         await request.aclose()
 
 
@@ -103,18 +104,28 @@ class _Departures:
     some servers hand each message to one ``receive`` call only. Made on the first wait.
     """
 
-    __slots__ = ("_body", "_receive", "_stopped", "_watch")
+    __slots__ = ("_body", "_completing", "_receive", "_stopped", "_watch")
 
     def __init__(self, receive: Receive, body: ASGIRequestBody) -> None:
         self._receive = receive
         self._body = body
         self._watch: DepartureWatch | None = None
         self._stopped = False
+        self._completing = False
 
     async def _until_disconnect(self, max_bytes: int) -> bytes:
         while (await self._receive())["type"] != "http.disconnect":
             pass  # nothing else is due once the body ended
+        if self._completing:
+            # Servers say http.disconnect once the response was sent too (some while its
+            # last event is still in send): that is the end of the exchange, not a
+            # departure. stop() ends this wait.
+            await anyio.sleep_forever()
         return b""
+
+    def completing(self) -> None:
+        """The response's last event is being sent: a later ``http.disconnect`` is its end."""
+        self._completing = True
 
     async def _body_settled(self) -> bool | None:
         body = self._body
@@ -185,6 +196,8 @@ class _Responder:
         Raises:
             _SendFailed: the server's ``send`` raised: the client is gone.
         """
+        if message["type"] != "http.response.start" and not message.get("more_body"):
+            self._departures.completing()  # the response's last event
         try:
             await self._send(message)
         except Exception as exc:
