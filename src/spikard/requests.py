@@ -46,11 +46,16 @@ class BodySource(Protocol):
         """
 
 
-def _origin_path(target: str) -> str:
-    """The path of an absolute-form target (``http://host:port/path``); ``/`` if it has none."""
+def _split_absolute(target: str) -> tuple[str, str]:
+    """The authority and path of an absolute-form target (``http://host:port/path``).
+
+    The path is ``/`` if the target has none.
+    """
     _, _, rest = target.partition("://")
     slash = rest.find("/")
-    return rest[slash:] if slash >= 0 else "/"
+    if slash < 0:
+        return rest, "/"
+    return rest[:slash], rest[slash:]
 
 
 class DepartureSource(Protocol):
@@ -127,7 +132,10 @@ class Request:
         self.method = method
         raw_path, _, self.query_string = target.partition("?")
         if raw_path[:1] != "/" and "://" in raw_path:
-            raw_path = _origin_path(raw_path)  # absolute-form (RFC 9112 3.2.2)
+            # absolute-form (RFC 9112 3.2.2): the target's authority is the host
+            authority, raw_path = _split_absolute(raw_path)
+            if host is None and authority:
+                host = authority
         self.raw_path = raw_path
         self.path = unquote(raw_path)
         self.headers = headers

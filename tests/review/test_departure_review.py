@@ -34,12 +34,6 @@ async def _wait_for(items: list[object], count: int = 1) -> None:
 # ---- ASGI serving: HEAD of a streamed response ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HEAD with more_body: the exchange ends at the head, the app's body parts are "
-    "dropped without a check and its receive() waits for a _complete that never comes: "
-    "the app is never told the client left (send never raises, no http.disconnect)",
-)
 async def test_an_asgi_app_streaming_to_a_head_request_learns_that_the_client_left() -> None:
     told: list[object] = []
     streaming = anyio.Event()
@@ -179,11 +173,6 @@ async def test_an_absolute_form_target_is_routed_by_its_path_and_keeps_its_query
     assert data.endswith(b"a.example:8080 http://a.example:8080/x?q=http://y/z /x")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RFC 9112 3.2.2: with an absolute-form target the server MUST ignore Host and use "
-    "the target's authority; Request.host/url (and HTTPConfig.allowed_hosts) read Host",
-)
 async def test_an_absolute_form_targets_authority_wins_over_the_host_header() -> None:
     async with echo_url_app().test_server() as server:
         data = await _get(
@@ -564,12 +553,6 @@ async def test_a_forms_files_are_closed_when_shutdown_cuts_a_handler_with_a_pend
 # ---- ASGI serving: a body over max_body_size read by a Starlette app ---------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HTTPExchange.receive answers a failed body (413) with http.disconnect; Starlette "
-    "raises ClientDisconnect, its ServerErrorMiddleware sends a 500 first, and app_failed "
-    "keeps that 500 (logged as an app exception): the documented 413 never goes out",
-)
 @pytest.mark.parametrize(
     "framing",
     [

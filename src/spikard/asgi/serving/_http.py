@@ -299,6 +299,13 @@ class HTTPExchange:
             except _BODY_ERRORS as exc:
                 self.body_error = exc
                 self._body_done = self._end_sent = True
+                if self._response is None:
+                    # The server answers now (413, 408, 400; the connection closes after
+                    # it), as uvicorn does: the app's own answer to the disconnect (often a
+                    # 500) is not sent; its sends raise as after a departure.
+                    self._decide(_error_response(exc.status_code, exc.detail))
+                    self.disconnected = True
+                    self._wake()
                 return {"type": "http.disconnect"}
             finally:
                 self._reading = False
@@ -310,18 +317,26 @@ class HTTPExchange:
         # body's reader, as Starlette runs them): wait until the client leaves or the
         # exchange ends. The watch runs in a task of its own, so that a call that returns at
         # its first checkpoint (Starlette's is_disconnected()) still lets it go on.
-        if not self._watching:
-            self._watching = True
-            self._spawn(self._watch_departure)
+        self._watch()
         waiter = self._waiter
         if waiter is None:
             waiter = self._waiter = anyio.Event()
         await waiter.wait()
         return {"type": "http.disconnect"}
 
+    def _watch(self) -> None:
+        """Start the departure watch (once)."""
+        if not self._watching:
+            self._watching = True
+            self._spawn(self._watch_departure)
+
     async def _watch_departure(self) -> None:
-        """Until the exchange ends: a client that leaves makes every ``receive`` say so."""
-        if await self.request.wait_disconnected():
+        """Until the exchange ends: a client that leaves makes every ``receive`` say so.
+
+        An exchange that ends with the app's response unfinished (a HEAD response's head
+        went out, the app streams on) is over for the app too.
+        """
+        if await self.request.wait_disconnected() or not self._complete:
             self.disconnected = True
             self._wake()
 
@@ -361,6 +376,8 @@ class HTTPExchange:
                 if not message.get("more_body", False):
                     self._complete = True
                     self._wake()
+                elif self.disconnected:
+                    await _disconnected()
                 return
             stream = self._stream
             if stream is not None and not self._complete:
@@ -408,6 +425,7 @@ class HTTPExchange:
             # A HEAD response has no body: its head goes out now, later chunks are dropped.
             self._dropping = True
             self._decide(AppResponse(status, self._fields, b"", head=True))
+            self._watch()  # tells the app once the exchange is over
             return
         fields = self._fields
         bad = _unsendable(fields)
