@@ -241,10 +241,11 @@ class Request:
         Returns False once the response went out whole, and at once for a request that did
         not come from a connection (made by hand) or that started a WebSocket.
 
-        The client leaving is seen once it closes the connection (or it breaks). A body
-        still being read is waited for first (the socket has one reader); a client that
-        pipelines its next requests meanwhile cannot be watched, and the wait ends with
-        the response.
+        The client leaving is seen once it closes the connection (or it breaks). The body
+        is read first (the socket has one reader): while the handler has not read it to
+        its end (or the client waits for ``100 Continue``), a departure is not seen. A
+        client that pipelines its next requests meanwhile cannot be watched either, and
+        the wait ends with the response.
         """
         departures = self._departures
         if departures is None:
