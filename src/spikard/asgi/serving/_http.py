@@ -30,7 +30,6 @@ as a spikard handler that never returns (shutdown cuts it).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable, Coroutine
@@ -43,6 +42,7 @@ from ...connection.events import Waiter
 from ...errors import BodyTimeout, ClientDisconnected, ContentTooLarge, HTTPException, InvalidBody
 from ...requests import Request
 from ...responses import PlainTextResponse, Response, StreamingResponse
+from ._calls import start_call
 from ._scope import http_scope
 from ._types import ASGIProtocolError, CallHost, ClientDisconnectedError, Message, Scope
 
@@ -547,31 +547,12 @@ async def serve_http(host: CallHost, request: Request) -> Response:
     request.max_body_size = host.max_body_size
     scope = http_scope(request, host.server_address(), host.root_path, host.running_state)
     exchange = HTTPExchange(request, scope, host.new_event(), tasks.start_soon)
-    if host.loop is not None:
-        # A plain task, cancelled (abandoned, cut at shutdown) as uvicorn cancels its
-        # request tasks: no anyio scope per request.
-        tasks.start_soon_unshielded(_run_http_task, host, exchange)
-    else:
-        tasks.start_soon_scoped(_run_http_scoped, host, exchange)
+    start_call(host, exchange, _run_http)
     try:
         return await exchange.response()
     except BaseException:
         exchange.abandon()
         raise
-
-
-async def _run_http_task(host: CallHost, exchange: HTTPExchange) -> None:
-    task = asyncio.current_task(host.loop)
-    assert task is not None
-    exchange.cancel = task.cancel
-    await _run_http(host, exchange)
-
-
-async def _run_http_scoped(
-    scope: anyio.CancelScope, host: CallHost, exchange: HTTPExchange
-) -> None:
-    exchange.cancel = scope.cancel  # this task's own
-    await _run_http(host, exchange)
 
 
 async def _run_http(host: CallHost, exchange: HTTPExchange) -> None:

@@ -19,13 +19,10 @@ applies as it does to spikard's own handlers.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 import math
 from collections.abc import Callable
-
-import anyio
 
 from ...connection.contract import WebSocketConnection
 from ...connection.deadline import Deadline
@@ -35,6 +32,7 @@ from ...errors import ConnectionClosed
 from ...messages import CloseCode, MessageType, new_message, validate_close_code
 from ...requests import Request
 from ...responses import PlainTextResponse, Response
+from ._calls import start_call
 from ._http import AppResponse, _header_fields
 from ._scope import websocket_scope
 from ._types import ASGIProtocolError, CallHost, ClientDisconnectedError, Message, Scope
@@ -421,7 +419,7 @@ async def serve_websocket(
     unanswered for ``accept_timeout`` (then the application is cancelled and the client
     gets 500, with one WARNING).
     """
-    tasks = host.running()
+    host.running()  # raises outside the adapter's lifespan, before anything is answered
     if host.over_limit():
         await websocket.reject(503, "Service Unavailable")
         return None
@@ -434,12 +432,7 @@ async def serve_websocket(
     host.track(session, True)
     try:
         deadline = session.wait_bounded()
-        if host.loop is not None:
-            # A plain task, cancelled (unanswered, cut at shutdown) as uvicorn cancels its
-            # tasks, and as the HTTP calls of ``_http``: no anyio scope per WebSocket.
-            tasks.start_soon_unshielded(_run_websocket_task, host, session)
-        else:
-            tasks.start_soon_scoped(_run_websocket_scoped, host, session)
+        start_call(host, session, _run_websocket)
         try:
             with deadline:
                 await session.done.wait()
@@ -453,20 +446,6 @@ async def serve_websocket(
         raise
     finally:
         host.track(session, False)
-
-
-async def _run_websocket_task(host: CallHost, session: WebSocketSession) -> None:
-    task = asyncio.current_task(host.loop)
-    assert task is not None
-    session.cancel = task.cancel
-    await _run_websocket(host, session)
-
-
-async def _run_websocket_scoped(
-    scope: anyio.CancelScope, host: CallHost, session: WebSocketSession
-) -> None:
-    session.cancel = scope.cancel  # this task's own
-    await _run_websocket(host, session)
 
 
 async def _run_websocket(host: CallHost, session: WebSocketSession) -> None:
