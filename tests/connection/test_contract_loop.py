@@ -13,8 +13,35 @@ from spikard.connection.contract import WebSocketConnection
 
 
 def default_connection() -> WebSocketConnection:
-    # HandshakeGate keeps WebSocketConnection's time/new_event/move_on_after.
-    return HandshakeGate(SimpleNamespace(request=None, config=WebSocketConfig()))  # type: ignore[arg-type]
+    """A connection that keeps WebSocketConnection's own time/new_event/move_on_after."""
+    bare = type(
+        "Bare",
+        (WebSocketConnection,),
+        dict.fromkeys(WebSocketConnection.__abstractmethods__, None),
+    )
+    return bare()  # type: ignore[no-any-return]
+
+
+async def test_a_handshake_gate_gives_its_inner_connections_loop() -> None:
+    event, deadline = anyio.Event(), anyio.move_on_after(1.5)
+    asked: list[float] = []
+
+    def move_on_after(delay: float) -> anyio.CancelScope:
+        asked.append(delay)
+        return deadline
+
+    inner = SimpleNamespace(
+        request=None,
+        config=WebSocketConfig(),
+        time=lambda: 42.0,
+        new_event=lambda: event,
+        move_on_after=move_on_after,
+    )
+    gate = HandshakeGate(inner)  # type: ignore[arg-type]
+    assert gate.time() == 42.0
+    assert gate.new_event() is event
+    assert gate.move_on_after(1.5) is deadline
+    assert asked == [1.5]
 
 
 async def test_time_is_the_event_loop_clock() -> None:

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Mapping
 import anyio
 
 from ..connection.contract import AnsweredCallback, EndedCallback, WebSocketConnection
+from ..connection.deadline import Deadline
+from ..connection.events import Waiter
 from ..connection.state import ConnectionState
 from ..errors import ConnectionClosedError
 from ..messages import CloseCode, WebSocketMessage
@@ -138,6 +140,18 @@ class HandshakeGate(WebSocketConnection):
     def state(self) -> ConnectionState:
         """The real connection's ``state``."""
         return self._inner.state
+
+    def time(self) -> float:
+        """The real connection's clock."""
+        return self._inner.time()
+
+    def new_event(self) -> Waiter:
+        """An event of the real connection's loop."""
+        return self._inner.new_event()
+
+    def move_on_after(self, delay: float) -> Deadline:
+        """A deadline on the real connection's loop."""
+        return self._inner.move_on_after(delay)
 
     @property
     def accepted(self) -> bool:
