@@ -22,9 +22,13 @@ from collections.abc import Awaitable, Mapping
 
 import anyio
 
-from ..connection.contract import AnsweredCallback, EndedCallback, WebSocketConnection
-from ..connection.deadline import Deadline
-from ..connection.events import Waiter
+from ..connection.contract import (
+    AnsweredCallback,
+    Deadline,
+    EndedCallback,
+    Waiter,
+    WebSocketConnection,
+)
 from ..connection.state import ConnectionState
 from ..errors import ConnectionClosedError
 from ..messages import CloseCode, WebSocketMessage

@@ -46,9 +46,11 @@ __all__ = [
     "AnsweredCallback",
     "AnsweringConnection",
     "Application",
+    "Deadline",
     "EndedCallback",
     "RequestHandler",
     "ServesRequests",
+    "Waiter",
     "WebSocketConnection",
 ]
 
