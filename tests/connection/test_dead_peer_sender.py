@@ -7,11 +7,13 @@ write must fail instead of dropping the bytes while the loop never turns again.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator
 
 import anyio
 import pytest
+import trustme
 
 from spikard import Spikard, WebSocket, WebSocketConfig
 from spikard.asgi.serving import Receive, Scope, Send
@@ -23,9 +25,11 @@ BOUND = 5.0
 CHUNK = b"x" * 65536
 
 
-def reset_after_first_frame(port: int, path: str) -> None:
+def reset_after_first_frame(port: int, path: str, context: ssl.SSLContext | None = None) -> None:
     """Handshake, read a little of the first frame, then close with RST (data unread)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=BOUND) as sock:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=BOUND)
+    sock = raw if context is None else context.wrap_socket(raw, server_hostname="127.0.0.1")
+    with sock:
         sock.sendall(upgrade_request(path, port=port))
         data = b""
         while b"\r\n\r\n" not in data:
@@ -35,20 +39,34 @@ def reset_after_first_frame(port: int, path: str) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-async def still_serving(port: int) -> bytes:
+async def still_serving(port: int, context: ssl.SSLContext | None = None) -> bytes:
     with anyio.fail_after(BOUND):
-        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        connecting = (
+            anyio.connect_tcp("127.0.0.1", port)
+            if context is None
+            else anyio.connect_tcp(
+                "127.0.0.1", port, ssl_context=context, tls_standard_compatible=False
+            )
+        )
+        async with await connecting as stream:
             await stream.send(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             data = b""
             while True:
                 try:
                     data += await stream.receive()
-                except anyio.EndOfStream:
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
                     return data
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_a_spikard_handler_flooding_a_reset_peer_ends() -> None:
+@pytest.mark.parametrize("secure", [False, True], ids=["tcp", "tls"])
+async def test_a_spikard_handler_flooding_a_reset_peer_ends(secure: bool) -> None:
+    server_context = client_context = None
+    if secure:
+        authority = trustme.CA()
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1").configure_cert(server_context)
+        client_context = ssl.create_default_context()
+        authority.configure_trust(client_context)
     ended: list[str] = []
     app = Spikard(websocket=WebSocketConfig(max_connections_per_client=None, handshake_rate=None))
 
@@ -64,15 +82,16 @@ async def test_a_spikard_handler_flooding_a_reset_peer_ends() -> None:
     async def ping() -> str:
         return "pong"
 
-    async with app.test_server() as server:
-        await anyio.to_thread.run_sync(reset_after_first_frame, server.port, "/flood")
-        assert (await still_serving(server.port)).endswith(b"pong")
+    async with app.test_server(ssl_context=server_context) as server:
+        await anyio.to_thread.run_sync(
+            reset_after_first_frame, server.port, "/flood", client_context
+        )
+        assert (await still_serving(server.port, client_context)).endswith(b"pong")
         with anyio.fail_after(BOUND):
             while not ended:
                 await anyio.sleep(0.01)
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_an_asgi_app_flooding_a_reset_peer_gets_an_error() -> None:
     raised: list[BaseException] = []
 
