@@ -212,7 +212,7 @@ class HTTPExchange:
     Args:
         request: the request the server read.
         scope: its ``http`` scope.
-        decided: the event set once the response is decided.
+        new_event: makes events of the loop served on (the decision's, the waiters').
         spawn: starts a task of the adapter's (the departure watch).
     """
 
@@ -225,6 +225,7 @@ class HTTPExchange:
         "_end_sent",
         "_fields",
         "_head",
+        "_new_event",
         "_reading",
         "_remaining",
         "_response",
@@ -245,7 +246,7 @@ class HTTPExchange:
         self,
         request: Request,
         scope: Scope,
-        decided: Waiter,
+        new_event: Callable[[], Waiter],
         spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], None],
     ) -> None:
         self.request = request
@@ -273,8 +274,9 @@ class HTTPExchange:
         self._complete = False
         self._dropping = False
         """A HEAD response went out: the app's further body parts are dropped."""
-        self._decided = decided
-        self._waiter: anyio.Event | None = None
+        self._new_event = new_event
+        self._decided = new_event()
+        self._waiter: Waiter | None = None
         self._watching = False
         """The departure watch was started (on the first wait for ``http.disconnect``)."""
         self.disconnected = False
@@ -320,7 +322,7 @@ class HTTPExchange:
         self._watch()
         waiter = self._waiter
         if waiter is None:
-            waiter = self._waiter = anyio.Event()
+            waiter = self._waiter = self._new_event()
         await waiter.wait()
         return {"type": "http.disconnect"}
 
@@ -546,7 +548,7 @@ async def serve_http(host: CallHost, request: Request) -> Response:
         return PlainTextResponse("Service Unavailable", 503)
     request.max_body_size = host.max_body_size
     scope = http_scope(request, host.server_address(), host.root_path, host.running_state)
-    exchange = HTTPExchange(request, scope, host.new_event(), tasks.start_soon)
+    exchange = HTTPExchange(request, scope, host.new_event, tasks.start_soon)
     start_call(host, exchange, _run_http)
     try:
         return await exchange.response()
